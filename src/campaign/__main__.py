@@ -1,0 +1,5 @@
+"""`python -m campaign` runs the CLI."""
+
+from campaign.cli import main
+
+main()

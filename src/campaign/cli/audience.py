@@ -1,0 +1,3 @@
+"""Commands: audience."""
+
+from campaign.cli.app import app  # noqa: F401

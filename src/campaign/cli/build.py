@@ -1,0 +1,3 @@
+"""Commands: build."""
+
+from campaign.cli.app import app  # noqa: F401

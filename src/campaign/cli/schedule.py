@@ -1,0 +1,3 @@
+"""Commands: schedule."""
+
+from campaign.cli.app import app  # noqa: F401

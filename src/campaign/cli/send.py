@@ -1,0 +1,3 @@
+"""Commands: send."""
+
+from campaign.cli.app import app  # noqa: F401

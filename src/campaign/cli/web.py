@@ -1,0 +1,3 @@
+"""Commands: web."""
+
+from campaign.cli.app import app  # noqa: F401

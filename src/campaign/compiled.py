@@ -1,0 +1,41 @@
+"""The compiled campaign: what a build produces once, and every later stage reads.
+
+It is stored as JSON when a send is scheduled or sent, so the archive page and a
+scheduled send see exactly what was built then, whatever the source says now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Asset(BaseModel):
+    """An image copied into the build: `name` is its fingerprinted file name under assets/."""
+
+    name: str
+    url: str
+    size: int
+
+
+class Compiled(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    slug: str
+    subject: str
+    preheader: str
+    from_: str
+    reply_to: str | None = None
+    layout: str
+    html: str
+    text: str
+    placeholders: frozenset[str]
+    """Every placeholder in html and text, as "link:unsubscribe", "field:first_name"."""
+    assets: tuple[Asset, ...] = ()
+    warnings: tuple[str, ...] = ()
+    source_hash: str
+    """sha256 over every source file the build read: tells when a frozen build is stale."""
+    send_at: datetime | None = None
+    """`send_at:` from campaign.yaml, as an aware datetime, if set."""
+    built_at: datetime

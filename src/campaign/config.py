@@ -1,0 +1,187 @@
+"""Workspace settings: campaign.toml, plus secrets from the environment (and .env).
+
+A workspace is a folder holding campaign.toml, campaigns/ and layouts/. Every
+setting has a default, so a workspace without campaign.toml still builds and
+sends to the outbox. Secrets never live in campaign.toml: they are read from the
+environment, or from a .env file beside campaign.toml, and are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from campaign.errors import ConfigError, Location
+
+CONFIG_FILE = "campaign.toml"
+SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
+DATABASE_URL_ENV = "CAMPAIGN_DATABASE_URL"
+WORKSPACE_ENV = "CAMPAIGN_WORKSPACE"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Organisation(_Section):
+    """Who sends: shown in every footer (the postal address is required by law in many places)."""
+
+    name: str = "Example Organisation"
+    address: str = "1 Example Street, Springfield"
+    website: str | None = None
+    colour: str = "#1d4f91"
+
+
+class Defaults(_Section):
+    """Sender defaults, used when a campaign does not set its own."""
+
+    from_: str = Field("Example Organisation <newsletter@example.org>", alias="from")
+    reply_to: str | None = None
+
+
+class Database(_Section):
+    url: str = "sqlite:///campaign.db"
+
+
+class ProviderSettings(BaseModel):
+    """`[provider]`: `name` picks the mail service; the other keys are that service's options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "outbox"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SendSettings(_Section):
+    """Knobs of the send engine."""
+
+    batch_size: int | None = Field(None, ge=1, description="Messages per provider call; default: the provider's maximum.")
+    concurrency: int = Field(4, ge=1, le=64, description="Provider calls in flight at once.")
+    rate_limit: float = Field(0, ge=0, description="Messages per second; 0 means no limit.")
+    max_attempts: int = Field(5, ge=1, description="Tries per message before it is failed for good.")
+    backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
+    backoff_max_seconds: float = Field(300.0, gt=0)
+    max_consecutive_failures: int = Field(50, ge=1, description="Pause the send after this many failures in a row.")
+    list_id: str | None = Field(None, description="List-Id header; default derived from the sender's domain.")
+    unsubscribe_mailto: str | None = Field(None, description="Address added to List-Unsubscribe as a mailto.")
+
+
+class ScheduleSettings(_Section):
+    grace_hours: float = Field(6.0, ge=0, description="A schedule missed by longer than this is not sent late.")
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token_max_age_days: int | None = Field(None, ge=1, description="Links older than this are refused; none: never expire.")
+    forward_per_subscriber_per_hour: int = 5
+    forward_per_ip_per_hour: int = 20
+
+
+class Config(_Section):
+    """Everything a command needs to know about the workspace. Built by `load_config`."""
+
+    workspace: Path = Field(default_factory=Path.cwd, exclude=True)
+    organisation: Organisation = Organisation()
+    public_base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "UTC"
+    defaults: Defaults = Defaults()
+    database: Database = Database()
+    provider: ProviderSettings = ProviderSettings()
+    send: SendSettings = SendSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
+    env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.workspace / "campaigns"
+
+    @property
+    def layouts_dir(self) -> Path:
+        return self.workspace / "layouts"
+
+    @property
+    def database_url(self) -> str:
+        """The database URL; a relative SQLite path is taken relative to the workspace."""
+        url = self.env.get(DATABASE_URL_ENV) or self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            return prefix + str(self.workspace / url[len(prefix):])
+        return url
+
+    def secret(self, name: str, purpose: str) -> str:
+        """A secret from the environment (or .env); a clear error names the variable if unset."""
+        value = self.env.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"{purpose} needs the environment variable {name} (set it, or put it in .env)")
+        return value
+
+    @property
+    def secret_key(self) -> str:
+        """The key that signs every link; changing it invalidates links already sent."""
+        return self.secret(SECRET_KEY_ENV, "signing subscriber links")
+
+
+def find_workspace(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding campaign.toml, else `start` itself."""
+    if env_dir := os.environ.get(WORKSPACE_ENV):
+        return Path(env_dir).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
+
+
+def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read campaign.toml (if any), .env (if any) and the environment into a validated Config."""
+    root = find_workspace() if workspace is None else workspace.resolve()
+    path = root / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"TOML syntax error: {exc}", Location(path)) from None
+        except UnicodeDecodeError:
+            raise ConfigError("not valid UTF-8", Location(path)) from None
+    env = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None} if (root / ".env").is_file() else {}
+    env.update(os.environ if environ is None else environ)
+    try:
+        return Config.model_validate({**data, "workspace": root, "env": env})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(problems, Location(path)) from None

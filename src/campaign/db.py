@@ -1,0 +1,65 @@
+"""One database for everything: the audience, the send ledger, schedules, web state.
+
+SQLite (a file in the workspace) is the embedded default; a postgresql:// URL lets
+the cron sender and the web host share one database. Migrations (alembic) run on
+first use, so a new workspace needs no setup step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, MetaData, create_engine, event
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+metadata = MetaData()
+"""Every table of the package, declared in the module that owns it (audience/tables.py, ...)."""
+
+
+def normalise_url(url: str) -> str:
+    """postgresql:// means psycopg 3, the driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+_engines: dict[str, Engine] = {}
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url`, migrated to the newest schema (once per process and URL)."""
+    if url not in _engines:
+        engine = create_engine(normalise_url(url), pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        migrate(engine)
+        _engines[url] = engine
+    return _engines[url]
+
+
+def dispose(url: str) -> None:
+    """Close the pooled connections to `url` (tests drop their schema afterwards)."""
+    engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()

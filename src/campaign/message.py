@@ -1,0 +1,42 @@
+"""The provider-neutral message: what the engine hands to a mail service, one per recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+SEND_ID_HEADER = "X-Campaign-Send-Id"
+"""Carries our own id for one (campaign, recipient) delivery, so a webhook or a
+provider's log can be matched to the ledger row."""
+
+CAMPAIGN_HEADER = "X-Campaign"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One personalised email. `headers` holds every header beyond From/To/Subject/Reply-To.
+
+    Headers already include Message-ID, Date, List-Unsubscribe, List-Unsubscribe-Post,
+    List-Id, X-Campaign and X-Campaign-Send-Id, so each provider passes them on as
+    they are. Values never contain CR or LF.
+    """
+
+    send_id: str
+    campaign: str
+    from_: str
+    to_email: str
+    to_name: str
+    subject: str
+    html: str
+    text: str
+    reply_to: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    merge: Mapping[str, str] = field(default_factory=dict)
+    """The recipient's merge fields, for services that want them as metadata."""
+
+    @property
+    def to(self) -> str:
+        """The To header value: "Name <address>" with the name quoted as needed."""
+        from email.utils import formataddr
+
+        return formataddr((self.to_name, self.to_email)) if self.to_name else self.to_email

@@ -1,0 +1,184 @@
+"""The contract between the send engine and a mail service.
+
+A provider takes a batch of messages and answers with one `Result` per message.
+It never retries and never sleeps: the engine owns retries, backoff, the rate
+limit and the ledger. A problem with the send as a whole (bad credentials, a
+request the service calls malformed) raises `ProviderError`, which stops the send.
+
+`HTTPProvider` owns what every HTTP API shares: the client, timeouts, the mapping
+of transport failures (never reached the service: retry; may have reached it:
+unknown), 429/5xx with Retry-After, and 401/403. A service module only builds its
+request and reads its reply.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from campaign.errors import ConfigError, ProviderError
+from campaign.message import Message
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    """The service took the message; `provider_id` is its id."""
+    REJECTED = "rejected"
+    """Refused for good (invalid or inactive address): do not retry."""
+    RETRY = "retry"
+    """Failed for now; safe to send again, after `retry_after` seconds if given."""
+    UNKNOWN = "unknown"
+    """The request may or may not have been processed (timeout, dropped connection)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    send_id: str
+    status: Status
+    provider_id: str | None = None
+    reason: str = ""
+    retry_after: float | None = None
+
+
+class Options(BaseModel):
+    """A provider's settings from campaign.toml `[provider]` (besides `name`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    max_batch: ClassVar[int] = 1
+    """Most messages one `send` call takes."""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        try:
+            self.options = self.Options.model_validate(dict(options))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"[provider] for {self.name}: {problems}", None) from None
+        self.env = env
+
+    def secret(self, variable: str) -> str:
+        """A secret from the environment; a clear error names the variable if unset."""
+        value = self.env.get(variable, "").strip()
+        if not value:
+            raise ConfigError(f"the {self.name} provider needs the environment variable {variable}")
+        return value
+
+    @abstractmethod
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        """Deliver `batch` (at most `max_batch` messages); one Result per message, same order."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+    async def __aenter__(self) -> Provider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def retry_after_seconds(value: str | None, default: float | None = None) -> float | None:
+    """Parse a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HTTPProvider(Provider):
+    """Base for services with an HTTP API. Subclasses set `default_base_url` and
+    implement `build_request` and `parse_response`."""
+
+    default_base_url: ClassVar[str]
+    timeout: ClassVar[httpx.Timeout] = httpx.Timeout(30.0, connect=10.0)
+
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        env: Mapping[str, str],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(options, env, transport=transport)
+        self.client = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=self.timeout,
+            limits=httpx.Limits(max_connections=16),
+        )
+
+    @property
+    def base_url(self) -> str:
+        """`base_url` from the options when the service's Options declare it, else the default."""
+        return str(getattr(self.options, "base_url", None) or self.default_base_url).rstrip("/")
+
+    @abstractmethod
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        """The one request that delivers `batch` (use `self.client.build_request`)."""
+
+    @abstractmethod
+    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[Result]:
+        """Map a reply that is not 429, 5xx, 401 or 403 to one Result per message."""
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The service's own words for an error reply (never our credentials)."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:500] or response.reason_phrase
+        if isinstance(body, dict):
+            for key in ("Message", "message", "error", "detail", "errors"):
+                if key in body:
+                    return str(body[key])[:500]
+        return str(body)[:500]
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying after a 429 or 5xx; services with their own header override."""
+        return retry_after_seconds(response.headers.get("Retry-After"))
+
+    def _all(self, batch: Sequence[Message], status: Status, reason: str, retry_after: float | None = None) -> list[Result]:
+        return [Result(m.send_id, status, reason=reason, retry_after=retry_after) for m in batch]
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        request = self.build_request(batch)
+        try:
+            response = await self.client.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return self._all(batch, Status.RETRY, f"{self.name} unreachable: {type(exc).__name__}")
+        except httpx.TransportError as exc:
+            return self._all(batch, Status.UNKNOWN, f"{self.name} did not answer: {type(exc).__name__}")
+        if response.status_code == 429 or response.status_code >= 500:
+            reason = f"{self.name} answered {response.status_code}: {self.error_message(response)}"
+            return self._all(batch, Status.RETRY, reason, self.retry_after(response))
+        if response.status_code in (401, 403):
+            raise ProviderError(f"{self.name} refused the credentials ({response.status_code}): {self.error_message(response)}")
+        return self.parse_response(batch, response)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
