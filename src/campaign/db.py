@@ -36,12 +36,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema."""
+    """Bring the database to the newest schema (every area's branch of migrations)."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 _engines: dict[str, Engine] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from campaign.cli import audience, build, send, web, schedule  # noqa: F401  (register commands)
+from campaign.cli import audience, build, preview, schedule, send, web  # noqa: F401  (register commands)
 from campaign.cli.app import app, err_console
 from campaign.errors import BuildError, CampaignError
 

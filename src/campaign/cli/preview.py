@@ -1,0 +1,3 @@
+"""Commands: preview."""
+
+from campaign.cli.app import app  # noqa: F401
