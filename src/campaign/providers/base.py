@@ -58,6 +58,9 @@ class Provider(ABC):
     name: ClassVar[str]
     max_batch: ClassVar[int] = 1
     """Most messages one `send` call takes."""
+    wants_raw: ClassVar[bool] = False
+    """True for services that take the message as MIME bytes: the engine then fills
+    `Message.raw` from a template encoded once per campaign (fast)."""
     Options: ClassVar[type[Options]] = Options
 
     def __init__(
@@ -158,6 +161,11 @@ class HTTPProvider(Provider):
                     return str(body[key])[:500]
         return str(body)[:500]
 
+    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[Result] | None:
+        """A service's own reading of an error reply (status >= 400), before the shared one
+        below; None leaves it to that. May raise ProviderError (e.g. a daily quota reached)."""
+        return None
+
     def retry_after(self, response: httpx.Response) -> float | None:
         """Seconds to wait before retrying after a 429 or 5xx; services with their own header override."""
         return retry_after_seconds(response.headers.get("Retry-After"))
@@ -173,6 +181,8 @@ class HTTPProvider(Provider):
             return self._all(batch, Status.RETRY, f"{self.name} unreachable: {type(exc).__name__}")
         except httpx.TransportError as exc:
             return self._all(batch, Status.UNKNOWN, f"{self.name} did not answer: {type(exc).__name__}")
+        if response.status_code >= 400 and (results := self.read_error(batch, response)) is not None:
+            return results
         if response.status_code == 429 or response.status_code >= 500:
             reason = f"{self.name} answered {response.status_code}: {self.error_message(response)}"
             return self._all(batch, Status.RETRY, reason, self.retry_after(response))
