@@ -1,0 +1,108 @@
+"""What the audience store hands out: a `Recipient` to mail, a `Subscriber` to show."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+from email_validator import validate_email
+
+CORE_FIELDS = ("email", "name", "first_name", "last_name")
+"""Merge fields every recipient has; a CSV's other columns add to these."""
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_email(address: str) -> str:
+    """The stored form of an address: trimmed, NFC, lowercased (so unique means case-insensitively)."""
+    return unicodedata.normalize("NFC", address.strip()).lower()
+
+
+def checked_email(address: str) -> str:
+    """The stored form of a valid address (syntax only, no DNS); EmailNotValidError otherwise."""
+    return normalise_email(validate_email(address.strip(), check_deliverability=False).normalized)
+
+
+def email_hash(address: str) -> str:
+    """SHA-256 of the normalised address: what a suppression keeps once the address is erased."""
+    return hashlib.sha256(normalise_email(address).encode("utf-8")).hexdigest()
+
+
+def one_line(text: str) -> str:
+    """A name as it may appear in a header: whitespace (CR, LF, tabs) collapsed to single spaces."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def display_name(name: str, first_name: str, last_name: str) -> str:
+    return name or one_line(f"{first_name} {last_name}")
+
+
+def merge_fields(
+    email: str, name: str, first_name: str, last_name: str, extra: Mapping[str, object]
+) -> Mapping[str, str]:
+    """Every merge field of one subscriber as text; the core fields win over extra columns."""
+    values = {key: "" if value is None else str(value) for key, value in extra.items()}
+    values.update(
+        email=email, name=display_name(name, first_name, last_name), first_name=first_name, last_name=last_name
+    )
+    return MappingProxyType(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One person a send goes to, with what the personaliser fills in.
+
+    `fields` holds email, name, first_name, last_name and every extra merge field, all as text.
+    `public_id` is what links carry; `id` is only for keyset order and the send ledger.
+    """
+
+    id: int
+    public_id: str
+    email: str
+    name: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Everything known about one subscriber, for `subscribers show` and the web pages."""
+
+    id: int
+    public_id: str
+    email: str
+    name: str
+    first_name: str
+    last_name: str
+    fields: Mapping[str, str]
+    """Extra merge fields only (the CSV's other columns); `recipient().fields` has them all."""
+    status: str
+    consent_source: str | None
+    consent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    soft_bounces: int = 0
+    lists: frozenset[str] = field(default_factory=frozenset)
+    """Lists with an active membership."""
+    unsubscribed_lists: frozenset[str] = field(default_factory=frozenset)
+    topics: frozenset[str] = field(default_factory=frozenset)
+    suppressed: str | None = None
+    """The suppression reason (unsubscribed, bounced, complained, deleted), if the address is blocked."""
+
+    @property
+    def mailable(self) -> bool:
+        """Whether any send may reach this subscriber (a list membership is still needed)."""
+        return self.status == "subscribed" and self.suppressed is None
+
+    def recipient(self) -> Recipient:
+        return Recipient(
+            id=self.id,
+            public_id=self.public_id,
+            email=self.email,
+            name=display_name(self.name, self.first_name, self.last_name),
+            fields=merge_fields(self.email, self.name, self.first_name, self.last_name, self.fields),
+        )

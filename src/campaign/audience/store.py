@@ -1,0 +1,644 @@
+"""The audience store: who may be mailed, and every unsubscribe, bounce and complaint.
+
+One `Store` wraps a migrated engine (SQLite or PostgreSQL). Reads that feed a send
+stream in keyset order, one short query per chunk, so memory stays flat and no
+transaction stays open while mail goes out. Every status change is one
+transaction that also writes an `events` row saying what, when and from where.
+Status changes are written as conditional UPDATEs, so two processes (the cron
+sender and the web host) recording the same unsubscribe agree on one outcome.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from email_validator import EmailNotValidError
+from sqlalchemy import Connection, Engine, Row, Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from campaign.audience.models import (
+    Recipient,
+    Subscriber,
+    checked_email,
+    display_name,
+    email_hash,
+    merge_fields,
+    normalise_email,
+    one_line,
+)
+from campaign.audience.tables import (
+    events,
+    list_members,
+    lists,
+    subscribers,
+    suppressions,
+    topic_choices,
+    topics,
+    utcnow,
+)
+from campaign.db import connect
+from campaign.errors import UserError
+
+if TYPE_CHECKING:
+    from campaign.config import Config
+
+SOFT_BOUNCE_LIMIT = 3
+"""Soft bounces after which an address is treated as hard-bounced and suppressed."""
+
+_STRENGTH = {"unsubscribed": 1, "bounced": 2, "complained": 3, "deleted": 4}
+"""A stronger suppression reason replaces a weaker one; only `unsubscribed` can be undone."""
+
+_IN_CHUNK = 500
+"""Ids or addresses per `IN (...)` query."""
+
+s, m, tc, sup = subscribers, list_members, topic_choices, suppressions
+lst, top = lists, topics
+
+
+def new_public_id() -> str:
+    """The random id that links carry; never the sequential row id."""
+    return secrets.token_urlsafe(16)
+
+
+def chunked(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def not_suppressed() -> Any:
+    return ~exists().where(sup.c.email_hash == s.c.email_hash)
+
+
+def in_list(list_id: int) -> Any:
+    return exists().where(m.c.subscriber_id == s.c.id, m.c.list_id == list_id, m.c.status == "active")
+
+
+def chose_any(topic_ids: Sequence[int]) -> Any:
+    return exists().where(tc.c.subscriber_id == s.c.id, tc.c.topic_id.in_(topic_ids))
+
+
+def insert_ignore(connection: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on both backends (another process may have won the race)."""
+    if not rows:
+        return
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows)
+
+
+class Store:
+    """Subscribers, lists, topics and suppressions in one database. Thread-safe like its engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, config: Config) -> Store:
+        """The workspace's store (migrating its database on first use)."""
+        return cls(connect(config.database_url))
+
+    # -- recipients: what a send streams ------------------------------------------------------
+
+    def recipients(
+        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+    ) -> Iterator[Recipient]:
+        """Mailable active members of `list_name` (who chose any of `topics`, if given), by id.
+
+        Fetches `chunk` rows per query (`WHERE id > last`), so memory stays flat and a send
+        can resume with `after_id`. Unknown list or topic: UserError, raised at the call.
+        """
+        with self.engine.connect() as connection:
+            query = self._recipients_query(connection, list_name, topics)
+        return self._stream(query, after_id, chunk)
+
+    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int:
+        with self.engine.connect() as connection:
+            query = self._recipients_query(connection, list_name, topics)
+            return int(connection.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+    def _recipients_query(self, connection: Connection, list_name: str, topic_names: Sequence[str]) -> Select[Any]:
+        where = [s.c.status == "subscribed", not_suppressed(), in_list(self._list_id(connection, list_name))]
+        if topic_names:
+            where.append(chose_any(self._topic_ids(connection, topic_names)))
+        return select(s.c.id, s.c.public_id, s.c.email, s.c.name, s.c.first_name, s.c.last_name, s.c.fields).where(
+            *where
+        )
+
+    def _stream(self, query: Select[Any], after_id: int, chunk: int) -> Iterator[Recipient]:
+        last = after_id
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(s.c.id > last).order_by(s.c.id).limit(chunk)).all()
+            for row in rows:
+                name = display_name(row.name, row.first_name, row.last_name)
+                yield Recipient(
+                    id=row.id,
+                    public_id=row.public_id,
+                    email=row.email,
+                    name=name,
+                    fields=merge_fields(row.email, row.name, row.first_name, row.last_name, row.fields or {}),
+                )
+            if len(rows) < chunk:
+                return
+            last = rows[-1].id
+
+    def is_mailable(self, subscriber_id: int, list_name: str | None = None) -> bool:
+        """Whether one subscriber may still be mailed (checked again just before sending)."""
+        return subscriber_id in self.mailable_ids([subscriber_id], list_name)
+
+    def mailable_ids(self, ids: Sequence[int], list_name: str | None = None) -> set[int]:
+        """The ids among `ids` that may still be mailed (of `list_name`, if given; unknown list: none)."""
+        found: set[int] = set()
+        with self.engine.connect() as connection:
+            where = [s.c.status == "subscribed", not_suppressed()]
+            if list_name is not None:
+                list_id = connection.execute(select(lst.c.id).where(lst.c.name == list_name)).scalar()
+                if list_id is None:
+                    return found
+                where.append(in_list(list_id))
+            for part in chunked(list(dict.fromkeys(ids))):
+                found.update(connection.execute(select(s.c.id).where(s.c.id.in_(part), *where)).scalars())
+        return found
+
+    # -- reading one subscriber ------------------------------------------------------------------
+
+    def get(self, public_id: str) -> Subscriber | None:
+        """The subscriber a link points to; None if unknown or erased."""
+        return self._one(s.c.public_id == public_id)
+
+    def find(self, email: str) -> Subscriber | None:
+        return self._one(s.c.email_hash == email_hash(email))
+
+    def _one(self, where: Any) -> Subscriber | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(s).where(where, s.c.status != "deleted")).first()
+            return self._subscribers(connection, [row])[0] if row else None
+
+    def subscribers(
+        self, list_name: str | None = None, *, status: str | None = None, after_id: int = 0, chunk: int = 500
+    ) -> Iterator[Subscriber]:
+        """Every subscriber (of `list_name`: active or not), by id, streamed; erased ones skipped."""
+        where = [s.c.status != "deleted"]
+        if status is not None:
+            where.append(s.c.status == status)
+        with self.engine.connect() as connection:
+            if list_name is not None:
+                list_id = self._list_id(connection, list_name)
+                where.append(exists().where(m.c.subscriber_id == s.c.id, m.c.list_id == list_id))
+        return self._stream_subscribers(select(s).where(*where), after_id, chunk)
+
+    def _stream_subscribers(self, query: Select[Any], after_id: int, chunk: int) -> Iterator[Subscriber]:
+        last = after_id
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(s.c.id > last).order_by(s.c.id).limit(chunk)).all()
+                found = self._subscribers(connection, rows)
+            yield from found
+            if len(rows) < chunk:
+                return
+            last = rows[-1].id
+
+    def _subscribers(self, connection: Connection, rows: Sequence[Row[Any]]) -> list[Subscriber]:
+        """Subscribers for `rows` of the subscribers table, with lists, topics and suppression."""
+        ids = [row.id for row in rows]
+        active: dict[int, set[str]] = {i: set() for i in ids}
+        left: dict[int, set[str]] = {i: set() for i in ids}
+        chosen: dict[int, set[str]] = {i: set() for i in ids}
+        blocked: dict[str, str] = {}
+        for part in chunked(ids):
+            for sid, name, status in connection.execute(
+                select(m.c.subscriber_id, lst.c.name, m.c.status)
+                .join(lst, lst.c.id == m.c.list_id)
+                .where(m.c.subscriber_id.in_(part))
+            ):
+                (active if status == "active" else left)[sid].add(name)
+            for sid, name in connection.execute(
+                select(tc.c.subscriber_id, top.c.name)
+                .join(top, top.c.id == tc.c.topic_id)
+                .where(tc.c.subscriber_id.in_(part))
+            ):
+                chosen[sid].add(name)
+        hashes = [row.email_hash for row in rows if row.email_hash]
+        for part in chunked(hashes):
+            blocked.update(connection.execute(select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(part))).all())
+        return [
+            Subscriber(
+                id=row.id,
+                public_id=row.public_id,
+                email=row.email or "",
+                name=row.name,
+                first_name=row.first_name,
+                last_name=row.last_name,
+                fields=dict(row.fields or {}),
+                status=row.status,
+                consent_source=row.consent_source,
+                consent_at=row.consent_at,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                soft_bounces=row.soft_bounces,
+                lists=frozenset(active[row.id]),
+                unsubscribed_lists=frozenset(left[row.id]),
+                topics=frozenset(chosen[row.id]),
+                suppressed=blocked.get(row.email_hash or ""),
+            )
+            for row in rows
+        ]
+
+    def subscriber_lists(self, public_id: str) -> set[str]:
+        """The lists `public_id` is an active member of (empty if unknown)."""
+        found = self.get(public_id)
+        return set(found.lists) if found else set()
+
+    def subscriber_topics(self, public_id: str) -> set[str]:
+        found = self.get(public_id)
+        return set(found.topics) if found else set()
+
+    # -- lists and topics ----------------------------------------------------------------------------
+
+    def lists(self) -> list[tuple[str, int]]:
+        """Every list with its number of mailable active members, by name."""
+        counted = (
+            select(lst.c.name, func.count(s.c.id))
+            .select_from(lst)
+            .outerjoin(m, and_(m.c.list_id == lst.c.id, m.c.status == "active"))
+            .outerjoin(s, and_(s.c.id == m.c.subscriber_id, s.c.status == "subscribed", not_suppressed()))
+            .group_by(lst.c.name)
+            .order_by(lst.c.name)
+        )
+        with self.engine.connect() as connection:
+            return [(name, int(count)) for name, count in connection.execute(counted)]
+
+    def topics(self) -> list[tuple[str, int]]:
+        """Every topic with its number of mailable subscribers who chose it, by name."""
+        counted = (
+            select(top.c.name, func.count(s.c.id))
+            .select_from(top)
+            .outerjoin(tc, tc.c.topic_id == top.c.id)
+            .outerjoin(s, and_(s.c.id == tc.c.subscriber_id, s.c.status == "subscribed", not_suppressed()))
+            .group_by(top.c.name)
+            .order_by(top.c.name)
+        )
+        with self.engine.connect() as connection:
+            return [(name, int(count)) for name, count in connection.execute(counted)]
+
+    def ensure_list(self, name: str) -> None:
+        """Create the list `name` unless it exists."""
+        with self.engine.begin() as connection:
+            self._ensure(connection, lst, [name])
+
+    def ensure_topic(self, name: str) -> None:
+        """Create the topic `name` unless it exists (the preferences page offers every topic)."""
+        with self.engine.begin() as connection:
+            self._ensure(connection, top, [name])
+
+    @staticmethod
+    def _ensure(connection: Connection, table: Any, names: Iterable[str]) -> dict[str, int]:
+        """Ids of the named lists or topics, creating those missing."""
+        wanted = list(dict.fromkeys(name.strip() for name in names))
+        for name in wanted:
+            if not name:
+                raise UserError(f"a {table.name[:-1]} name cannot be empty")
+        insert_ignore(connection, table, [{"name": name, "created_at": utcnow()} for name in wanted], ["name"])
+        return dict(connection.execute(select(table.c.name, table.c.id).where(table.c.name.in_(wanted))).all())
+
+    @staticmethod
+    def _list_id(connection: Connection, name: str) -> int:
+        found = connection.execute(select(lst.c.id).where(lst.c.name == name)).scalar()
+        if found is None:
+            known = ", ".join(connection.execute(select(lst.c.name).order_by(lst.c.name)).scalars()) or "none yet"
+            raise UserError(f"unknown list {name!r} (lists: {known})")
+        return int(found)
+
+    @staticmethod
+    def _topic_ids(connection: Connection, names: Iterable[str]) -> list[int]:
+        wanted = set(names)
+        found = dict(connection.execute(select(top.c.name, top.c.id).where(top.c.name.in_(wanted))).all())
+        if missing := sorted(wanted - found.keys()):
+            known = ", ".join(connection.execute(select(top.c.name).order_by(top.c.name)).scalars()) or "none yet"
+            raise UserError(f"unknown topic {', '.join(map(repr, missing))} (topics: {known})")
+        return list(found.values())
+
+    # -- subscribing ----------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        email: str,
+        *,
+        list_name: str,
+        source: str,
+        first_name: str = "",
+        last_name: str = "",
+        name: str = "",
+        fields: dict[str, str] | None = None,
+        topics: Sequence[str] = (),
+    ) -> Subscriber:
+        """Add one person who asked to join `list_name` (created if new); keeps an existing record.
+
+        Refused (UserError) for an invalid address, or one that unsubscribed, bounced,
+        complained or is suppressed: only `resubscribe` (their own request) brings them back.
+        """
+        try:
+            address = checked_email(email)
+        except EmailNotValidError as exc:
+            raise UserError(f"invalid address {email!r}: {exc}") from None
+        hashed = email_hash(address)
+        now = utcnow()
+        with self.engine.begin() as connection:
+            list_id = self._ensure(connection, lst, [list_name])[list_name.strip()]
+            topic_ids = self._ensure(connection, top, topics).values() if topics else []
+            reason = connection.execute(select(sup.c.reason).where(sup.c.email_hash == hashed)).scalar()
+            row = connection.execute(select(s.c.id, s.c.status).where(s.c.email_hash == hashed)).first()
+            if reason or (row and row.status != "subscribed"):
+                raise UserError(f"{address} is {reason or row.status}: only they can resubscribe themselves")
+            if row is None:
+                first, last = one_line(first_name), one_line(last_name)
+                subscriber_id = connection.execute(
+                    insert(s).returning(s.c.id),
+                    {
+                        "public_id": new_public_id(),
+                        "email": address,
+                        "email_hash": hashed,
+                        "name": one_line(name) or one_line(f"{first} {last}"),
+                        "first_name": first,
+                        "last_name": last,
+                        "fields": dict(fields or {}),
+                        "status": "subscribed",
+                        "consent_source": source,
+                        "consent_at": now,
+                        "soft_bounces": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                ).scalar_one()
+                self._event(connection, subscriber_id, hashed, "subscribed", source, list_name)
+            else:
+                subscriber_id = row.id
+            insert_ignore(
+                connection, m, [{"list_id": list_id, "subscriber_id": subscriber_id, "status": "active", "added_at": now}],
+                ["list_id", "subscriber_id"],
+            )
+            insert_ignore(
+                connection, tc, [{"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now} for t in topic_ids],
+                ["subscriber_id", "topic_id"],
+            )
+        found = self.find(address)
+        assert found is not None
+        return found
+
+    # -- status changes -------------------------------------------------------------------------------
+
+    def unsubscribe(
+        self, public_id_or_email: str, *, source: str, list_name: str | None = None, detail: str = ""
+    ) -> None:
+        """Stop mail to someone: from one list, or (list_name None) from everything, for good.
+
+        Idempotent. An address that is not a subscriber is suppressed all the same;
+        an unknown public id is a UserError.
+        """
+        key = public_id_or_email.strip()
+        by_email = "@" in key
+        hashed = email_hash(key) if by_email else None
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(s.c.id, s.c.email, s.c.email_hash, s.c.status).where(
+                    s.c.email_hash == hashed if by_email else s.c.public_id == key
+                )
+            ).first()
+            if row is None and not by_email:
+                raise UserError(f"no subscriber with id {key!r}")
+            if list_name is not None:
+                list_id = self._list_id(connection, list_name)
+                if row is not None and connection.execute(
+                    update(m)
+                    .where(m.c.list_id == list_id, m.c.subscriber_id == row.id, m.c.status == "active")
+                    .values(status="unsubscribed")
+                ).rowcount:
+                    self._event(connection, row.id, row.email_hash, "list_unsubscribed", source, list_name, detail)
+                return
+            if row is not None and row.status == "deleted":
+                return
+            changed = False
+            if row is not None:
+                changed = bool(
+                    connection.execute(
+                        update(s)
+                        .where(s.c.id == row.id, s.c.status == "subscribed")
+                        .values(status="unsubscribed", updated_at=utcnow())
+                    ).rowcount
+                )
+            address = row.email if row is not None else normalise_email(key)
+            changed = self._suppress(connection, address, "unsubscribed", source) or changed
+            if changed:
+                self._event(connection, row.id if row else None, email_hash(address), "unsubscribed", source, detail)
+
+    def record_bounce(self, email: str, *, hard: bool, source: str, detail: str = "") -> None:
+        """A bounce reported by a mail service: hard suppresses now; the third soft one does too."""
+        hashed = email_hash(email)
+        with self.engine.begin() as connection:
+            row = connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).first()
+            subscriber_id = row.id if row else None
+            bounces = 0
+            if subscriber_id is not None:
+                bounces = connection.execute(
+                    update(s)
+                    .where(s.c.id == subscriber_id)
+                    .values(soft_bounces=s.c.soft_bounces + (0 if hard else 1), updated_at=utcnow())
+                    .returning(s.c.soft_bounces)
+                ).scalar_one()
+            kind = "bounce_hard" if hard else "bounce_soft"
+            self._event(connection, subscriber_id, hashed, kind, source, detail)
+            if hard or bounces >= SOFT_BOUNCE_LIMIT:
+                self._block(connection, subscriber_id, normalise_email(email), "bounced", source)
+
+    def record_complaint(self, email: str, *, source: str, detail: str = "") -> None:
+        """A spam complaint: never mail this address again."""
+        hashed = email_hash(email)
+        with self.engine.begin() as connection:
+            subscriber_id = connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar()
+            self._event(connection, subscriber_id, hashed, "complaint", source, detail)
+            self._block(connection, subscriber_id, normalise_email(email), "complained", source)
+
+    def _block(self, connection: Connection, subscriber_id: int | None, email: str, reason: str, source: str) -> None:
+        """Set a bounced / complained status (never weakening a stronger one) and suppress."""
+        if subscriber_id is not None:
+            weaker = [status for status, strength in _STRENGTH.items() if strength < _STRENGTH[reason]]
+            connection.execute(
+                update(s)
+                .where(s.c.id == subscriber_id, or_(s.c.status == "subscribed", s.c.status.in_(weaker)))
+                .values(status=reason, updated_at=utcnow())
+            )
+        self._suppress(connection, email, reason, source)
+
+    def resubscribe(self, public_id: str, *, source: str, list_name: str | None = None) -> None:
+        """Bring back someone who unsubscribed themselves (to `list_name` too, if given); logged.
+
+        Refused (UserError) for a bounced or complaining address: only an unsubscribe can be undone.
+        """
+        now = utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(select(s).where(s.c.public_id == public_id, s.c.status != "deleted")).first()
+            if row is None:
+                raise UserError(f"no subscriber with id {public_id!r}")
+            reason = connection.execute(select(sup.c.reason).where(sup.c.email_hash == row.email_hash)).scalar()
+            if row.status in ("bounced", "complained") or reason not in (None, "unsubscribed"):
+                raise UserError(f"{row.email} {reason or row.status}: only an unsubscribe can be undone")
+            changed = False
+            if list_name is not None:
+                list_id = self._list_id(connection, list_name)
+                changed = bool(
+                    connection.execute(
+                        update(m)
+                        .where(m.c.list_id == list_id, m.c.subscriber_id == row.id, m.c.status != "active")
+                        .values(status="active", added_at=now)
+                    ).rowcount
+                )
+                insert_ignore(
+                    connection, m, [{"list_id": list_id, "subscriber_id": row.id, "status": "active", "added_at": now}],
+                    ["list_id", "subscriber_id"],
+                )
+            if row.status != "subscribed" or reason is not None:
+                changed = True
+                connection.execute(delete(sup).where(sup.c.email_hash == row.email_hash))
+                connection.execute(
+                    update(s)
+                    .where(s.c.id == row.id)
+                    .values(status="subscribed", consent_source=source, consent_at=now, soft_bounces=0, updated_at=now)
+                )
+            if changed:
+                self._event(connection, row.id, row.email_hash, "resubscribed", source, list_name or "")
+
+    def set_preferences(self, public_id: str, *, lists: set[str], topics: set[str], name: str | None) -> None:
+        """What the preferences page saves: exactly these lists and topics, and maybe a new name.
+
+        Lists not named are left (membership unsubscribed); named ones are joined. It never
+        changes the overall status: someone unsubscribed from everything needs `resubscribe`.
+        """
+        now = utcnow()
+        with self.engine.begin() as connection:
+            row = connection.execute(select(s).where(s.c.public_id == public_id, s.c.status != "deleted")).first()
+            if row is None:
+                raise UserError(f"no subscriber with id {public_id!r}")
+            list_ids = {name_: self._list_id(connection, name_) for name_ in sorted(lists)}
+            topic_ids = set(self._topic_ids(connection, topics)) if topics else set()
+            current = dict(
+                connection.execute(select(m.c.list_id, m.c.status).where(m.c.subscriber_id == row.id)).all()
+            )
+            wanted = set(list_ids.values())
+            joined = [i for i in wanted if current.get(i) != "active"]
+            left = [i for i, status in current.items() if status == "active" and i not in wanted]
+            chosen = set(connection.execute(select(tc.c.topic_id).where(tc.c.subscriber_id == row.id)).scalars())
+            changes = []
+            if joined:
+                connection.execute(
+                    update(m).where(m.c.subscriber_id == row.id, m.c.list_id.in_(joined)).values(status="active", added_at=now)
+                )
+                insert_ignore(
+                    connection, m,
+                    [{"list_id": i, "subscriber_id": row.id, "status": "active", "added_at": now} for i in joined],
+                    ["list_id", "subscriber_id"],
+                )
+            if left:
+                connection.execute(
+                    update(m).where(m.c.subscriber_id == row.id, m.c.list_id.in_(left)).values(status="unsubscribed")
+                )
+            if joined or left:
+                changes.append("lists: " + ", ".join(sorted(lists)))
+            if chosen != topic_ids:
+                connection.execute(delete(tc).where(tc.c.subscriber_id == row.id, tc.c.topic_id.not_in(topic_ids)))
+                insert_ignore(
+                    connection, tc,
+                    [{"subscriber_id": row.id, "topic_id": t, "chosen_at": now} for t in topic_ids - chosen],
+                    ["subscriber_id", "topic_id"],
+                )
+                changes.append("topics: " + ", ".join(sorted(topics)))
+            if name is not None and one_line(name) != row.name:
+                connection.execute(update(s).where(s.c.id == row.id).values(name=one_line(name)))
+                changes.append("name")
+            if changes:
+                connection.execute(update(s).where(s.c.id == row.id).values(updated_at=now))
+                self._event(connection, row.id, row.email_hash, "preferences", "preferences page", "; ".join(changes))
+
+    def delete(self, email: str, *, source: str = "delete") -> None:
+        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+        hashed = email_hash(email)
+        with self.engine.begin() as connection:
+            subscriber_id = connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar()
+            self._suppress(connection, None, "deleted", source, hashed=hashed)
+            connection.execute(
+                update(events)
+                .where(
+                    events.c.email_hash == hashed
+                    if subscriber_id is None
+                    else or_(events.c.email_hash == hashed, events.c.subscriber_id == subscriber_id)
+                )
+                .values(detail="")
+            )
+            if subscriber_id is not None:
+                connection.execute(delete(m).where(m.c.subscriber_id == subscriber_id))
+                connection.execute(delete(tc).where(tc.c.subscriber_id == subscriber_id))
+                connection.execute(
+                    update(s)
+                    .where(s.c.id == subscriber_id)
+                    .values(
+                        email=None, email_hash=None, name="", first_name="", last_name="", fields={},
+                        status="deleted", consent_source=None, consent_at=None, updated_at=utcnow(),
+                    )
+                )
+            self._event(connection, subscriber_id, hashed, "deleted", source)
+
+    # -- shared writes --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _suppress(
+        connection: Connection, email: str | None, reason: str, source: str, *, hashed: str | None = None
+    ) -> bool:
+        """Block an address (or raise its reason to a stronger one); whether anything changed."""
+        hashed = hashed or email_hash(email or "")
+        now = utcnow()
+        current = connection.execute(select(sup.c.reason).where(sup.c.email_hash == hashed)).scalar()
+        if current is None:
+            insert_ignore(
+                connection, sup,
+                [{"email_hash": hashed, "email": email, "reason": reason, "source": source, "created_at": now}],
+                ["email_hash"],
+            )
+            return True
+        if _STRENGTH[reason] > _STRENGTH[current]:
+            values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
+            if reason == "deleted":
+                values["email"] = None
+            connection.execute(update(sup).where(sup.c.email_hash == hashed).values(**values))
+            return True
+        return False
+
+    @staticmethod
+    def _event(
+        connection: Connection,
+        subscriber_id: int | None,
+        hashed: str | None,
+        kind: str,
+        source: str,
+        *details: str,
+    ) -> None:
+        connection.execute(
+            insert(events),
+            {
+                "subscriber_id": subscriber_id,
+                "email_hash": hashed,
+                "kind": kind,
+                "detail": ": ".join(d for d in details if d),
+                "source": source,
+                "created_at": utcnow(),
+            },
+        )
+
+    def history(self, email: str) -> list[dict[str, Any]]:
+        """The events log of one address (by its hash, so an erased address still shows its history)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(events.c.kind, events.c.detail, events.c.source, events.c.created_at)
+                .where(events.c.email_hash == email_hash(email))
+                .order_by(events.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
