@@ -152,6 +152,8 @@ def resolve_time(value: str | datetime, zone: tzinfo) -> Resolution:
     """Read a send time. A value with an offset or zone keeps it; a bare wall-clock time is
     in `zone` (the workspace's time zone), with daylight saving resolved as documented above."""
     if isinstance(value, datetime):
+        if isinstance(value.tzinfo, ZoneInfo):  # a wall-clock time in a zone (send_at: in YAML)
+            return localise(value.replace(tzinfo=None), value.tzinfo)
         if value.tzinfo is not None:
             return Resolution(at=value.astimezone(UTC), local=value)
         return localise(value, zone)

@@ -88,3 +88,10 @@ def test_dst_rules_follow_the_zone_of_the_value() -> None:
 def test_unreadable_times_are_clear_errors(value: str, message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
         resolve_time(value, DENVER)
+
+
+def test_send_at_from_yaml_in_a_gap_gets_the_same_rule_and_a_note() -> None:
+    # The compiler attaches the workspace zone to a bare `send_at:` (fold=0); the rule and note follow.
+    resolved = resolve_time(datetime(2026, 3, 8, 2, 30, tzinfo=DENVER), DENVER)
+    assert resolved.at == datetime(2026, 3, 8, 9, 30, tzinfo=UTC)
+    assert resolved.note is not None and "03:30 MDT" in resolved.note

@@ -1,3 +1,112 @@
-"""Commands: schedule."""
+"""Commands: schedule, unschedule, dispatch."""
 
-from campaign.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from campaign.cli.app import app, console, get_config
+from campaign.config import Config
+from campaign.dispatch import run_dispatch
+from campaign.schedule import Listed, Scheduled, format_local, list_schedules, unschedule, utcnow
+
+
+@app.command("schedule")
+def schedule_command(
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="Skip rebuilding each campaign to see if its source changed.")
+    ] = False,
+) -> None:
+    """List scheduled, running, paused, missed and finished sends with their times."""
+    config = get_config()
+    listed = list_schedules(config, check_source=not no_check)
+    if not listed:
+        console.print("nothing scheduled")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("campaign", "state", "send at", "list", "notes"):
+        table.add_column(column)
+    for item in listed:
+        table.add_row(*_row(config, item))
+    console.print(table)
+
+
+def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
+    s = item.schedule
+    audience = s.list_name + "".join(f" +{topic}" for topic in s.topics)
+    notes = []
+    if s.started_at:
+        notes.append(f"started {format_local(s.started_at, config.tz)}")
+    if s.finished_at and s.state != "missed":
+        notes.append(f"ended {format_local(s.finished_at, config.tz)}")
+    if s.detail:
+        notes.append(s.detail)
+    if item.source and item.source != "unchanged":
+        notes.append(f"source {item.source}: schedule again to send the new content")
+    return s.campaign, str(s.state), format_local(s.send_at, config.tz), audience, "; ".join(notes)
+
+
+def describe(config: Config, done: Scheduled) -> list[str]:
+    """What `campaign send --at` prints after scheduling."""
+    s = done.schedule
+    lines = [
+        f"{s.campaign}: {'rescheduled' if done.replaced else 'scheduled'} for {format_local(s.send_at, config.tz)}"
+        f" to list {s.list_name!r}{''.join(f' +{t}' for t in s.topics)}; `campaign dispatch` (cron) sends it",
+    ]
+    if s.timezone != config.timezone and _is_zone(s.timezone):
+        lines.append(f"  that is {format_local(s.send_at, ZoneInfo(s.timezone))}")
+    if done.note:
+        lines.append(f"  note: {done.note}")
+    return lines
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
+@app.command("unschedule")
+def unschedule_command(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug (or its folder).")],
+) -> None:
+    """Cancel a scheduled send that has not started."""
+    config = get_config()
+    removed = unschedule(config, campaign)
+    console.print(f"{removed.campaign}: unscheduled (was due {format_local(removed.send_at, config.tz)})")
+
+
+@app.command("dispatch")
+def dispatch_command(
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Help with a running send while fewer than this many dispatchers work on it "
+            "(several hosts sharing PostgreSQL); each applies the rate limit on its own.",
+        ),
+    ] = 1,
+) -> None:
+    """Send every due schedule, resume interrupted sends, report missed ones. For cron.
+
+    Prints nothing when there is nothing to do; exits 1 when anything failed or was missed.
+    """
+    config = get_config()
+
+    def log(line: str) -> None:
+        console.print(f"{_stamp(config)} {line}", markup=False, soft_wrap=True)
+
+    report = run_dispatch(config, workers=workers, log=log)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _stamp(config: Config) -> str:
+    """A timestamp for cron mail (journald adds its own, but mail does not)."""
+    return utcnow().astimezone(config.tz).isoformat(timespec="seconds")
