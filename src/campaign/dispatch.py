@@ -37,16 +37,8 @@ from sqlalchemy.exc import IntegrityError
 from campaign.config import Config
 from campaign.db import connect, metadata
 from campaign.errors import CampaignError
-from campaign.schedule import (
-    Schedule,
-    State,
-    UTCDateTime,
-    format_local,
-    frozen_compiled,
-    get_schedule,
-    schedules,
-    utcnow,
-)
+from campaign.audience.tables import UTCDateTime, utcnow
+from campaign.schedule import Schedule, State, format_local, frozen_compiled, get_schedule, schedules
 
 LEASE = timedelta(seconds=60)
 """How long a worker's claim lasts without a heartbeat: a killed dispatcher's send

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Column, DateTime, Engine, Index, String, Table, Text, delete, insert, select
-from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy import Column, Engine, Index, String, Table, Text, delete, insert, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.types import TypeDecorator
 
+from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect, metadata
@@ -59,23 +59,6 @@ NOT_STARTED = (State.SCHEDULED, State.MISSED)
 """States a schedule can be replaced or cancelled in: nothing has been sent."""
 
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """An aware datetime stored as naive UTC, so SQLite and PostgreSQL compare it alike."""
-
-    impl = DateTime(timezone=False)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: schedules store aware times only")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
 schedules = Table(
     "schedules",
     metadata,
@@ -93,10 +76,6 @@ schedules = Table(
     Column("detail", Text, doc="why it was missed, paused or failed; the send summary when finished"),
     Index("ix_schedules_state_send_at", "state", "send_at"),
 )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- time -------------------------------------------------------------------------------

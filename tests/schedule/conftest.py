@@ -9,18 +9,12 @@ import pytest
 
 from campaign.compiled import Compiled
 from campaign.config import Config, load_config
-import campaign.dispatch  # noqa: F401  (declares schedule_workers)
-from campaign.db import connect, metadata
 
 
 @pytest.fixture
 def config(workspace: Path, db_url: str) -> Config:
     """The repository's workspace (time zone America/Denver) on a fresh database."""
-    config = load_config(workspace, environ={"CAMPAIGN_DATABASE_URL": db_url})
-    engine = connect(config.database_url)
-    for name in ("schedules", "schedule_workers"):
-        metadata.tables[name].create(engine, checkfirst=True)
-    return config
+    return load_config(workspace, environ={"CAMPAIGN_DATABASE_URL": db_url})
 
 
 def make_compiled(slug: str = "2026-12-news", *, source_hash: str = "a" * 64, send_at: datetime | None = None,

@@ -11,7 +11,8 @@ from rich.table import Table
 from campaign.cli.app import app, console, get_config
 from campaign.config import Config
 from campaign.dispatch import run_dispatch
-from campaign.schedule import Listed, Scheduled, format_local, list_schedules, unschedule, utcnow
+from campaign.audience.tables import utcnow
+from campaign.schedule import Listed, Scheduled, format_local, list_schedules, unschedule
 
 
 @app.command("schedule")
