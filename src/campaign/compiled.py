@@ -17,6 +17,8 @@ class Asset(BaseModel):
     name: str
     url: str
     size: int
+    source: str = ""
+    """The image file, relative to the workspace (`Compiled.workspace`): copy it from there."""
 
 
 class Compiled(BaseModel):
@@ -39,3 +41,5 @@ class Compiled(BaseModel):
     send_at: datetime | None = None
     """`send_at:` from campaign.yaml, as an aware datetime, if set."""
     built_at: datetime
+    workspace: str = ""
+    """The workspace folder the build read, absolute; asset sources are relative to it."""

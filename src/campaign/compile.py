@@ -1,0 +1,519 @@
+"""Compile a campaign, once: layout (Jinja2) -> MJML -> HTML (mjml) -> CSS inlined (premailer) -> text.
+
+The result, `Compiled`, holds placeholder tokens where each recipient's links and
+merge fields go; later stages only fill them in. Nothing per recipient runs
+Jinja, mjml or premailer.
+
+Every problem found is collected as a `Diagnostic` naming its file and line, so one
+build reports all the mistakes it can see; any error ends in one `BuildError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+import logging
+import re
+import shutil
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import mjml
+import premailer
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateSyntaxError,
+)
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from campaign import placeholders
+from campaign.compiled import Asset, Compiled
+from campaign.config import Config
+from campaign.errors import BuildError, Diagnostic, Location, UserError
+from campaign.load import (
+    LAYOUT_TEMPLATE,
+    Banner,
+    Footer,
+    Item,
+    LoadedCampaign,
+    Section,
+    YamlFile,
+    layout_names,
+    load_campaign,
+    load_layout_settings,
+    shown_path,
+)
+
+PARTIALS = "partials"
+MAX_HTML_BYTES = 102 * 1024
+"""Gmail clips a message whose HTML is larger than this ("[Message clipped]"), hiding the footer."""
+WARN_HTML_BYTES = 80 * 1024
+COLOR_SCHEME_META = (
+    '<meta name="color-scheme" content="light dark">\n'
+    '    <meta name="supported-color-schemes" content="light dark">'
+)
+_KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
+_ENCODED_TOKEN = re.compile(r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%7D%7D", re.IGNORECASE)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REMOTE = ("http://", "https://")
+
+# cssutils (inside premailer) logs every property it does not know, such as mso-*.
+logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+
+
+def campaign_folder(config: Config, ref: str | Path) -> Path:
+    """The folder of a campaign given as a slug under campaigns/ or as a path."""
+    as_path = Path(ref)
+    for candidate in (config.campaigns_dir / as_path, as_path):
+        if (candidate / "campaign.yaml").is_file():
+            return candidate.resolve()
+    if as_path.is_dir():
+        return as_path.resolve()
+    raise UserError(f"no campaign {str(ref)!r}: neither {shown_path(config.campaigns_dir / as_path, config.workspace)}/ nor {ref}/ holds a campaign.yaml")
+
+
+def build(config: Config, ref: str | Path) -> Compiled:
+    """Compile the campaign `ref` (a slug under campaigns/ or a folder).
+
+    Raises BuildError with every diagnostic when there is any error; warnings of a
+    successful build are in `Compiled.warnings` as "file:line: warning: ..." strings.
+    """
+    return _Build(config).run(campaign_folder(config, ref))
+
+
+def write_output(compiled: Compiled, out: Path) -> None:
+    """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>."""
+    assets = out / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    (out / "index.html").write_text(compiled.html, encoding="utf-8")
+    (out / "index.txt").write_text(compiled.text, encoding="utf-8")
+    for asset in compiled.assets:
+        source = Path(compiled.workspace) / asset.source
+        if not source.is_file() or _fingerprint(source.read_bytes()) not in asset.name:
+            raise UserError(f"{asset.source} changed or vanished since the build: build again", Location(asset.source))
+        shutil.copyfile(source, assets / asset.name)
+
+
+def markdown_merge_tags(text: str) -> str:
+    """Turn the Markdown merge syntax into placeholder tokens.
+
+    `{{ first_name }}` is a merge field; `{{ unsubscribe_url }}` (and view_url,
+    forward_url, preferences_url) is a link. Raises ValueError on any other tag.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"'{match.group(0)}' is not a merge tag: write {{{{ first_name }}}} or {{{{ unsubscribe_url }}}}")
+        if name.endswith("_url") and name[: -len("_url")] in placeholders.LINKS:
+            return placeholders.link(name[: -len("_url")])
+        return placeholders.field(name)
+
+    return _MERGE_TAG.sub(replace, text)
+
+
+def plain_text(html: str) -> str:
+    """The text alternative: links as [text](url), image alt texts in brackets.
+
+    inscriptis lays layout tables out as columns; email tables are only layout, so
+    each line is trimmed and runs of blank lines become one.
+    """
+    raw = get_text(html, ParserConfig(display_links=True, display_images=True))
+    lines = [line.strip() for line in raw.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """An image as a template sees it: its final URL and its alt text."""
+
+    url: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class ItemView:
+    title: str | None
+    when: str | None
+    link: str | None
+    image: ImageView | None
+    text: Markup
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A section as its partial sees it: Markdown rendered to HTML, images resolved."""
+
+    kind: str
+    title: str | None
+    image: ImageView | None
+    body: Markup
+    items: list[ItemView]
+
+
+class _RecordingLoader(FileSystemLoader):
+    """A FileSystemLoader that reports each template it reads, for the source hash."""
+
+    def __init__(self, folder: Path, on_read: Callable[[Path, bytes], None]) -> None:
+        super().__init__(str(folder))
+        self._on_read = on_read
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if filename:
+            self._on_read(Path(filename), source.encode("utf-8"))
+        return source, filename, uptodate
+
+
+class _Build:
+    """One build: collects diagnostics, the files read and the assets used."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.diagnostics: list[Diagnostic] = []
+        self.sources: dict[str, str] = {}
+        self.assets: dict[str, Asset] = {}
+        self.markdown = MarkdownIt("commonmark")
+
+    # -- bookkeeping
+
+    def error(self, message: str, location: Location | None) -> None:
+        self.diagnostics.append(Diagnostic("error", message, location))
+
+    def warning(self, message: str, location: Location | None) -> None:
+        self.diagnostics.append(Diagnostic("warning", message, location))
+
+    def stop_on_errors(self) -> None:
+        if any(d.level == "error" for d in self.diagnostics):
+            raise BuildError(self.diagnostics)
+
+    def shown(self, path: Path) -> str:
+        return shown_path(path, self.config.workspace)
+
+    def record(self, path: Path, data: bytes) -> None:
+        self.sources[self.shown(path)] = hashlib.sha256(data).hexdigest()
+
+    def read_text(self, path: Path) -> str:
+        data = path.read_bytes()
+        self.record(path, data)
+        return data.decode("utf-8")
+
+    # -- the pipeline
+
+    def run(self, folder: Path) -> Compiled:
+        workspace = self.config.workspace
+        loaded = load_campaign(folder, workspace)
+        self.record(loaded.source.path, loaded.source.path.read_bytes())
+        campaign = loaded.campaign
+        layout_dir = self.layout_folder(loaded)
+        settings, settings_source = load_layout_settings(layout_dir, workspace)
+        if settings_source:
+            self.record(settings_source.path, settings_source.path.read_bytes())
+
+        banner_source = loaded.source if campaign.banner else settings_source
+        banner = self.banner(campaign.banner or settings.banner, layout_dir if not campaign.banner else folder, banner_source)
+        footer = self.footer(settings.footer, campaign.footer, layout_dir, folder, settings_source, loaded.source)
+        sections = [self.section(loaded, index, section, layout_dir) for index, section in enumerate(campaign.sections)]
+        if not campaign.preheader:
+            self.warning("no preheader: inboxes will show the first words of the email instead", loaded.source.location("subject"))
+        self.stop_on_errors()
+
+        env = self.environment(layout_dir, loaded, banner, footer)
+        rendered = [Markup(self.render(env, f"{PARTIALS}/{s.kind}.mjml.j2", {"section": s}, layout_dir)) for s in sections]
+        self.stop_on_errors()
+        source = self.render(env, LAYOUT_TEMPLATE, {"sections": rendered}, layout_dir)
+        self.stop_on_errors()
+        html = self.inline(self.to_html(source, layout_dir))
+        self.stop_on_errors()
+        self.check_html(html, layout_dir)
+        self.stop_on_errors()
+
+        text = plain_text(html)
+        send_at = campaign.send_at
+        if send_at is not None and send_at.tzinfo is None:
+            send_at = send_at.replace(tzinfo=self.config.tz)
+        return Compiled(
+            slug=loaded.slug,
+            subject=campaign.subject,
+            preheader=campaign.preheader or "",
+            from_=campaign.from_ or self.config.defaults.from_,
+            reply_to=campaign.reply_to or self.config.defaults.reply_to,
+            layout=campaign.layout,
+            html=html,
+            text=text,
+            placeholders=frozenset(placeholders.found(html) | placeholders.found(text)),
+            assets=tuple(self.assets.values()),
+            warnings=tuple(str(d) for d in self.diagnostics),
+            source_hash=self.source_hash(),
+            send_at=send_at,
+            built_at=datetime.now(UTC),
+            workspace=str(workspace),
+        )
+
+    def layout_folder(self, loaded: LoadedCampaign) -> Path:
+        name = loaded.campaign.layout
+        folder = self.config.layouts_dir / name
+        if not _KIND.fullmatch(name) or not (folder / LAYOUT_TEMPLATE).is_file():
+            known = layout_names(self.config)
+            raise BuildError([Diagnostic(
+                "error",
+                f"unknown layout {name!r}: there is no {self.shown(folder / LAYOUT_TEMPLATE)}"
+                f" (layouts: {', '.join(known) or 'none'})",
+                loaded.source.location("layout"),
+            )])
+        return folder
+
+    def section(self, loaded: LoadedCampaign, index: int, section: Section, layout_dir: Path) -> SectionView:
+        """The section as its partial sees it: Markdown rendered, images resolved."""
+        source, at = loaded.source, ("sections", index)
+        partial = layout_dir / PARTIALS / f"{section.kind}.mjml.j2"
+        if not _KIND.fullmatch(section.kind) or not partial.is_file():
+            kinds = sorted(p.name.removesuffix(".mjml.j2") for p in (layout_dir / PARTIALS).glob("[!_]*.mjml.j2"))
+            self.error(
+                f"unknown section kind {section.kind!r}: the layout has no {self.shown(partial)}"
+                f" (kinds: {', '.join(kinds) or 'none'})",
+                source.location(*at, "kind"),
+            )
+        body = Markup("")
+        if section.body is not None and section.body_file is not None:
+            self.error("a section has either body or body_file, not both", source.location(*at, "body_file"))
+        elif section.body is not None:
+            body = self.render_markdown(section.body, loaded.folder, source.location(*at, "body"))
+        elif section.body_file is not None:
+            body = self.markdown_file(loaded.folder, section.body_file, source.location(*at, "body_file"))
+        return SectionView(
+            kind=section.kind,
+            title=section.title,
+            image=self.image(section.image, section.alt, loaded.folder, source, (*at, "image")),
+            body=body,
+            items=[self.item(loaded, item, (*at, "items", i)) for i, item in enumerate(section.items)],
+        )
+
+    def item(self, loaded: LoadedCampaign, item: Item, at: tuple[str | int, ...]) -> ItemView:
+        text = item.text
+        return ItemView(
+            title=item.title,
+            when=item.when,
+            link=item.link,
+            image=self.image(item.image, item.alt, loaded.folder, loaded.source, (*at, "image")),
+            text=self.render_markdown(text, loaded.folder, loaded.source.location(*at, "text")) if text else Markup(""),
+        )
+
+    def banner(self, banner: Banner | None, base: Path, source: YamlFile | None) -> dict[str, Any] | None:
+        if banner is None or source is None:
+            return None
+        image = self.image(banner.image, banner.alt, base, source, ("banner", "image"))
+        return {"image": image, "link": banner.link}
+
+    def footer(
+        self, layout: Footer, own: Footer | None, layout_dir: Path, folder: Path,
+        layout_source: YamlFile | None, source: YamlFile,
+    ) -> dict[str, Any]:
+        """The layout's footer, with the fields the campaign sets itself replacing the layout's."""
+        overrides = own.model_dump(exclude_unset=True) if own else {}
+        merged = layout.model_copy(update=overrides)
+        from_campaign = "image" in overrides
+        image_source = source if from_campaign else layout_source
+        image = None
+        if merged.image and image_source:
+            image = self.image(merged.image, merged.alt, folder if from_campaign else layout_dir, image_source, ("footer", "image"))
+        disclaimer = Markup("")
+        if merged.disclaimer:
+            where = source if "disclaimer" in overrides else layout_source
+            base = folder if "disclaimer" in overrides else layout_dir
+            disclaimer = self.render_markdown(merged.disclaimer, base, where.location("footer", "disclaimer") if where else None)
+        return {
+            "image": image,
+            "disclaimer": disclaimer,
+            "copyright_holder": merged.copyright_holder or self.config.organisation.name,
+        }
+
+    # -- Markdown and images
+
+    def markdown_file(self, folder: Path, name: str, where: Location) -> Markup:
+        path = folder / name
+        if not path.is_file():
+            self.error(f"Markdown file not found: {name}", where)
+            return Markup("")
+        try:
+            text = self.read_text(path)
+        except UnicodeDecodeError:
+            self.error("not valid UTF-8", Location(self.shown(path)))
+            return Markup("")
+        return self.render_markdown(text, folder, Location(self.shown(path), 1))
+
+    def render_markdown(self, text: str, base: Path, where: Location | None) -> Markup:
+        """Markdown -> HTML with merge tags as tokens and local images fingerprinted.
+
+        `where` is the file and first line of the text, so problems name their own line.
+        """
+        first = where.line if where and where.line else 1
+        lines = text.splitlines()
+        for offset, line in enumerate(lines):
+            try:
+                lines[offset] = markdown_merge_tags(line)
+            except ValueError as exc:
+                self.error(str(exc), Location(where.file, first + offset) if where else None)
+        tokens = self.markdown.parse("\n".join(lines))
+        for token in tokens:
+            for child in token.children or ():
+                if child.type == "image":
+                    line = first + (token.map[0] if token.map else 0)
+                    where_image = Location(where.file, line) if where else None
+                    src = str(child.attrGet("src") or "")
+                    url = self.asset_url(src, child.content, base, where_image)
+                    child.attrSet("src", url or src)
+        rendered = self.markdown.renderer.render(tokens, self.markdown.options, {})
+        # markdown-it percent-encodes braces in link targets; tokens must stay byte for byte.
+        return Markup(_ENCODED_TOKEN.sub(lambda m: placeholders.token(m.group(1).lower(), m.group(2)), rendered))  # type: ignore[arg-type]
+
+    def image(
+        self, ref: str | None, alt: str | None, base: Path, source: YamlFile, at: tuple[str | int, ...],
+    ) -> ImageView | None:
+        """An image field of a YAML file, as the templates see it."""
+        if ref is None:
+            return None
+        url = self.asset_url(ref, alt, base, source.location(*at))
+        return ImageView(url=url or ref, alt=alt or "")
+
+    def asset_url(self, ref: str, alt: str | None, base: Path, where: Location | None) -> str | None:
+        """The URL of image `ref`: remote URLs as they are, local files fingerprinted under assets/."""
+        if not alt or not alt.strip():
+            self.error(f"image {ref} has no alt text: describe it for people who cannot see it", where)
+        if ref.startswith(_REMOTE):
+            return ref
+        path = (base / ref).resolve()
+        if not path.is_file():
+            self.error(f"image file not found: {ref} (looked for {self.shown(path)})", where)
+            return None
+        if not path.is_relative_to(self.config.workspace.resolve()):
+            self.error(f"image {ref} is outside the workspace", where)
+            return None
+        data = path.read_bytes()
+        self.record(path, data)
+        name = f"{path.stem}.{_fingerprint(data)}{path.suffix.lower()}"
+        url = f"{self.config.public_base_url}/assets/{name}"
+        self.assets[name] = Asset(name=name, url=url, size=len(data), source=self.shown(path))
+        return url
+
+    # -- layout -> MJML -> HTML
+
+    def environment(self, layout_dir: Path, loaded: LoadedCampaign, banner: dict[str, Any] | None, footer: dict[str, Any]) -> Environment:
+        env = Environment(
+            loader=_RecordingLoader(layout_dir, self.record),
+            undefined=StrictUndefined,
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        campaign = loaded.campaign
+        env.globals.update(
+            link=lambda name: Markup(placeholders.link(name)),
+            field=lambda name: Markup(placeholders.field(name)),
+            campaign=campaign,
+            organisation=self.config.organisation,
+            banner=banner,
+            footer=footer,
+            year=(campaign.date or campaign.send_at or date.today()).year,
+        )
+        return env
+
+    def render(self, env: Environment, name: str, context: dict[str, Any], layout_dir: Path) -> str:
+        """Render one template; any failure is an error at the template's file and line."""
+        try:
+            return env.get_template(name).render(context)
+        except Exception as exc:  # a layout can fail in any way; the user sees where
+            self.error(f"{type(exc).__name__} in layout: {exc}", self.template_location(exc, layout_dir, name))
+            return ""
+
+    def template_location(self, exc: Exception, layout_dir: Path, name: str) -> Location:
+        if isinstance(exc, TemplateSyntaxError) and exc.filename:
+            return Location(self.shown(Path(exc.filename)), exc.lineno)
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if Path(frame.filename).resolve().is_relative_to(layout_dir.resolve()):
+                return Location(self.shown(Path(frame.filename)), frame.lineno)
+        return Location(self.shown(layout_dir / name))
+
+    def to_html(self, source: str, layout_dir: Path) -> str:
+        """MJML -> HTML. mjml 0.12 never validates and crashes on some input: report it in the layout."""
+        try:
+            html: str = mjml.mjml_to_html(source).html
+        except Exception as exc:  # AssertionError, KeyError, ValueError...: all mean bad MJML
+            self.error(*self.mjml_problem(exc, layout_dir))
+            return ""
+        if "<head>" not in html:
+            self.error("mjml produced no <head>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE)))
+            return ""
+        return html.replace("<head>", "<head>\n    " + COLOR_SCHEME_META, 1)
+
+    def mjml_problem(self, exc: Exception, layout_dir: Path) -> tuple[str, Location]:
+        """What mjml choked on, and where in the layout: an unknown tag is found in its template."""
+        if isinstance(exc, KeyError) and str(exc.args[0] if exc.args else "").startswith("mj-"):
+            tag = exc.args[0]
+            for path in sorted(layout_dir.rglob("*.mjml.j2")):
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                    if f"<{tag}" in line:
+                        return f"mjml does not know the tag <{tag}>", Location(self.shown(path), number)
+            return f"mjml does not know the tag <{tag}>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
+        detail = str(exc) or "no message"
+        return (
+            f"mjml failed on the MJML this layout produced ({type(exc).__name__}: {detail});"
+            " mjml 0.12 crashes on unknown tags, an mj-class with children, or an mj-font reusing a default name",
+            Location(self.shown(layout_dir / LAYOUT_TEMPLATE)),
+        )
+
+    def inline(self, html: str) -> str:
+        if not html:
+            return ""
+        inlined = str(premailer.Premailer(
+            html,
+            allow_network=False,
+            keep_style_tags=True,
+            strip_important=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform())
+        # premailer drops the doctype; without it browsers render in quirks mode.
+        return inlined if inlined.lstrip().lower().startswith("<!doctype") else "<!doctype html>\n" + inlined
+
+    def check_html(self, html: str, layout_dir: Path) -> None:
+        where = Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
+        if placeholders.link("unsubscribe") not in html:
+            self.error("the email has no unsubscribe link: the layout must use {{ link('unsubscribe') }}", where)
+        address = self.config.organisation.address
+        if address not in html and html_lib.escape(address, quote=False) not in html:
+            self.error(
+                "the email does not show the organisation's postal address (organisation.address in campaign.toml):"
+                " the layout must show {{ organisation.address }}",
+                where,
+            )
+        size = len(html.encode("utf-8"))
+        if size > MAX_HTML_BYTES:
+            self.error(f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over 102 KB, hiding the unsubscribe link", where)
+        elif size > WARN_HTML_BYTES:
+            self.warning(f"the HTML is {size / 1024:.1f} KB, close to the 102 KB at which Gmail clips it", where)
+
+    def source_hash(self) -> str:
+        digest = hashlib.sha256()
+        settings = self.config.model_dump_json(include={"organisation", "public_base_url", "defaults", "timezone"})
+        digest.update(settings.encode())
+        for name in sorted(self.sources):
+            digest.update(f"\n{name}\0{self.sources[name]}".encode())
+        return digest.hexdigest()
+
+
+__all__ = ["MAX_HTML_BYTES", "WARN_HTML_BYTES", "build", "campaign_folder", "markdown_merge_tags", "write_output"]

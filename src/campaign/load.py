@@ -1,0 +1,286 @@
+"""Campaign folder -> validated `Campaign`.
+
+A campaign is a folder holding campaign.yaml and the Markdown files and images
+it names. The pydantic models here are the one definition of that format: they
+validate it, and `campaign schema` exports them as JSON Schema for editors.
+
+YAML is parsed into nodes first, so every problem points at the line where it
+is, even the ones pydantic finds after the YAML has become plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from campaign.config import Config
+from campaign.errors import BuildError, Diagnostic, Location, UserError
+
+CAMPAIGN_FILE = "campaign.yaml"
+LAYOUT_FILE = "layout.yaml"
+LAYOUT_TEMPLATE = "layout.mjml.j2"
+SCAFFOLD = "scaffold"
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+class _Model(BaseModel):
+    # A misspelt field is an error, never silently ignored.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Item(_Model):
+    """One entry of a section: a news item, an event, a meeting."""
+
+    title: str | None = Field(None, description="Heading of the item (plain text).")
+    when: str | None = Field(None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".')
+    image: str | None = Field(None, description="Image file relative to the campaign folder, or an http(s) URL.")
+    alt: str | None = Field(None, description="Alt text of the image (required when there is an image).")
+    link: str | None = Field(None, description="URL the title and image link to.")
+    text: str | None = Field(None, description="Body of the item, Markdown.")
+
+
+class Section(_Model):
+    """One block of the newsletter, rendered by layouts/<layout>/partials/<kind>.mjml.j2."""
+
+    kind: str = Field(description="Which partial renders it: spotlight, news, events, notice, or any partial the layout has.")
+    title: str | None = Field(None, description="Section heading (plain text).")
+    image: str | None = Field(None, description="Image file relative to the campaign folder, or an http(s) URL.")
+    alt: str | None = Field(None, description="Alt text of the image (required when there is an image).")
+    body: str | None = Field(None, description="Body, Markdown written inline.")
+    body_file: str | None = Field(None, description="Body, a Markdown file relative to the campaign folder.")
+    items: list[Item] = Field(default_factory=list, description="News items, events, meetings.")
+
+
+class Banner(_Model):
+    """The picture at the top of the email."""
+
+    image: str = Field(description="Image file, or an http(s) URL.")
+    alt: str | None = Field(None, description="Alt text of the image (required).")
+    link: str | None = Field(None, description="URL the banner links to.")
+
+
+class Footer(_Model):
+    """The footer's own text; the organisation's name and postal address come from campaign.toml."""
+
+    image: str | None = Field(None, description="Image shown above the footer text.")
+    alt: str | None = Field(None, description="Alt text of the footer image.")
+    disclaimer: str | None = Field(None, description="Disclaimer, Markdown.")
+    copyright_holder: str | None = Field(None, description="Named in the copyright line; default: the organisation's name.")
+
+
+class LayoutSettings(_Model):
+    """layouts/<name>/layout.yaml: what every campaign of the layout shares, unless it sets its own."""
+
+    banner: Banner | None = None
+    footer: Footer = Field(default_factory=Footer)
+
+
+class Campaign(_Model):
+    """campaign.yaml: one email campaign."""
+
+    model_config = ConfigDict(title="campaign.yaml", extra="forbid", populate_by_name=True)
+
+    subject: str = Field(min_length=1, description="Subject line.")
+    preheader: str | None = Field(None, description="Hidden preview text shown after the subject in the inbox.")
+    from_: str | None = Field(None, alias="from", description="Sender; default: [defaults] from in campaign.toml.")
+    reply_to: str | None = Field(None, description="Reply-To; default: [defaults] reply_to in campaign.toml.")
+    layout: str = Field(description="Folder under layouts/ that lays the campaign out.")
+    lang: str = Field("en", description="Language of the content (the lang attribute of <html>).")
+    title: str | None = Field(None, description="Masthead line under the banner, e.g. the issue's month.")
+    date: dt.date | None = Field(None, description="Date of the issue; its year is the copyright year (default: today).")
+    send_at: dt.datetime | None = Field(None, description="When a scheduled send goes out; without a zone, the workspace's time zone.")
+    banner: Banner | None = Field(None, description="Overrides the layout's banner.")
+    footer: Footer | None = Field(None, description="Overrides fields of the layout's footer.")
+    sections: list[Section] = Field(default_factory=list, description="The newsletter's blocks, top to bottom.")
+
+
+@dataclass(frozen=True)
+class YamlFile:
+    """A parsed YAML file that still knows the line of every key and value."""
+
+    path: Path
+    shown: str
+    """The path as shown in messages (relative to the workspace when inside it)."""
+    data: Any
+    root: yaml.Node | None
+
+    def location(self, *keys: str | int) -> Location:
+        """Where the value at `keys` is, or the nearest enclosing key that exists."""
+        line = 1
+        node = self.root
+        for key in keys:
+            child: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if key_node.value == str(key):
+                        line, child = key_node.start_mark.line + 1, value_node
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                child = node.value[key]
+                line = child.start_mark.line + 1
+            if child is None:
+                break
+            node = child
+        return Location(self.shown, line)
+
+
+def shown_path(path: Path, workspace: Path) -> str:
+    """`path` relative to the workspace when it is inside it: short and clear in messages."""
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_yaml(path: Path, workspace: Path) -> YamlFile:
+    """Parse a YAML file into data and nodes; a syntax error is a BuildError at its line."""
+    shown = shown_path(path, workspace)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BuildError([Diagnostic("error", "not valid UTF-8", Location(shown))]) from None
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise BuildError([Diagnostic("error", f"YAML syntax error: {problem}", Location(shown, line))]) from None
+    except yaml.YAMLError as exc:
+        raise BuildError([Diagnostic("error", f"YAML error: {exc}", Location(shown))]) from None
+    finally:
+        loader.dispose()
+    return YamlFile(path, shown, data, root)
+
+
+def validate(model: type[_Model], source: YamlFile) -> Any:
+    """The file's data as `model`; every field problem is one error naming the field and its line."""
+    if not isinstance(source.data, dict):
+        found = "an empty file" if source.data is None else type(source.data).__name__
+        raise BuildError([Diagnostic("error", f"expected a mapping of fields, found {found}", Location(source.shown, 1))])
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        raise BuildError([_field_problem(model, source, error) for error in exc.errors()]) from None
+
+
+def _field_problem(model: type[_Model], source: YamlFile, error: Any) -> Diagnostic:
+    loc: Sequence[str | int] = error["loc"]
+    *parent, last = loc if loc else ("",)
+    where = _dotted(parent)
+    inside = f" in {where}" if where else ""
+    if error["type"] == "missing":
+        message = f"missing field '{last}'{inside}"
+    elif error["type"] == "extra_forbidden":
+        known = _known_fields(model, parent)
+        message = f"unknown field '{last}'{inside}" + (f" (known fields: {', '.join(known)})" if known else "")
+    else:
+        message = f"{_dotted(loc)}: {error['msg']}"
+    return Diagnostic("error", message, source.location(*loc))
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _known_fields(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The field names allowed at `path` inside `model`, for a helpful 'unknown field' message."""
+    current: type[BaseModel] | None = model
+    for part in path:
+        if current is None or isinstance(part, int):
+            continue
+        field = next((f for name, f in current.model_fields.items() if (f.alias or name) == part), None)
+        current = _model_in(field.annotation) if field else None
+    if current is None:
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[Item]` or `Footer | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if found := _model_in(arg):
+            return found
+    return None
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    """A validated campaign and where it came from, so later checks can name lines."""
+
+    campaign: Campaign
+    folder: Path
+    source: YamlFile
+
+    @property
+    def slug(self) -> str:
+        return self.folder.name
+
+
+def load_campaign(folder: Path, workspace: Path) -> LoadedCampaign:
+    """Read and validate folder/campaign.yaml; BuildError names the file and line of each problem."""
+    path = folder / CAMPAIGN_FILE
+    if not path.is_file():
+        raise BuildError([Diagnostic("error", f"no {CAMPAIGN_FILE} in this folder", Location(shown_path(folder, workspace)))])
+    source = read_yaml(path, workspace)
+    return LoadedCampaign(validate(Campaign, source), folder, source)
+
+
+def load_layout_settings(folder: Path, workspace: Path) -> tuple[LayoutSettings, YamlFile | None]:
+    """layouts/<name>/layout.yaml if the layout has one, else empty settings."""
+    path = folder / LAYOUT_FILE
+    if not path.is_file():
+        return LayoutSettings(), None
+    source = read_yaml(path, workspace)
+    return validate(LayoutSettings, source), source
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of campaign.yaml, for editors (e.g. the YAML language server)."""
+    schema = Campaign.model_json_schema(by_alias=True)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def layout_names(config: Config) -> list[str]:
+    """The layouts of the workspace: folders under layouts/ holding a layout.mjml.j2."""
+    return sorted(p.parent.name for p in config.layouts_dir.glob(f"*/{LAYOUT_TEMPLATE}"))
+
+
+def new_campaign(config: Config, slug: str, layout: str) -> Path:
+    """Create campaigns/<slug>/ from layouts/<layout>/scaffold/.
+
+    The scaffold is copied as it is, except that $slug, $layout and $date in its
+    campaign.yaml are filled in, so a layout decides what a new campaign starts with.
+    """
+    if not SLUG.fullmatch(slug):
+        raise UserError(f"{slug!r} is not a campaign slug: use lowercase letters, digits, '-', '_' and '.'")
+    if layout not in layout_names(config):
+        known = ", ".join(layout_names(config)) or "none"
+        raise UserError(f"unknown layout {layout!r}: there is no layouts/{layout}/{LAYOUT_TEMPLATE} (layouts: {known})")
+    scaffold = config.layouts_dir / layout / SCAFFOLD
+    if not (scaffold / CAMPAIGN_FILE).is_file():
+        raise UserError(f"layout {layout!r} has no {SCAFFOLD}/{CAMPAIGN_FILE} to start a campaign from", Location(shown_path(scaffold, config.workspace)))
+    folder = config.campaigns_dir / slug
+    if folder.exists():
+        raise UserError(f"{shown_path(folder, config.workspace)} already exists")
+    shutil.copytree(scaffold, folder)
+    path = folder / CAMPAIGN_FILE
+    values = {"slug": slug, "layout": layout, "date": dt.date.today().isoformat()}
+    path.write_text(Template(path.read_text(encoding="utf-8")).safe_substitute(values), encoding="utf-8")
+    return folder
