@@ -1,0 +1,384 @@
+"""`campaign subscribers import`: a spreadsheet's CSV export into a list, in one transaction.
+
+The file is read and checked whole before anything is written, so a file refused as
+a whole (no email column, bytes that are not UTF-8) leaves the database untouched.
+A bad row never stops the import: it is reported with its CSV line number and the
+rest goes in. An import never brings back someone who unsubscribed, bounced or
+complained, unless the user says why (`resubscribe_reason`, logged as an event).
+Importing the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
+
+from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line
+from campaign.audience.store import Store, chunked, insert_ignore, lst, m, new_public_id, s, sup, tc, top
+from campaign.audience.tables import events, utcnow
+from campaign.errors import ImportFileError, Location
+
+EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
+FIRST_NAME_HEADERS = {"first_name", "firstname", "first", "given_name", "fname"}
+LAST_NAME_HEADERS = {"last_name", "lastname", "last", "surname", "family_name", "lname"}
+NAME_HEADERS = {"name", "full_name", "fullname", "display_name"}
+SKIPPED_HEADERS = {"status", "lists", "topics", "consent_source", "consent_at", "created_at", "updated_at"}
+"""Columns `subscribers export` adds about our own state; an import ignores them rather
+than turning them into merge fields (status comes from the store, never from a file)."""
+
+DELIMITERS = ",;\t"
+_BATCH = 1000
+
+
+@dataclass
+class ImportReport:
+    """What an import did. Line numbers are the file's own (line 1 is the header)."""
+
+    file: Path
+    list_name: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+    """(line, reason) of each row not imported because it is broken."""
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
+    """(line, address) of each repeat of an address seen earlier in the file (the first one counts)."""
+    suppressed_skipped: list[tuple[int, str]] = field(default_factory=list)
+    """(line, address) of each row skipped because that person unsubscribed, bounced or complained."""
+    resubscribed: int = 0
+    merge_fields: list[str] = field(default_factory=list)
+    """The extra columns, as the merge-field names they became."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    email: str
+    first_name: str
+    last_name: str
+    name: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which cell of a row holds what."""
+
+    width: int
+    email: int
+    first_name: int | None
+    last_name: int | None
+    name: int | None
+    extra: list[tuple[int, str]]
+
+
+def snake_case(header: str) -> str:
+    """"Email Address" -> email_address, "Prénom" -> prenom: a valid merge-field name."""
+    ascii_text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode()
+    key = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_text).strip("_").lower()
+    return f"field_{key}" if key[:1].isdigit() else key
+
+
+def map_columns(header: Sequence[str], path: Path, line: int) -> Columns:
+    """Find the email, name and merge-field columns of a header row (names case-insensitive)."""
+    found: dict[str, int] = {}
+    extra: list[tuple[int, str]] = []
+    taken = set(CORE_FIELDS)
+    for index, cell in enumerate(header):
+        key = snake_case(cell)
+        for role, names in (
+            ("email", EMAIL_HEADERS),
+            ("first_name", FIRST_NAME_HEADERS),
+            ("last_name", LAST_NAME_HEADERS),
+            ("name", NAME_HEADERS),
+        ):
+            if key in names and role not in found:
+                found[role] = index
+                break
+        else:
+            if key in SKIPPED_HEADERS:
+                continue
+            key = key or f"column_{index + 1}"
+            while key in taken:
+                key += "_2"
+            taken.add(key)
+            extra.append((index, key))
+    if "email" not in found:
+        shown = ", ".join(repr(cell) for cell in header) or "nothing"
+        raise ImportFileError(f"no email column (the header row has {shown}); name one 'email'", Location(path, line))
+    return Columns(len(header), found["email"], found.get("first_name"), found.get("last_name"), found.get("name"), extra)
+
+
+def decode(path: Path) -> str:
+    """The file as text: UTF-8, with or without a byte-order mark; else refused naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"cannot read the file: {exc.strerror}", Location(path)) from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportFileError(
+            f"byte 0x{data[exc.start]:02x} is not UTF-8; save the file as \"CSV UTF-8\"", Location(path, line)
+        ) from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """Comma, semicolon (as spreadsheets export in many locales) or tab: the most frequent
+    outside quotes in the header line."""
+    unquoted = re.sub(r'"[^"]*"', "", header_line)
+    counts = {d: unquoted.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def parse(path: Path, report: ImportReport) -> list[Row]:
+    """The file's valid rows, first occurrence of each address; broken rows go into `report`."""
+    text = decode(path)
+    delimiter = sniff_delimiter(text.lstrip("\r\n").split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = _records(reader, path)
+    header_line, header = next(((line, cells) for line, cells in records if any(c.strip() for c in cells)), (1, []))
+    if not header:
+        raise ImportFileError("the file is empty", Location(path))
+    columns = map_columns(header, path, header_line)
+    report.merge_fields = [key for _, key in columns.extra]
+    rows: dict[str, Row] = {}
+    for line, cells in records:
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > columns.width and any(cell.strip() for cell in cells[columns.width :]):
+            report.invalid.append(
+                (line, f"{len(cells)} values but the header has {columns.width} (a value holding {delimiter!r} needs quotes)")
+            )
+            continue
+        row = _row(line, cells, columns, report)
+        if row is None:
+            continue
+        if row.email in rows:
+            report.duplicates.append((line, row.email))
+        else:
+            rows[row.email] = row
+    return list(rows.values())
+
+
+def _records(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, cells) of each CSV record; a record may span lines (quoted line breaks)."""
+    line = 1
+    try:
+        for cells in reader:
+            yield line, cells
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise ImportFileError(f"not readable as CSV: {exc}", Location(path, reader.line_num)) from None
+
+
+def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) -> Row | None:
+    def cell(index: int | None) -> str:
+        return cells[index].strip() if index is not None and index < len(cells) else ""
+
+    raw = cell(columns.email)
+    if not raw:
+        report.invalid.append((line, "no email address"))
+        return None
+    try:
+        email = checked_email(raw)
+    except EmailNotValidError as exc:
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        report.invalid.append((line, f"{shown!r}: {exc}"))
+        return None
+    fields = {key: value.replace("\r\n", "\n") for index, key in columns.extra if (value := cell(index))}
+    return Row(line, email, one_line(cell(columns.first_name)), one_line(cell(columns.last_name)), one_line(cell(columns.name)), fields)
+
+
+def import_csv(
+    store: Store,
+    path: Path,
+    list_name: str,
+    topics: Sequence[str] = (),
+    resubscribe_reason: str | None = None,
+) -> ImportReport:
+    """Import `path` into `list_name` (created if new), choosing `topics` for everyone in it.
+
+    With `resubscribe_reason`, people who unsubscribed, bounced, complained or were
+    suppressed are brought back, each with an event giving the reason; without it, they
+    are skipped and listed in the report.
+    """
+    path = Path(path)
+    report = ImportReport(file=path, list_name=list_name)
+    rows = parse(path, report)
+    if resubscribe_reason is not None and not resubscribe_reason.strip():
+        raise ImportFileError("--resubscribe needs a reason (--reason TEXT), which is logged", Location(path))
+    with store.engine.begin() as connection:
+        _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(rows)
+    return report
+
+
+class _Writer:
+    """Writes parsed rows in batches: one query per batch to read what exists, executemany to write."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        path: Path,
+        list_name: str,
+        topics: Sequence[str],
+        reason: str | None,
+        report: ImportReport,
+    ) -> None:
+        self.connection = connection
+        self.reason = reason.strip() if reason else None
+        self.report = report
+        self.source = f"import {path.name}"
+        self.list_name = list_name.strip()
+        self.list_id = Store._ensure(connection, lst, [list_name])[self.list_name]
+        self.topic_ids = list(Store._ensure(connection, top, topics).values()) if topics else []
+
+    def write(self, rows: list[Row]) -> None:
+        for batch in chunked(rows, _BATCH):
+            self._batch(batch)
+
+    def _batch(self, rows: Sequence[Row]) -> None:
+        c = self.connection
+        now = utcnow()
+        hashes = [email_hash(row.email) for row in rows]
+        existing = {r.email_hash: r for r in c.execute(select(s).where(s.c.email_hash.in_(hashes)))}
+        blocked = dict(c.execute(select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(hashes))).all())
+        ids = [r.id for r in existing.values()]
+        member = dict(
+            c.execute(select(m.c.subscriber_id, m.c.status).where(m.c.list_id == self.list_id, m.c.subscriber_id.in_(ids))).all()
+        )
+        chosen = set(
+            c.execute(select(tc.c.subscriber_id, tc.c.topic_id).where(tc.c.subscriber_id.in_(ids))).all()
+        ) if self.topic_ids else set()
+
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        unblocked: list[str] = []  # hashes of people brought back (--resubscribe)
+        back: list[int] = []  # existing subscribers among them
+        join: list[int] = []  # subscribers to make active members of the list
+        choose: list[int] = []  # subscribers to give the import's topics
+        for row, hashed in zip(rows, hashes, strict=True):
+            old = existing.get(hashed)
+            refused = hashed in blocked or (
+                old is not None and (old.status != "subscribed" or member.get(old.id) == "unsubscribed")
+            )
+            if refused and self.reason is None:
+                self.report.suppressed_skipped.append((row.line, row.email))
+                continue
+            if refused:
+                self.report.resubscribed += 1
+                unblocked.append(hashed)
+            if old is None:
+                new.append(self._new(row, hashed, now))
+                continue
+            values = self._changes(old, row)
+            if values:
+                changed.append({"_id": old.id, **values, "updated_at": now})
+            if refused:
+                back.append(old.id)
+            joins = member.get(old.id) != "active"
+            if joins:
+                join.append(old.id)
+            chooses = any((old.id, topic_id) not in chosen for topic_id in self.topic_ids)
+            if chooses:
+                choose.append(old.id)
+            if values or refused or joins or chooses:
+                self.report.updated += 1
+            else:
+                self.report.unchanged += 1
+
+        ids_by_hash = {hashed: old.id for hashed, old in existing.items()}
+        log: list[dict[str, Any]] = []
+        if new:
+            created = c.execute(insert(s).returning(s.c.id, s.c.email_hash, sort_by_parameter_order=True), new).all()
+            self.report.added += len(created)
+            for sid, hashed in created:
+                ids_by_hash[hashed] = sid
+                join.append(sid)
+                choose.append(sid)
+                log.append(self._event(sid, hashed, "subscribed", self.list_name, now))
+        if changed:
+            c.execute(update(s).where(s.c.id == bindparam("_id")), changed)
+        if unblocked:
+            c.execute(delete(sup).where(sup.c.email_hash == bindparam("_hash")), [{"_hash": h} for h in unblocked])
+            log += [
+                self._event(ids_by_hash[h], h, "resubscribed", f"{self.list_name}: {self.reason}", now) for h in unblocked
+            ]
+        if back:
+            c.execute(
+                update(s)
+                .where(s.c.id == bindparam("_id"))
+                .values(status="subscribed", consent_source=self.source, consent_at=now, soft_bounces=0, updated_at=now),
+                [{"_id": sid} for sid in back],
+            )
+        if rejoin := [sid for sid in join if member.get(sid) == "unsubscribed"]:
+            c.execute(
+                update(m)
+                .where(m.c.list_id == self.list_id, m.c.subscriber_id == bindparam("_id"))
+                .values(status="active", added_at=now),
+                [{"_id": sid} for sid in rejoin],
+            )
+        insert_ignore(
+            c,
+            m,
+            [
+                {"list_id": self.list_id, "subscriber_id": sid, "status": "active", "added_at": now}
+                for sid in join
+                if sid not in member
+            ],
+            ["list_id", "subscriber_id"],
+        )
+        insert_ignore(
+            c,
+            tc,
+            [{"subscriber_id": sid, "topic_id": t, "chosen_at": now} for sid in choose for t in self.topic_ids],
+            ["subscriber_id", "topic_id"],
+        )
+        if log:
+            c.execute(insert(events), log)
+
+    def _new(self, row: Row, hashed: str, now: Any) -> dict[str, Any]:
+        return {
+            "public_id": new_public_id(),
+            "email": row.email,
+            "email_hash": hashed,
+            "name": row.name or one_line(f"{row.first_name} {row.last_name}"),
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "fields": row.fields,
+            "status": "subscribed",
+            "consent_source": self.source,
+            "consent_at": now,
+            "soft_bounces": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    @staticmethod
+    def _changes(old: Any, row: Row) -> dict[str, Any]:
+        """What the row changes: non-empty cells win, empty cells keep what is stored."""
+        first = row.first_name or old.first_name
+        last = row.last_name or old.last_name
+        derived = old.name == one_line(f"{old.first_name} {old.last_name}")
+        name = row.name or (one_line(f"{first} {last}") if derived else old.name)
+        fields = {**(old.fields or {}), **row.fields}
+        values = {"first_name": first, "last_name": last, "name": name, "fields": fields}
+        current = {"first_name": old.first_name, "last_name": old.last_name, "name": old.name, "fields": old.fields or {}}
+        return values if values != current else {}
+
+    def _event(self, sid: int, hashed: str, kind: str, detail: str, now: Any) -> dict[str, Any]:
+        return {"subscriber_id": sid, "email_hash": hashed, "kind": kind, "detail": detail, "source": self.source, "created_at": now}
