@@ -8,10 +8,13 @@ view-in-browser link is the same for every recipient and needs no token.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 Purpose = Literal["forward", "preferences", "unsubscribe"]
 PURPOSES: tuple[Purpose, ...] = ("forward", "preferences", "unsubscribe")
@@ -38,6 +41,7 @@ class Links:
         self._serializers = {
             purpose: URLSafeTimedSerializer(secret_key, salt=f"campaign.link.{purpose}") for purpose in PURPOSES
         }
+        self._signers = {purpose: s.make_signer(s.salt) for purpose, s in self._serializers.items()}
 
     def token(self, purpose: Purpose, subscriber: str, campaign: str) -> str:
         return str(self._serializers[purpose].dumps([subscriber, campaign]))
@@ -59,6 +63,14 @@ class Links:
 
     def url(self, purpose: Purpose, subscriber: str, campaign: str) -> str:
         return f"{self.base_url}/{purpose}/{self.token(purpose, subscriber, campaign)}"
+
+    def urls(self, subscriber: str, campaign: str, purposes: Iterable[Purpose] = PURPOSES) -> dict[Purpose, str]:
+        """The personal URLs of one recipient, as `url` makes them, several times faster: the
+        payload is serialised once (uncompressed: two short ids never shrink) and signed per
+        purpose. The send engine calls this once per recipient."""
+        serializer = self._serializers["unsubscribe"]
+        payload = base64_encode(Serializer.dump_payload(serializer, [subscriber, campaign]))
+        return {p: f"{self.base_url}/{p}/{self._signers[p].sign(payload).decode()}" for p in purposes}
 
     def view_url(self, campaign: str) -> str:
         """The web copy of a campaign: the same for every recipient."""

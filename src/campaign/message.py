@@ -33,6 +33,9 @@ class Message:
     headers: Mapping[str, str] = field(default_factory=dict)
     merge: Mapping[str, str] = field(default_factory=dict)
     """The recipient's merge fields, for services that want them as metadata."""
+    raw: bytes | None = None
+    """The whole message as RFC 5322 bytes (CRLF line ends), filled by the engine for
+    providers that send MIME (`Provider.wants_raw`); else `campaign.mime.render(message)`."""
 
     @property
     def to(self) -> str:

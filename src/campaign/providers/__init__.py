@@ -41,7 +41,7 @@ def create(config: Config, *, transport: httpx.AsyncBaseTransport | None = None)
     cls = provider_class(config.provider.name)
     options = config.provider.options
     if cls.name == "outbox":
-        options.setdefault("directory", str(config.workspace / "outbox"))
+        options["directory"] = str(config.workspace / options.get("directory", "outbox"))
     return cls(options, config.env, transport=transport)
 
 

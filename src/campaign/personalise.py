@@ -1,0 +1,190 @@
+"""Compiled campaign + one recipient -> one Message, by string filling only.
+
+The HTML and text are split once per campaign on the placeholder tokens; per
+recipient the pieces are joined with that recipient's values. Nothing per
+recipient runs MJML, Jinja or premailer. A merge field is HTML-escaped in the
+HTML part and never holds CR or LF anywhere (so it can add neither markup nor a
+header line). The view-in-browser link is the same for everyone; forward,
+preferences and unsubscribe carry a signed token of the recipient's public id.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from email.utils import formatdate, parseaddr
+from typing import Any, Protocol
+
+from campaign import mime
+from campaign.compiled import Compiled
+from campaign.config import Config
+from campaign.links import PURPOSES, Links
+from campaign.message import CAMPAIGN_HEADER, SEND_ID_HEADER, Message
+from campaign.placeholders import PATTERN
+
+TEST_PREFIX = "[TEST] "
+
+
+class Recipient(Protocol):
+    """What personalisation reads of a subscriber (campaign.audience.Recipient fits)."""
+
+    @property
+    def public_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
+
+
+class Template:
+    """A text split once on its placeholders: `pieces` around each of `slots`."""
+
+    __slots__ = ("pieces", "slots")
+
+    def __init__(self, text: str) -> None:
+        parts = PATTERN.split(text)
+        self.pieces: tuple[str, ...] = tuple(parts[0::3])
+        self.slots: tuple[str, ...] = tuple(f"{kind}:{name}" for kind, name in zip(parts[1::3], parts[2::3]))
+
+    def values(self, filled: Mapping[str, str]) -> list[str]:
+        return [filled[slot] for slot in self.slots]
+
+    def fill(self, values: Sequence[str]) -> str:
+        if not self.slots:
+            return self.pieces[0]
+        joined = [""] * (2 * len(self.pieces) - 1)
+        joined[0::2] = self.pieces
+        joined[1::2] = values
+        return "".join(joined)
+
+
+def field_value(recipient: Recipient, name: str) -> str:
+    """A merge field: `email`, `name`, `first_name` (else the name's first word), or a custom field."""
+    if name == "email":
+        return recipient.email
+    value = recipient.fields.get(name)
+    if value is not None and value != "":
+        return str(value)
+    if name == "name":
+        return recipient.name or ""
+    if name == "first_name":
+        return (recipient.name or "").split(" ", 1)[0]
+    return ""
+
+
+def sender_domain(from_: str) -> str:
+    address = parseaddr(from_)[1]
+    return address.rpartition("@")[2].lower() or "localhost"
+
+
+def list_id_for(config: Config, list_name: str, domain: str) -> str:
+    """`[send] list_id`, or `<list-name.sender-domain>` (RFC 2919)."""
+    if config.send.list_id:
+        value = config.send.list_id.strip()
+        return value if "<" in value else f"<{value}>"
+    label = re.sub(r"[^a-z0-9-]+", "-", list_name.lower()).strip("-") or "list"
+    return f"<{label}.{domain}>"
+
+
+class _Clock:
+    """RFC 5322 Date, formatted once per second rather than once per message."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._value = second, formatdate(second, usegmt=True)
+        return self._value
+
+
+class Personaliser:
+    """Makes the messages of one campaign; built once per send, used per recipient."""
+
+    def __init__(
+        self,
+        compiled: Compiled,
+        links: Links,
+        *,
+        list_id: str,
+        unsubscribe_mailto: str | None = None,
+        subject_prefix: str = "",
+        raw: bool = False,
+    ) -> None:
+        self.compiled = compiled
+        self.links = links
+        self.raw = raw
+        self.html = Template(compiled.html)
+        self.text = Template(compiled.text)
+        self.subject = Template(subject_prefix + compiled.subject)
+        slots = {*self.html.slots, *self.text.slots, *self.subject.slots}
+        self._fields = sorted(s.partition(":")[2] for s in slots if s.startswith("field:"))
+        self._purposes = [p for p in PURPOSES if p == "unsubscribe" or f"link:{p}" in slots]
+        self._view = links.view_url(compiled.slug)
+        self._html_body = mime.Body(self.html.pieces) if raw else None
+        self._text_body = mime.Body(self.text.pieces) if raw else None
+        self.domain = sender_domain(compiled.from_)
+        self._mailto = f", <mailto:{unsubscribe_mailto}?subject=unsubscribe>" if unsubscribe_mailto else ""
+        self._constant_headers = {
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Id": list_id,
+            CAMPAIGN_HEADER: compiled.slug,
+        }
+        self._clock = _Clock()
+
+    @classmethod
+    def for_config(
+        cls, config: Config, compiled: Compiled, *, list_name: str, subject_prefix: str = "", raw: bool = False
+    ) -> Personaliser:
+        """A personaliser with the workspace's signing key (ConfigError when unset) and settings."""
+        links = Links(config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days)
+        return cls(
+            compiled,
+            links,
+            list_id=list_id_for(config, list_name, sender_domain(compiled.from_)),
+            unsubscribe_mailto=config.send.unsubscribe_mailto,
+            subject_prefix=subject_prefix,
+            raw=raw,
+        )
+
+    def message(self, recipient: Recipient, send_id: str) -> Message:
+        slug = self.compiled.slug
+        text_values = {f"field:{name}": mime.one_line(field_value(recipient, name)) for name in self._fields}
+        text_values["link:view"] = self._view
+        urls = self.links.urls(recipient.public_id, slug, self._purposes)
+        unsubscribe = urls["unsubscribe"]
+        for purpose, url in urls.items():
+            text_values[f"link:{purpose}"] = url
+        html_values = {slot: html.escape(value) for slot, value in text_values.items()}
+        html_list = self.html.values(html_values)
+        text_list = self.text.values(text_values)
+        message = Message(
+            send_id=send_id,
+            campaign=slug,
+            from_=self.compiled.from_,
+            to_email=mime.one_line(recipient.email),
+            to_name=mime.one_line(recipient.name or ""),
+            subject=self.subject.fill(self.subject.values(text_values)),
+            html=self.html.fill(html_list),
+            text=self.text.fill(text_list),
+            reply_to=self.compiled.reply_to,
+            headers={
+                "Date": self._clock.now(),
+                "Message-ID": f"<{send_id}@{self.domain}>",
+                "List-Unsubscribe": f"<{unsubscribe}>{self._mailto}",
+                **self._constant_headers,
+                SEND_ID_HEADER: send_id,
+            },
+            merge={name: text_values[f"field:{name}"] for name in self._fields},
+        )
+        if self._html_body is None or self._text_body is None:
+            return message
+        raw = mime.render(message, html=self._html_body.fill(html_list), text=self._text_body.fill(text_list))
+        return replace(message, raw=raw)

@@ -1,0 +1,350 @@
+"""The send engine: recipients -> ledger -> personalised batches -> provider, exactly once.
+
+A run opens (or resumes) the campaign's send, queues every recipient in the
+ledger, then `concurrency` workers each loop: claim a batch (marked `sending`,
+committed), personalise it, wait for the rate limit, hand it to the provider, and
+record each recipient's result. Retryable failures come back later with
+exponential backoff (or the service's Retry-After, which also holds every worker);
+too many failed calls in a row pause the send; a ProviderError (bad credentials,
+a request the service refuses) stops it at once. Any number of engines, in any
+number of processes, may work on one send: the ledger's claims never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from campaign.audience.tables import utcnow
+from campaign.compiled import Compiled
+from campaign.config import Config
+from campaign.db import connect
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.personalise import TEST_PREFIX, Personaliser
+from campaign.providers import Provider, Result, Status, create, provider_class
+from campaign.send import ledger
+from campaign.send.ledger import Outcome, Queued, Summary
+from campaign.send.ratelimit import RateLimiter
+
+
+class Audience(Protocol):
+    """What the engine needs of the audience store (campaign.audience.Store)."""
+
+    def recipients(
+        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+    ) -> Iterable[Any]: ...
+
+    def mailable_ids(self, ids: Sequence[int], list_name: str | None = None) -> set[int]: ...
+
+    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int: ...
+
+
+@dataclass
+class Progress:
+    """Counts of this run, passed to the progress callback after every batch."""
+
+    total: int
+    """Deliveries to do in this run (pending when it began)."""
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    retrying: int = 0
+    """Deliveries postponed for a retry (counted each time)."""
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.unknown + self.skipped
+
+
+@dataclass
+class SendSummary(Summary):
+    """The ledger's summary of the send after this run, and what the run itself noticed."""
+
+    content_changed: bool = False
+    """The campaign was built anew but the send resumed with the content frozen when it began."""
+    interrupted: int = 0
+    """Deliveries a dead process left mid-request, found by this run and made unknown."""
+    stopped: str = ""
+    """Why this run stopped early (paused or failed), else empty."""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def _open_store(engine: Engine) -> Audience:
+    from campaign.audience import Store
+
+    return Store(engine)
+
+
+def batch_size(config: Config, provider: Provider) -> int:
+    """Messages per provider call: [send] batch_size capped by the provider, and by one
+    second's worth of messages when a rate limit is set."""
+    size = min(config.send.batch_size or provider.max_batch, provider.max_batch)
+    if config.send.rate_limit > 0:
+        size = min(size, max(1, int(config.send.rate_limit)))
+    return size
+
+
+class _Run:
+    """One engine's work on one send: the workers and what they share."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        send: ledger.SendInfo,
+        store: Audience,
+        provider: Provider,
+        personaliser: Personaliser,
+        *,
+        worker_id: str,
+        progress: Progress,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.send = send
+        self.store = store
+        self.provider = provider
+        self.personaliser = personaliser
+        self.worker_id = worker_id
+        self.progress = progress
+        self.on_progress = on_progress
+        self.size = batch_size(config, provider)
+        self.limiter = RateLimiter(config.send.rate_limit)
+        self.hold_until = 0.0
+        self.failures_in_a_row = 0
+        self.stopped = ""
+        self.error: ProviderError | None = None
+
+    def _mailable(self, ids: list[int]) -> set[int]:
+        return self.store.mailable_ids(ids, self.send.list_name)
+
+    async def worker(self) -> None:
+        while not self.stopped:
+            if (wait := self.hold_until - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+                continue
+            batch = await asyncio.to_thread(
+                ledger.claim, self.engine, self.send.id, worker=self.worker_id, limit=self.size, mailable=self._mailable
+            )
+            if batch is None:
+                return
+            if not batch:
+                due = await asyncio.to_thread(ledger.next_retry_at, self.engine, self.send.id)
+                if due is None:
+                    return
+                await asyncio.sleep(min(max((due - utcnow()).total_seconds(), 0.01), 1.0))
+                continue
+            await self._deliver(batch)
+
+    async def _deliver(self, batch: list[Queued]) -> None:
+        messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
+        await self.limiter.acquire(len(messages))
+        try:
+            results = await self.provider.send(messages)
+        except ProviderError as exc:
+            await asyncio.to_thread(ledger.release, self.engine, self.worker_id, [q.send_id for q in batch])
+            if self.error is None:
+                self.error = exc
+                self.stopped = "failed"
+                await asyncio.to_thread(ledger.set_status, self.engine, self.send.id, "failed", str(exc))
+            return
+        except Exception as exc:  # a provider bug must not lose track of the batch
+            reason = f"{self.provider.name}: {type(exc).__name__}: {exc}"[:500]
+            results = [Result(m.send_id, Status.UNKNOWN, reason=reason) for m in messages]
+        outcomes = self._outcomes(batch, results)
+        await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
+        self._count(outcomes, results)
+
+    def _outcomes(self, batch: list[Queued], results: list[Result]) -> list[Outcome]:
+        by_id = {r.send_id: r for r in results}
+        now = utcnow()
+        settings = self.config.send
+        outcomes = []
+        for queued in batch:
+            result = by_id.get(queued.send_id) or Result(
+                queued.send_id, Status.UNKNOWN, reason=f"{self.provider.name} gave no result for this message"
+            )
+            if result.status is Status.ACCEPTED:
+                outcomes.append(Outcome(queued.send_id, "sent", result.provider_id))
+            elif result.status is Status.REJECTED:
+                outcomes.append(Outcome(queued.send_id, "failed", result.provider_id, result.reason or "rejected"))
+            elif result.status is Status.UNKNOWN:
+                outcomes.append(Outcome(queued.send_id, "unknown", result.provider_id, result.reason or "unknown"))
+            elif queued.attempts >= settings.max_attempts:
+                # Failed for now, too often: failed, but marked retryable for the next run.
+                outcomes.append(Outcome(queued.send_id, "failed", None, result.reason or "failed", retry_at=now))
+            else:
+                backoff = min(settings.backoff_seconds * 2 ** (queued.attempts - 1), settings.backoff_max_seconds)
+                delay = result.retry_after if result.retry_after is not None else backoff
+                outcomes.append(Outcome(queued.send_id, "pending", None, result.reason, now + timedelta(seconds=delay)))
+        return outcomes
+
+    def _count(self, outcomes: list[Outcome], results: list[Result]) -> None:
+        progress = self.progress
+        for outcome in outcomes:
+            if outcome.status == "pending":
+                progress.retrying += 1
+            else:
+                setattr(progress, outcome.status, getattr(progress, outcome.status) + 1)
+        accepted = any(r.status is Status.ACCEPTED for r in results)
+        trouble = [r for r in results if r.status in (Status.RETRY, Status.UNKNOWN)]
+        if accepted:
+            self.failures_in_a_row = 0
+        elif trouble:
+            self.failures_in_a_row += 1
+            waits = [r.retry_after for r in trouble if r.retry_after is not None]
+            if waits:
+                self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
+            if self.failures_in_a_row >= self.config.send.max_consecutive_failures and not self.stopped:
+                self.stopped = "paused"
+                note = (
+                    f"paused after {self.failures_in_a_row} failed provider calls in a row "
+                    f"(last: {trouble[-1].reason}); fix the cause and run the send again to continue"
+                )
+                ledger.set_status(self.engine, self.send.id, "paused", note)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+
+async def send_campaign(
+    config: Config,
+    compiled: Compiled,
+    *,
+    list_name: str,
+    topics: Sequence[str] = (),
+    provider: Provider | None = None,
+    store: Audience | None = None,
+    engine: Engine | None = None,
+    resend_unknown: bool = False,
+    progress: ProgressCallback | None = None,
+    worker_id: str | None = None,
+) -> SendSummary:
+    """Send `compiled` to `list_name` (members who chose any of `topics`, if given), or resume
+    its send. Returns the ledger summary; raises ProviderError when the service refused the
+    send as a whole (the send is then `failed`; running again resumes it)."""
+    config.secret_key  # noqa: B018  (a ConfigError now, before anything is recorded)
+    engine = engine or connect(config.database_url)
+    store = store or _open_store(engine)
+    own_provider = provider is None
+    provider = provider or create(config)
+    worker_id = worker_id or ledger.new_worker_id()
+    try:
+        send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
+        if not send.enqueued:
+            recipients = store.recipients(list_name, topics, after_id=send.enqueued_through, chunk=2000)
+            await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
+        interrupted = await asyncio.to_thread(ledger.prepare, engine, send.id, resend_unknown=resend_unknown)
+        before = ledger.summary(engine, send.campaign)
+        assert before is not None
+        personaliser = Personaliser.for_config(config, send.compiled, list_name=list_name, raw=provider.wants_raw)
+        run = _Run(
+            config,
+            engine,
+            send,
+            store,
+            provider,
+            personaliser,
+            worker_id=worker_id,
+            progress=Progress(total=before.count("pending")),
+            on_progress=progress,
+        )
+        await asyncio.gather(*(run.worker() for _ in range(config.send.concurrency)))
+        if run.error is not None:
+            raise run.error
+        if not run.stopped:
+            await asyncio.to_thread(ledger.finish_if_done, engine, send.id)
+    finally:
+        if own_provider:
+            await provider.aclose()
+    after = ledger.summary(engine, send.campaign)
+    assert after is not None
+    return SendSummary(
+        campaign=after.campaign,
+        status=after.status,
+        note=after.note,
+        counts=after.counts,
+        failed_reasons=after.failed_reasons,
+        unknown_reasons=after.unknown_reasons,
+        content_changed=send.compiled.source_hash != compiled.source_hash,
+        interrupted=interrupted,
+        stopped=run.stopped,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _TestRecipient:
+    email: str
+    public_id: str = "test"
+    name: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+async def send_test(
+    config: Config, compiled: Compiled, addresses: Sequence[str], *, provider: Provider | None = None
+) -> list[Result]:
+    """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
+    Links carry a token of no subscriber, so they lead to the pages but change nothing."""
+    own_provider = provider is None
+    provider = provider or create(config)
+    personaliser = Personaliser.for_config(
+        config, compiled, list_name="test", subject_prefix=TEST_PREFIX, raw=provider.wants_raw
+    )
+    messages = [personaliser.message(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
+    results: list[Result] = []
+    try:
+        for start in range(0, len(messages), provider.max_batch):
+            results.extend(await provider.send(messages[start : start + provider.max_batch]))
+    finally:
+        if own_provider:
+            await provider.aclose()
+    return results
+
+
+@dataclass
+class DryRun:
+    """What a real send would do now."""
+
+    recipients: int
+    already_sent: int
+    bytes: int
+    sample: Message | None
+    provider: str
+
+
+def dry_run(
+    config: Config,
+    compiled: Compiled,
+    *,
+    list_name: str,
+    topics: Sequence[str] = (),
+    store: Audience | None = None,
+    engine: Engine | None = None,
+) -> DryRun:
+    """Build every message and run every check a send runs (signing key, provider settings and
+    secrets, the list), and send nothing."""
+    config.secret_key  # noqa: B018
+    cls = provider_class(config.provider.name)
+    asyncio.run(create(config).aclose())  # validates the provider's options and secrets
+    engine = engine or connect(config.database_url)
+    store = store or _open_store(engine)
+    existing = ledger.summary(engine, compiled.slug)
+    personaliser = Personaliser.for_config(config, compiled, list_name=list_name, raw=cls.wants_raw)
+    count = size = 0
+    sample = None
+    for recipient in store.recipients(list_name, topics, chunk=2000):
+        message = personaliser.message(recipient, "dry-run")
+        size += len(message.raw) if message.raw is not None else len(message.html) + len(message.text)
+        sample = sample or message
+        count += 1
+    return DryRun(count, existing.sent if existing else 0, size, sample, cls.name)
