@@ -12,9 +12,11 @@ from campaign.config import Config, load_config
 
 
 @pytest.fixture
-def config(workspace: Path, db_url: str) -> Config:
-    """The repository's workspace (time zone America/Denver) on a fresh database."""
-    return load_config(workspace, environ={"CAMPAIGN_DATABASE_URL": db_url})
+def config(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """The repository's workspace (time zone America/Denver) on a fresh database, which the
+    CLI and subprocesses use too."""
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", db_url)
+    return load_config(workspace)
 
 
 def make_compiled(slug: str = "2026-12-news", *, source_hash: str = "a" * 64, send_at: datetime | None = None,

@@ -6,7 +6,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 
 from campaign.cli.app import app, console, get_config
 from campaign.config import Config
@@ -27,12 +26,11 @@ def schedule_command(
     if not listed:
         console.print("nothing scheduled")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("campaign", "state", "send at", "list", "notes"):
-        table.add_column(column)
-    for item in listed:
-        table.add_row(*_row(config, item))
-    console.print(table)
+    rows = [("campaign", "state", "send at", "list", "notes"), *(_row(config, item) for item in listed)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # plain aligned lines: no wrapping in cron mail or a pipe
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+        console.print(line.rstrip(), markup=False, soft_wrap=True)
 
 
 def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
