@@ -1,3 +1,31 @@
-"""Commands: web."""
+"""Commands: serve (the public pages and the mail services' webhooks)."""
 
-from campaign.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from campaign.cli.app import app, console, get_config
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: [web] host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: [web] port, 8000).")] = None,
+) -> None:
+    """Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.
+
+    Run it behind a reverse proxy that terminates HTTPS (see docs/serve.md). Webhook
+    secrets come from environment variables such as POSTMARK_WEBHOOK_AUTH.
+    """
+    import uvicorn
+
+    from campaign.web.app import create_app
+
+    config = get_config()
+    application = create_app(config)
+    host = host or config.web.host
+    port = port or config.web.port
+    console.print(f"Serving {config.organisation.name} on http://{host}:{port} (public URL {config.public_base_url})")
+    uvicorn.run(application, host=host, port=port, proxy_headers=True, log_level="info", server_header=False)

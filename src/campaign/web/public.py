@@ -1,0 +1,356 @@
+"""The public pages behind the links every message carries.
+
+- /archive, /archive/<slug>, /archive/feed.atom: past campaigns, impersonal copies.
+- /unsubscribe/<token>: GET asks and changes nothing (link scanners open every
+  link); the page's POST unsubscribes from this list or from everything, or
+  resubscribes; the RFC 8058 one-click POST (`List-Unsubscribe=One-Click`)
+  unsubscribes from everything and answers 200, no redirect, no cookie.
+- /preferences/<token>: lists, topics and name.
+- /forward/<token>: the web copy to up to five friends, rate-limited.
+
+A token that is forged, altered, of another purpose, expired, or whose subscriber
+no longer exists gets the same 400 page, so no answer tells whether an address
+is known. Forms carry a CSRF token bound to the link (see `csrf`). Nothing here
+redirects.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, insert, select
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from campaign.audience.models import Subscriber
+from campaign.links import BadLink, Claims, Purpose
+from campaign.message import CAMPAIGN_HEADER, Message
+from campaign.web.csrf import FIELD as CSRF_FIELD
+from campaign.web.site import Site
+from campaign.web.tables import forward_log
+from campaign.web.webcopy import WebCopy
+
+MAX_FRIENDS = 5
+MAX_NOTE = 500
+MAX_NAME = 100
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+
+_LINKISH = re.compile(
+    r"(?:[a-z][a-z0-9+.-]*://\S*)|(?:www\.\S*)|(?:mailto:\S*)|(?:\S+@\S+)|(?:\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b(?:/\S*)?)",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def site_of(request: Request) -> Site:
+    site: Site = request.app.state.site
+    return site
+
+
+def strip_links(text: str) -> str:
+    """Plain text with anything a mail client would make a link removed (URLs, bare
+    domains, addresses), so a forward cannot carry a stranger's link."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n"))
+    return re.sub(r"[ \t]{2,}", " ", _LINKISH.sub("", text)).strip()
+
+
+def masked(email: str) -> str:
+    """j•••@example.org: enough for a person to recognise their address on a shared link."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}•••@{domain}" if domain else "•••"
+
+
+async def _form(request: Request) -> FormData | None:
+    try:
+        return await request.form()
+    except Exception:  # a body the form parser cannot read is a bad request, not a crash
+        return None
+
+
+async def _subscriber(request: Request, purpose: Purpose) -> tuple[Claims, Subscriber] | Response:
+    """The claims and subscriber of the page's link, or the one 400 page for every bad link."""
+    site = site_of(request)
+    try:
+        claims = site.links.verify(purpose, request.path_params["token"])
+    except BadLink:
+        return bad_link(request)
+    subscriber = await site.db(site.store.get, claims.subscriber)
+    if subscriber is None or subscriber.status == "deleted":
+        return bad_link(request)
+    return claims, subscriber
+
+
+def bad_link(request: Request) -> Response:
+    return site_of(request).message(
+        request, 400, "This link does not work",
+        "The link may be incomplete, altered or too old. Use the link in a recent email from us.",
+    )
+
+
+def refused_form(request: Request) -> Response:
+    return site_of(request).message(
+        request, 403, "Please try again",
+        "This form was not sent from its page, or the page was open too long. Open the link from the email again.",
+    )
+
+
+# ---------------------------------------------------------------- archive
+
+
+async def archive_index(request: Request) -> Response:
+    site = site_of(request)
+    entries = await site.db(site.archive)
+    return site.page(request, "index.html", entries=entries)
+
+
+async def archive_copy(request: Request) -> Response:
+    site = site_of(request)
+    copy = await site.db(site.web_copy, request.path_params["slug"])
+    if copy is None:
+        return site.message(request, 404, "Not found", "There is no campaign at this address.")
+    return HTMLResponse(copy.html)
+
+
+async def archive_feed(request: Request) -> Response:
+    site = site_of(request)
+    entries = await site.db(site.archive)
+    updated = max((e.sent_at for e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    response = site.templates.TemplateResponse(
+        request, "feed.xml", {"entries": entries, "updated": updated, "view_url": site.links.view_url},
+        media_type="application/atom+xml",
+    )
+    return response
+
+
+# ---------------------------------------------------------------- unsubscribe
+
+
+def _this_list(site: Site, claims: Claims, subscriber: Subscriber) -> str | None:
+    """The list the message came from: as the ledger recorded it, else the one list the
+    subscriber is on, else unknown (then the page offers only everything)."""
+    recorded = site.campaign_list(claims.campaign) if claims.campaign else None
+    if recorded:
+        return recorded
+    known = subscriber.lists | subscriber.unsubscribed_lists
+    return next(iter(known)) if len(known) == 1 else None
+
+
+async def unsubscribe(request: Request) -> Response:
+    site = site_of(request)
+    found = await _subscriber(request, "unsubscribe")
+    if isinstance(found, Response):
+        return found
+    claims, subscriber = found
+    token = request.path_params["token"]
+    this_list = await site.db(_this_list, site, claims, subscriber)
+    done = ""
+    if request.method == "POST":
+        form = await _form(request)
+        if form is None:
+            return site.message(request, 400, "Bad request", "The form could not be read.")
+        if form.get(ONE_CLICK[0]) == ONE_CLICK[1]:
+            # RFC 8058: the mail client posts this without the page; answer 200, plainly.
+            await site.db(site.store.unsubscribe, subscriber.public_id, source="one-click",
+                          list_name=None, detail=f"campaign {claims.campaign}")
+            return PlainTextResponse("You are unsubscribed.\n")
+        if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+            return refused_form(request)
+        action, scope = form.get("action"), form.get("scope")
+        if action == "unsubscribe" and scope in ("list", "all"):
+            list_name = this_list if scope == "list" else None
+            await site.db(site.store.unsubscribe, subscriber.public_id, source="unsubscribe page",
+                          list_name=list_name, detail=f"campaign {claims.campaign}")
+            done = "unsubscribed"
+        elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
+            # Back on this list too, if they had left it.
+            list_name = this_list if this_list and this_list not in subscriber.lists else None
+            await site.db(site.store.resubscribe, subscriber.public_id, source="unsubscribe page", list_name=list_name)
+            done = "resubscribed"
+        else:
+            return site.message(request, 400, "Bad request", "The form asked for something this page does not do.")
+        subscriber = await site.db(site.store.get, subscriber.public_id) or subscriber
+    return site.page(
+        request, "unsubscribe.html",
+        state=_unsubscribe_state(subscriber, this_list), address=masked(subscriber.email), this_list=this_list,
+        done=done, csrf=site.csrf.token(token), action=request.url.path,
+        preferences_url=f"/preferences/{site.links.token('preferences', subscriber.public_id, claims.campaign)}",
+    )
+
+
+def _unsubscribe_state(subscriber: Subscriber, this_list: str | None) -> str:
+    """subscribed: may be asked to unsubscribe; left_list: gets other mail, not this list;
+    unsubscribed: gets nothing, may resubscribe; blocked: bounced or complained, for good."""
+    if not subscriber.mailable:
+        return "unsubscribed" if subscriber.status == "unsubscribed" else "blocked"
+    if this_list and this_list not in subscriber.lists:
+        return "left_list"
+    return "subscribed"
+
+
+# ---------------------------------------------------------------- preferences
+
+
+async def preferences(request: Request) -> Response:
+    site = site_of(request)
+    found = await _subscriber(request, "preferences")
+    if isinstance(found, Response):
+        return found
+    claims, subscriber = found
+    token = request.path_params["token"]
+    lists = sorted(subscriber.lists | subscriber.unsubscribed_lists)
+    topics = sorted(await site.db(_topic_names, site))
+    saved = False
+    if request.method == "POST":
+        form = await _form(request)
+        if form is None or not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+            return refused_form(request)
+        chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
+        chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
+        name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
+        await site.db(site.store.set_preferences, subscriber.public_id, lists=chosen_lists, topics=chosen_topics, name=name)
+        subscriber = await site.db(site.store.get, subscriber.public_id) or subscriber
+        saved = True
+    return site.page(
+        request, "preferences.html",
+        subscriber=subscriber, address=masked(subscriber.email), lists=lists, topics=topics, saved=saved,
+        csrf=site.csrf.token(token), action=request.url.path,
+        unsubscribe_url=f"/unsubscribe/{site.links.token('unsubscribe', subscriber.public_id, claims.campaign)}",
+    )
+
+
+def _topic_names(site: Site) -> list[str]:
+    return [name for name, _count in site.store.topics()]
+
+
+# ---------------------------------------------------------------- forward to a friend
+
+
+@dataclass
+class ForwardForm:
+    friends: list[str]
+    name: str
+    note: str
+    errors: list[str]
+
+
+def read_forward_form(form: FormData) -> ForwardForm:
+    """The friends' addresses (validated, deduplicated), the sender's name and the note, or errors."""
+    errors: list[str] = []
+    friends: list[str] = []
+    raw = [_str(v).strip() for v in form.getlist("friend")]
+    for value in (v for v in raw if v):
+        try:
+            address = validate_email(value, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            errors.append(f"“{value[:80]}” is not an email address.")
+            continue
+        if address not in friends:
+            friends.append(address)
+    if not friends and not errors:
+        errors.append("Enter at least one address.")
+    if len(friends) > MAX_FRIENDS:
+        errors.append(f"Enter at most {MAX_FRIENDS} addresses.")
+    note = _str(form.get("note"))
+    if len(note) > MAX_NOTE:
+        errors.append(f"The note is {len(note)} characters long; at most {MAX_NOTE} fit.")
+    name = " ".join(strip_links(_str(form.get("name"))).split())[:MAX_NAME]
+    return ForwardForm(friends, name, strip_links(note)[:MAX_NOTE], errors)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str) -> Message:
+    """The web copy for one friend: no personal link of the forwarder's, the note as plain text."""
+    organisation = site.config.organisation.name
+    intro = f"{name or 'Someone'} thought you would like this email from {organisation}."
+    outro = "You got this because someone forwarded it to you; you have not been added to any list."
+    note_html = "".join(f"<p style=\"margin:0 0 8px\">{_escape(line)}</p>" for line in note.split("\n") if line.strip())
+    banner = (
+        '<div style="font-family:Arial,sans-serif;font-size:15px;line-height:1.5;max-width:600px;'
+        'margin:0 auto;padding:16px;border-bottom:1px solid #ccc">'
+        f"<p style=\"margin:0 0 8px\">{_escape(intro)}</p>{note_html}"
+        f"<p style=\"margin:0;color:#555;font-size:13px\">{_escape(outro)}</p></div>"
+    )
+    body = re.search(r"<body\b[^>]*>", copy.html, re.IGNORECASE)
+    html = copy.html[: body.end()] + banner + copy.html[body.end():] if body else banner + copy.html
+    text = "\n\n".join(part for part in (intro, note, outro, "-" * 40, copy.text) if part)
+    domain = parseaddr(copy.from_)[1].rpartition("@")[2] or "localhost"
+    send_id = f"fwd-{uuid.uuid4().hex}"
+    return Message(
+        send_id=send_id, campaign=copy.slug, from_=copy.from_, to_email=friend, to_name="",
+        subject=f"Fwd: {copy.subject}", html=html, text=text, reply_to=copy.reply_to,
+        headers={"Message-ID": make_msgid(domain=domain), "Date": formatdate(localtime=False),
+                 CAMPAIGN_HEADER: copy.slug},
+    )
+
+
+def _within_limits(site: Site, subscriber_hash: str, ip_hash: str, count: int) -> bool:
+    """Record a forward of `count` messages unless it would pass either hourly limit.
+    Rows older than an hour are deleted on the way: nothing is kept longer than the limit needs."""
+    since = datetime.now(UTC) - timedelta(hours=1)
+    with site.engine.begin() as connection:
+        connection.execute(delete(forward_log).where(forward_log.c.sent_at < since))
+
+        def used(column: Any, value: str) -> int:
+            query = select(func.coalesce(func.sum(forward_log.c.recipients), 0)).where(
+                column == value, forward_log.c.sent_at >= since)
+            return int(connection.execute(query).scalar_one())
+
+        web = site.config.web
+        if used(forward_log.c.subscriber_hash, subscriber_hash) + count > web.forward_per_subscriber_per_hour:
+            return False
+        if used(forward_log.c.ip_hash, ip_hash) + count > web.forward_per_ip_per_hour:
+            return False
+        connection.execute(insert(forward_log).values(
+            subscriber_hash=subscriber_hash, ip_hash=ip_hash, recipients=count, sent_at=datetime.now(UTC)))
+    return True
+
+
+async def forward(request: Request) -> Response:
+    site = site_of(request)
+    found = await _subscriber(request, "forward")
+    if isinstance(found, Response):
+        return found
+    claims, subscriber = found
+    token = request.path_params["token"]
+    copy = await site.db(site.web_copy, claims.campaign)
+    if copy is None:
+        return site.message(request, 404, "Not found", "This campaign is not in the archive.")
+    context = {"copy": copy, "csrf": site.csrf.token(token), "action": request.url.path,
+               "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE, "errors": [], "values": {}}
+    if request.method == "GET":
+        return site.page(request, "forward.html", **context)
+    form = await _form(request)
+    if form is None or not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+        return refused_form(request)
+    parsed = read_forward_form(form)
+    values = {"friends": [_str(v) for v in form.getlist("friend")], "name": _str(form.get("name")),
+              "note": _str(form.get("note"))}
+    if parsed.errors:
+        return site.page(request, "forward.html", 400, **{**context, "errors": parsed.errors, "values": values})
+    recipients = [f for f in parsed.friends if not await site.db(site.suppressed, f)]
+    ip = request.client.host if request.client else "unknown"
+    allowed = await site.db(_within_limits, site, site.keyed_hash("subscriber", subscriber.public_id),
+                            site.keyed_hash("ip", ip), len(parsed.friends))
+    if not allowed:
+        return site.message(request, 429, "Please wait a while",
+                            "You have forwarded this as often as we allow in one hour. Please try again later.")
+    messages = [forward_message(site, copy, friend, parsed.name, parsed.note) for friend in recipients]
+    failed = await site.send(messages)
+    if failed:
+        return site.message(request, 502, "Not sent",
+                            "We could not send your forward just now. Please try again later.")
+    return site.page(request, "forwarded.html", count=len(parsed.friends), copy=copy)
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
