@@ -115,8 +115,17 @@ class YamlFile:
 
     def location(self, *keys: str | int) -> Location:
         """Where the value at `keys` is, or the nearest enclosing key that exists."""
-        line = 1
-        node = self.root
+        return Location(self.shown, self._find(keys)[0])
+
+    def text_location(self, *keys: str | int) -> Location:
+        """Where the text of the string at `keys` starts: for a block scalar (| or >), the line after its key."""
+        line, node = self._find(keys)
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            line = node.start_mark.line + 2
+        return Location(self.shown, line)
+
+    def _find(self, keys: Sequence[str | int]) -> tuple[int, yaml.Node | None]:
+        line, node = 1, self.root
         for key in keys:
             child: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode):
@@ -128,9 +137,9 @@ class YamlFile:
                 child = node.value[key]
                 line = child.start_mark.line + 1
             if child is None:
-                break
+                return line, None
             node = child
-        return Location(self.shown, line)
+        return line, node
 
 
 def shown_path(path: Path, workspace: Path) -> str:
