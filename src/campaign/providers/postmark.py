@@ -1,0 +1,147 @@
+"""Postmark: POST /email/batch, up to 500 messages per request.
+
+Each message goes as it is (its own HtmlBody, TextBody, To and headers); our send
+id rides in Metadata, which Postmark's webhooks report back. The reply is 200 even
+when some messages failed: each one has its own ErrorCode. A 422 on the whole
+batch means Postmark refused the request (sender signature, account): the send stops
+with Postmark's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.providers import base
+from campaign.providers.batching import STAMPED_BY_SERVICE
+
+TOKEN_ENV = "POSTMARK_SERVER_TOKEN"
+
+REJECTED_CODES = {300: "invalid email request", 406: "inactive recipient"}
+"""Refused for this recipient only: never retried."""
+RETRY_CODES = {100: "maintenance", 429: "rate limit exceeded"}
+STOP_CODES = {
+    10: "bad or missing server token",
+    400: "sender signature not found",
+    401: "sender signature not confirmed",
+    402: "invalid JSON",
+    403: "incompatible JSON",
+    405: "not allowed to send",
+    409: "JSON required",
+    410: "too many batch messages",
+    412: "account is pending",
+    413: "account may not send",
+}
+"""Codes that no message of the send can get past: stop and say why."""
+
+
+def recipient(message: Message) -> str:
+    """The To field: the name quoted and left in Unicode (Postmark encodes it)."""
+    if not message.to_name:
+        return message.to_email
+    name = message.to_name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{name}" <{message.to_email}>'
+
+
+class Options(base.Options):
+    base_url: str | None = None
+    """Default https://api.postmarkapp.com."""
+    message_stream: str = "broadcast"
+    """Postmark's stream for bulk mail; "outbound" is the transactional one."""
+    track_opens: bool | None = None
+    track_links: str | None = None
+    """None, HtmlAndText, HtmlOnly or TextOnly; unset: the server's setting."""
+
+
+class PostmarkProvider(base.HTTPProvider):
+    name = "postmark"
+    max_batch = 500
+    Options: ClassVar[type[base.Options]] = Options
+    default_base_url = "https://api.postmarkapp.com"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client.headers["X-Postmark-Server-Token"] = self.secret(TOKEN_ENV)
+        self.client.headers["Accept"] = "application/json"
+
+    def payload(self, message: Message) -> dict[str, Any]:
+        options: Any = self.options
+        item: dict[str, Any] = {
+            "From": message.from_,
+            "To": recipient(message),
+            "Subject": message.subject,
+            "HtmlBody": message.html,
+            "TextBody": message.text,
+            "MessageStream": options.message_stream,
+            "Tag": message.campaign,
+            "Metadata": {"send_id": message.send_id, "campaign": message.campaign},
+            "Headers": [
+                {"Name": name, "Value": value}
+                for name, value in message.headers.items()
+                if name.lower() not in STAMPED_BY_SERVICE
+            ],
+        }
+        if message.reply_to:
+            item["ReplyTo"] = message.reply_to
+        if options.track_opens is not None:
+            item["TrackOpens"] = options.track_opens
+        if options.track_links is not None:
+            item["TrackLinks"] = options.track_links
+        return item
+
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        body = json.dumps([self.payload(m) for m in batch], ensure_ascii=False, separators=(",", ":"))
+        return self.client.build_request(
+            "POST", "/email/batch", content=body.encode("utf-8"), headers={"Content-Type": "application/json"}
+        )
+
+    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+        if response.status_code == 422:
+            code = self._error_code(response)
+            raise ProviderError(f"Postmark refused the batch (422, ErrorCode {code}): {self.error_message(response)}")
+        return None
+
+    @staticmethod
+    def _error_code(response: httpx.Response) -> object:
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body.get("ErrorCode") if isinstance(body, dict) else None
+
+    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+        if response.status_code != 200:
+            raise ProviderError(f"Postmark answered {response.status_code}: {self.error_message(response)}")
+        try:
+            answers = response.json()
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(batch):
+            # Postmark took the request but said nothing we can read: some may have gone out.
+            return self._all(batch, base.Status.UNKNOWN, "Postmark's reply to the batch was unreadable")
+        results = []
+        stop = ""
+        for message, answer in zip(batch, answers):
+            code = answer.get("ErrorCode") if isinstance(answer, dict) else None
+            text = str(answer.get("Message", "")) if isinstance(answer, dict) else ""
+            if code == 0:
+                results.append(base.Result(message.send_id, base.Status.ACCEPTED, provider_id=str(answer.get("MessageID"))))
+            elif code in STOP_CODES:
+                stop = stop or f"Postmark refused the send (ErrorCode {code}, {STOP_CODES[code]}): {text}"
+                results.append(base.Result(message.send_id, base.Status.RETRY, reason=stop[:500]))
+            elif code in RETRY_CODES:
+                reason = f"Postmark ErrorCode {code} ({RETRY_CODES[code]})"
+                results.append(base.Result(message.send_id, base.Status.RETRY, reason=reason))
+            else:
+                label = REJECTED_CODES.get(code, "error") if isinstance(code, int) else "error"
+                reason = f"Postmark ErrorCode {code} ({label}): {text}"[:500]
+                results.append(base.Result(message.send_id, base.Status.REJECTED, reason=reason))
+        if stop and not any(r.status is base.Status.ACCEPTED for r in results):
+            # Nothing went out, and nothing will until the account is fixed: stop the send.
+            raise ProviderError(stop)
+        return results
