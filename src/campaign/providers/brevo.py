@@ -1,0 +1,91 @@
+"""Brevo: POST /v3/smtp/email with messageVersions, up to 1,000 versions per request.
+
+Each recipient is one message version with its own HTML, text, subject and headers
+(List-Unsubscribe, and X-Mailin-custom carrying our send id, which Brevo's webhooks
+report back). The first message is also the request's default content, so versions
+equal to it leave their copy out. Brevo answers 201 with a message id per version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.providers import base
+from campaign.providers.batching import UnsupportedFeature, sender, split_headers
+
+
+class Options(base.Options):
+    base_url: str | None = None
+    """Default https://api.brevo.com."""
+
+
+def _address(value: str) -> dict[str, str]:
+    name, email = sender(value)
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+class BrevoProvider(base.HTTPProvider):
+    name = "brevo"
+    max_batch = 1000
+    Options: ClassVar[type[base.Options]] = Options
+    default_base_url = "https://api.brevo.com"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client.headers["api-key"] = self.secret("BREVO_API_KEY")
+        self.client.headers["Accept"] = "application/json"
+
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        common, own_headers = split_headers(batch, self.name)
+        first = batch[0]
+        versions = []
+        for message, headers in zip(batch, own_headers, strict=True):
+            headers = {**headers, "X-Mailin-custom": json.dumps({"send_id": message.send_id})}
+            for name, value in headers.items():
+                if not value.isascii():
+                    # Brevo sends non-ASCII custom headers as raw 8-bit bytes.
+                    raise UnsupportedFeature(self.name, f"non-ASCII characters in the {name} header")
+            to = {"email": message.to_email, "name": message.to_name} if message.to_name else {"email": message.to_email}
+            version: dict[str, Any] = {"to": [to], "headers": headers}
+            for key, mine, default in (
+                ("subject", message.subject, first.subject),
+                ("htmlContent", message.html, first.html),
+                ("textContent", message.text, first.text),
+            ):
+                if mine != default:
+                    version[key] = mine
+            versions.append(version)
+        payload: dict[str, Any] = {
+            "sender": _address(first.from_),
+            "subject": first.subject,
+            "htmlContent": first.html,
+            "textContent": first.text,
+            "tags": [first.campaign],
+            "messageVersions": versions,
+        }
+        if first.reply_to:
+            payload["replyTo"] = _address(first.reply_to)
+        if common:
+            payload["headers"] = common
+        return self.client.build_request("POST", "/v3/smtp/email", json=payload)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """Brevo's 429 carries x-sib-ratelimit-reset: seconds until the window resets."""
+        return base.retry_after_seconds(
+            response.headers.get("Retry-After") or response.headers.get("x-sib-ratelimit-reset")
+        )
+
+    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+        if response.status_code not in (200, 201, 202):
+            raise ProviderError(f"brevo refused the batch ({response.status_code}): {self.error_message(response)}")
+        body = response.json()
+        ids = body.get("messageIds") or ([body["messageId"]] if "messageId" in body else [])
+        if len(ids) != len(batch):
+            raise ProviderError(f"brevo answered {len(ids)} message ids for {len(batch)} messages")
+        return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=i) for m, i in zip(batch, ids, strict=True)]

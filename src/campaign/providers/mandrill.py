@@ -1,0 +1,96 @@
+"""Mailchimp Transactional (Mandrill): POST /api/1.0/messages/send.json.
+
+Mandrill's merge tags reach the subject and the body, but not custom headers nor
+List-Unsubscribe (Mandrill's documentation says so), and every recipient needs their
+own one-click unsubscribe header. So each request is one recipient's own message:
+its body, its headers, our send id in `metadata`; `merge` is off, so nothing in our
+content is read as a merge tag, and `preserve_recipients` is false. The key travels
+in the body. Mandrill answers a status per recipient; errors come as HTTP 500 with
+a JSON name (Invalid_Key, PaymentRequired, ValidationError, GeneralError...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.providers import base
+from campaign.providers.batching import passed_headers, sender
+
+ACCEPTED = {"sent", "queued", "scheduled"}
+REJECTED = {"rejected", "invalid"}
+RETRYABLE_ERRORS = {"GeneralError", "ServiceUnavailable"}
+
+
+class Options(base.Options):
+    base_url: str | None = None
+    """Default https://mandrillapp.com/api/1.0."""
+    subaccount: str | None = None
+
+
+class MandrillProvider(base.HTTPProvider):
+    name = "mandrill"
+    max_batch = 1
+    Options: ClassVar[type[base.Options]] = Options
+    default_base_url = "https://mandrillapp.com/api/1.0"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._key = self.secret("MANDRILL_API_KEY")
+
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        (m,) = batch
+        from_name, from_email = sender(m.from_)
+        headers = passed_headers(m)
+        if m.reply_to:
+            headers["Reply-To"] = m.reply_to
+        message: dict[str, Any] = {
+            "html": m.html,
+            "text": m.text,
+            "subject": m.subject,
+            "from_email": from_email,
+            "to": [{"email": m.to_email, "name": m.to_name, "type": "to"} if m.to_name else {"email": m.to_email, "type": "to"}],
+            "headers": headers,
+            "preserve_recipients": False,
+            "merge": False,
+            "auto_text": False,
+            "auto_html": False,
+            "tags": [m.campaign],
+            "metadata": {"send_id": m.send_id, "campaign": m.campaign},
+        }
+        if from_name:
+            message["from_name"] = from_name
+        if self.options.subaccount:  # type: ignore[attr-defined]
+            message["subaccount"] = self.options.subaccount  # type: ignore[attr-defined]
+        return self.client.build_request("POST", "/messages/send.json", json={"key": self._key, "message": message})
+
+    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+        try:
+            body = response.json()
+            name, text = str(body["name"]), str(body.get("message", ""))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if name in RETRYABLE_ERRORS:
+            return self._all(batch, base.Status.RETRY, f"mandrill {name}: {text}", self.retry_after(response))
+        raise ProviderError(f"mandrill refused the send ({name}): {text}")
+
+    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+        if response.status_code != 200:
+            raise ProviderError(f"mandrill refused the send ({response.status_code}): {self.error_message(response)}")
+        by_email = {str(item.get("email", "")).lower(): item for item in response.json()}
+        results = []
+        for m in batch:
+            item = by_email.get(m.to_email.lower())
+            status = (item or {}).get("status", "")
+            if status in ACCEPTED:
+                results.append(base.Result(m.send_id, base.Status.ACCEPTED, provider_id=item.get("_id")))  # type: ignore[union-attr]
+            elif status in REJECTED:
+                reason = item.get("reject_reason") or status  # type: ignore[union-attr]
+                results.append(base.Result(m.send_id, base.Status.REJECTED, reason=f"mandrill {status}: {reason}"))
+            else:
+                results.append(base.Result(m.send_id, base.Status.UNKNOWN, reason=f"mandrill answered {status or 'nothing'} for this recipient"))
+        return results

@@ -1,0 +1,104 @@
+"""SendGrid v3: POST /v3/mail/send, up to 1,000 personalizations per request.
+
+One request carries one content (text and HTML) and a personalization per
+recipient: its To, its own headers (List-Unsubscribe...), its subject, its
+`substitutions` for the slots where our messages differ (links, merge fields) and
+`custom_args` carrying our send id, which SendGrid's event webhook reports back.
+SendGrid answers 202 with an empty body: accepted, one X-Message-Id for the request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.providers import base
+from campaign.providers.batching import UnsupportedFeature, sender, shared, split_headers
+
+SUBSTITUTION_LIMIT = 10_000
+"""Bytes of substitutions (keys and values) SendGrid takes per personalization."""
+
+
+class Options(base.Options):
+    base_url: str | None = None
+    """Default https://api.sendgrid.com; https://api.eu.sendgrid.com for EU regional subusers."""
+
+
+def _address(value: str) -> dict[str, str]:
+    name, email = sender(value)
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+class SendGridProvider(base.HTTPProvider):
+    name = "sendgrid"
+    max_batch = 1000
+    Options: ClassVar[type[base.Options]] = Options
+    default_base_url = "https://api.sendgrid.com"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client.headers["Authorization"] = f"Bearer {self.secret('SENDGRID_API_KEY')}"
+
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        common, own_headers = split_headers(batch, self.name)
+        personalizations: list[dict[str, Any]] = []
+        for message, headers in zip(batch, own_headers, strict=True):
+            to = {"email": message.to_email, "name": message.to_name} if message.to_name else {"email": message.to_email}
+            item: dict[str, Any] = {"to": [to], "subject": message.subject, "custom_args": {"send_id": message.send_id}}
+            if headers:
+                item["headers"] = headers
+            personalizations.append(item)
+        content = []
+        for kind, prefix, texts in (("text/plain", "t", [m.text for m in batch]), ("text/html", "h", [m.html for m in batch])):
+            body = shared(texts)
+            tag = lambda i, p=prefix: f"{{%{p}{i}%}}"  # noqa: E731
+            if any("{%" in text for text in texts):
+                raise UnsupportedFeature(self.name, "the text {% in the message body")
+            content.append({"type": kind, "value": body.render(tag)})
+            for item, values in zip(personalizations, body.values, strict=True):
+                item.setdefault("substitutions", {}).update({tag(i): v for i, v in enumerate(values)})
+        for item in personalizations:
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in item.get("substitutions", {}).items())
+            if size > SUBSTITUTION_LIMIT:
+                raise UnsupportedFeature(
+                    self.name, f"{size} bytes of per-recipient values (SendGrid takes {SUBSTITUTION_LIMIT})"
+                )
+        payload: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": _address(batch[0].from_),
+            "content": content,
+            "custom_args": {"campaign": batch[0].campaign},
+        }
+        if batch[0].reply_to:
+            payload["reply_to"] = _address(batch[0].reply_to)
+        if common:
+            payload["headers"] = common
+        return self.client.build_request("POST", "/v3/mail/send", json=payload)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """SendGrid's 429 says when the window resets: X-RateLimit-Reset, in epoch seconds."""
+        reset = response.headers.get("X-RateLimit-Reset")
+        if reset:
+            try:
+                return max(0.0, float(reset) - time.time())
+            except ValueError:
+                pass
+        return super().retry_after(response)
+
+    def error_message(self, response: httpx.Response) -> str:
+        try:
+            errors = response.json()["errors"]
+            return "; ".join(f"{e.get('field') or 'request'}: {e.get('message')}" for e in errors)[:500]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return super().error_message(response)
+
+    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+        if response.status_code != 202:
+            raise ProviderError(f"sendgrid refused the batch ({response.status_code}): {self.error_message(response)}")
+        message_id = response.headers.get("X-Message-Id")
+        return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=message_id) for m in batch]
