@@ -1,0 +1,217 @@
+"""The preview server over real HTTP: pages, links, images, live-reload events, refusals."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from campaign.audience import Store
+from campaign.config import load_config
+from campaign.web.preview import create_preview_app
+from tests.preview.conftest import EXAMPLE
+from tests.servers import serve
+
+PUBLIC = "https://news.example.org"  # public_base_url of the repository's campaign.toml
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
+    """The server-sent events of a streaming response, as (event name, data)."""
+    name = "message"
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[len("data: "):])
+            name = "message"
+
+
+def raw_get(base: str, target: str, host: str | None = None) -> tuple[int, bytes]:
+    """GET `target` byte for byte (httpx would normalise dot segments away)."""
+    parts = urlsplit(base)
+    assert parts.hostname and parts.port
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        request = f"GET {target} HTTP/1.1\r\nHost: {host or parts.netloc}\r\nConnection: close\r\n\r\n"
+        sock.sendall(request.encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def test_index_lists_the_example(preview_url: str) -> None:
+    page = httpx.get(preview_url + "/")
+    assert page.status_code == 200
+    assert f'href="/campaigns/{EXAMPLE}"' in page.text
+    assert "A Primer on Worker-Driven Social Responsibility" in page.text
+    assert "newsletter" in page.text
+
+
+def test_campaign_page_shows_size_headers_text_and_sample(preview_url: str) -> None:
+    page = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}")
+    assert page.status_code == 200
+    size = re.search(r'<meter [^>]*value="(\d+)"', page.text)
+    source = re.search(r'<pre id="source">(.*?)</pre>', page.text, re.S)
+    assert size and source
+    sent = html.unescape(source.group(1))
+    assert sent.startswith("<!doctype html>") and "{{{" not in sent
+    assert int(size.group(1)) == len(sent.encode("utf-8")) < 102 * 1024
+    assert "Gmail's 102.0 KB clip" in page.text
+    headers = re.search(r'<table class="headers" id="headers">(.*?)</table>', page.text, re.S)
+    assert headers
+    for name in ("From", "To", "Subject", "Reply-To", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
+        assert f"<th>{name}</th>" in headers.group(1)
+    assert "List-Unsubscribe=One-Click" in headers.group(1)
+    assert "Sam Sample &lt;sam.sample@example.org&gt;" in headers.group(1)
+    text = re.search(r'<pre id="text">(.*?)</pre>', page.text, re.S)
+    assert text and "A Primer on Worker-Driven Social Responsibility" in text.group(1)
+    assert f"{preview_url}/preview-pages/unsubscribe/" in text.group(1)
+    assert "a made-up subscriber" in page.text
+
+
+def test_email_links_lead_to_the_preview_never_to_the_public_site(preview_url: str) -> None:
+    email = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
+    hrefs = re.findall(r'href="([^"]+)"', email)
+    assert not [h for h in hrefs if h.startswith(PUBLIC)]
+    pages = {kind: next(h for h in hrefs if f"/preview-pages/{kind}/" in h) for kind in ("archive", "forward", "preferences", "unsubscribe")}
+    for kind, url in pages.items():
+        reply = httpx.get(url)
+        assert reply.status_code == 200, kind
+    assert "Preview of the unsubscribe page" in httpx.get(pages["unsubscribe"]).text
+    assert "Primer on Worker-Driven" in httpx.get(pages["archive"]).text
+    # Only tokens this preview signed open a stand-in page.
+    assert httpx.get(f"{preview_url}/preview-pages/unsubscribe/forged.token").status_code == 404
+    forward_token = pages["forward"].rsplit("/", 1)[1]
+    assert httpx.get(f"{preview_url}/preview-pages/unsubscribe/{forward_token}").status_code == 404
+
+
+def test_images_are_served_from_the_workspace(preview_url: str) -> None:
+    email = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', email)
+    local = [s for s in sources if s.startswith(preview_url)]
+    assert len(local) >= 4 and not [s for s in sources if s.startswith(PUBLIC)]
+    for source in local:
+        reply = httpx.get(source)
+        assert reply.status_code == 200 and reply.headers["content-type"] == "image/png", source
+    assert httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/assets/banner.png").status_code == 404
+
+
+def test_merge_fields_filled_for_the_first_subscriber(workspace: Path) -> None:
+    spotlight = workspace / "campaigns" / EXAMPLE / "spotlight.md"
+    spotlight.write_text("Dear {{ first_name }},\n\n" + spotlight.read_text())
+    config = load_config(workspace)
+    Store.open(config).subscribe("ada@example.org", list_name="newsletter", source="test", first_name="Ada <b>")
+    app = create_preview_app(config, None)
+    with serve(app) as url:
+        page = httpx.get(f"{url}/campaigns/{EXAMPLE}").text
+        email = httpx.get(f"{url}/campaigns/{EXAMPLE}/email.html").text
+    app.state.preview.stop_watching()
+    assert "Dear Ada &lt;b&gt;," in email
+    assert "the first subscriber of the list newsletter" in page
+    assert "ada@example.org" in page
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/campaigns/../../etc/passwd",
+        "/campaigns/..%2F..%2Fetc%2Fpasswd",
+        "/campaigns/%2e%2e/%2e%2e/etc/passwd",
+        "/campaigns/%2e%2e%2f%2e%2e%2fcampaign.toml",
+        "/campaigns/%252e%252e%252fcampaign.toml",
+        "/campaigns/..",
+        f"/campaigns/{EXAMPLE}/assets/..%2F..%2F..%2Fcampaign.toml",
+        f"/campaigns/{EXAMPLE}/assets/%2e%2e%2fcampaign.yaml",
+        f"/campaigns/{EXAMPLE}/assets/..%5c..%5ccampaign.toml",
+        "/campaigns/%2e%2e%2f%2e%2e%2fcampaigns%2f" + EXAMPLE + "/email.html",
+        "/static/../../preview.py",
+        "/static/..%2f..%2fpreview.py",
+        "/static/%2e%2e/%2e%2e/%2e%2e/config.py",
+        "/preview-pages/archive/..%2F..%2Fetc%2Fpasswd",
+        "/preview-pages/archive/..",
+        "/campaigns/%00",
+        "/campaigns/%ff%fe",
+    ],
+)
+def test_paths_outside_the_workspace_are_refused(preview_url: str, target: str) -> None:
+    status, body = raw_get(preview_url, target)
+    assert status in (400, 404), body[:300]
+    for secret in (b"root:", b"public_base_url", b"import ", b"subject:"):
+        assert secret not in body
+    assert httpx.get(preview_url + "/").status_code == 200  # and the server goes on
+
+
+def test_foreign_host_header_and_cross_site_post_are_refused(preview_url: str) -> None:
+    status, _ = raw_get(preview_url, "/", host="evil.example")
+    assert status == 400
+    reply = httpx.post(
+        f"{preview_url}/campaigns/{EXAMPLE}/send-test",
+        data={"addresses": "me@example.org"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert reply.status_code == 403 and not reply.json()["ok"]
+
+
+def test_send_test_needs_an_address(preview_url: str) -> None:
+    reply = httpx.post(f"{preview_url}/campaigns/{EXAMPLE}/send-test", data={"addresses": " , "})
+    assert reply.status_code == 400 and reply.json()["message"] == "Type at least one address."
+
+
+def test_unknown_campaign_is_404(preview_url: str) -> None:
+    assert httpx.get(f"{preview_url}/campaigns/no-such-campaign").status_code == 404
+    assert httpx.get(f"{preview_url}/campaigns/no-such-campaign/email.html").status_code == 404
+
+
+def test_saving_a_file_announces_the_rebuild(workspace: Path, preview_url: str) -> None:
+    """The event comes after the rebuild: the page fetched on it already has the change."""
+    httpx.get(f"{preview_url}/campaigns/{EXAMPLE}")
+    with httpx.stream("GET", f"{preview_url}/events?campaign={EXAMPLE}", timeout=10) as stream:
+        received = events(stream)
+        name, hello = next(received)
+        assert name == "hello"
+        spotlight = workspace / "campaigns" / EXAMPLE / "spotlight.md"
+        spotlight.write_text(spotlight.read_text() + "\nA sentence added while previewing.\n")
+        name, data = next(received)  # a read timeout (10 s) fails the test
+    assert name == "build" and EXAMPLE in data["campaigns"] and data["generation"] == hello["generation"] + 1
+    assert "A sentence added while previewing." in httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
+
+
+def test_broken_yaml_shows_file_and_line_and_recovers(workspace: Path, preview_url: str) -> None:
+    path = workspace / "campaigns" / EXAMPLE / "campaign.yaml"
+    good = path.read_text()
+    httpx.get(f"{preview_url}/campaigns/{EXAMPLE}")
+    with httpx.stream("GET", f"{preview_url}/events?campaign={EXAMPLE}", timeout=10) as stream:
+        received = events(stream)
+        next(received)
+        path.write_text(good.replace("layout: newsletter", "layout: [newsletter"))
+        next(received)
+        broken = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}").text
+        path.write_text(good)
+        next(received)
+    assert re.search(rf"campaigns/{EXAMPLE}/campaign.yaml:\d+</code> <span class=\"level\">error:</span> YAML syntax error", broken)
+    assert "showing the last good build" in broken
+    fixed = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}").text
+    assert 'id="build-errors"' not in fixed and 'id="built-at"' in fixed
+
+
+def test_new_campaign_appears_in_the_index(workspace: Path, preview_url: str) -> None:
+    httpx.get(preview_url + "/")
+    with httpx.stream("GET", f"{preview_url}/events", timeout=10) as stream:
+        received = events(stream)
+        next(received)
+        folder = workspace / "campaigns" / "2026-01-new"
+        folder.mkdir()
+        (folder / "campaign.yaml").write_text("subject: Fresh\nlayout: nope\n")
+        name, data = next(received)
+    assert "2026-01-new" in data["campaigns"]
+    index = httpx.get(preview_url + "/").text
+    assert 'href="/campaigns/2026-01-new"' in index
+    page = httpx.get(f"{preview_url}/campaigns/2026-01-new")
+    assert page.status_code == 200 and "does not build" in page.text and "nope" in page.text
