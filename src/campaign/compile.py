@@ -133,6 +133,23 @@ def plain_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
+def inline_css(html: str) -> str:
+    """premailer with the options email needs: no network, <style> kept with its !important
+    (the responsive @media rules depend on both), no validation of mjml's CSS."""
+    inlined = str(premailer.Premailer(
+        html,
+        allow_network=False,
+        keep_style_tags=True,
+        strip_important=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform())
+    # premailer drops the doctype; without it browsers render in quirks mode.
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = "<!doctype html>\n" + inlined
+    return squeeze(inlined)
+
+
 def squeeze(html: str) -> str:
     """Drop the indentation mjml writes (a fifth of the size) outside <pre>: Gmail clips at 102 KB."""
     parts = re.split(r"(<pre[\s>].*?</pre>)", html, flags=re.DOTALL | re.IGNORECASE)
@@ -249,7 +266,7 @@ class _Build:
         self.stop_on_errors()
         source = self.render(layout_dir, LAYOUT_TEMPLATE, {**context, "sections": rendered})
         self.stop_on_errors()
-        html = self.inline(self.to_html(source, layout_dir))
+        html = self.inline(self.to_html(source, layout_dir), layout_dir)
         self.stop_on_errors()
         self.check_html(html, layout_dir)
         self.stop_on_errors()
@@ -481,21 +498,14 @@ class _Build:
             Location(self.shown(layout_dir / LAYOUT_TEMPLATE)),
         )
 
-    def inline(self, html: str) -> str:
+    def inline(self, html: str, layout_dir: Path) -> str:
         if not html:
             return ""
-        inlined = str(premailer.Premailer(
-            html,
-            allow_network=False,
-            keep_style_tags=True,
-            strip_important=False,
-            disable_validation=True,
-            cssutils_logging_level=logging.CRITICAL,
-        ).transform())
-        # premailer drops the doctype; without it browsers render in quirks mode.
-        if not inlined.lstrip().lower().startswith("<!doctype"):
-            inlined = "<!doctype html>\n" + inlined
-        return squeeze(inlined)
+        try:
+            return inline_css(html)
+        except Exception as exc:  # premailer on HTML mjml wrote: a layout problem, not a crash
+            self.error(f"inlining CSS failed ({type(exc).__name__}: {exc})", Location(self.shown(layout_dir / LAYOUT_TEMPLATE)))
+            return ""
 
     def check_html(self, html: str, layout_dir: Path) -> None:
         where = Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
@@ -513,6 +523,10 @@ class _Build:
             self.error(f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over 102 KB, hiding the unsubscribe link", where)
         elif size > WARN_HTML_BYTES:
             self.warning(f"the HTML is {size / 1024:.1f} KB, close to the 102 KB at which Gmail clips it", where)
+        if "fonts.googleapis.com" in html:
+            self.warning(
+                "the email loads Google Fonts (mjml's default font): set font-family on mj-all in mj-attributes", where,
+            )
 
     def source_hash(self) -> str:
         digest = hashlib.sha256()
@@ -523,4 +537,13 @@ class _Build:
         return digest.hexdigest()
 
 
-__all__ = ["MAX_HTML_BYTES", "WARN_HTML_BYTES", "build", "campaign_folder", "markdown_merge_tags", "write_output"]
+__all__ = [
+    "MAX_HTML_BYTES",
+    "WARN_HTML_BYTES",
+    "build",
+    "campaign_folder",
+    "inline_css",
+    "markdown_merge_tags",
+    "plain_text",
+    "write_output",
+]
