@@ -78,3 +78,18 @@ def served(app: Starlette) -> Iterator[str]:
 
     with serve(app) as url:
         yield url
+
+
+SLUG = "2018-11-wsr-primer"
+
+
+@pytest.fixture
+async def sent(config: Config, store: Store, ana: Subscriber) -> str:
+    """The example campaign, built and sent through the outbox to "newsletter" (Ana and Bob)."""
+    from campaign.compile import build
+    from campaign.send.engine import send_campaign
+
+    store.subscribe("bob@example.org", list_name="newsletter", source="test", first_name="Bob")
+    summary = await send_campaign(config, build(config, SLUG), list_name="newsletter")
+    assert summary.sent == 2
+    return SLUG

@@ -165,5 +165,6 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         exception_handlers={UserError: user_error, 404: not_found},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # no redirect anywhere, not even /archive/ -> /archive
     app.state.site = site
     return app
