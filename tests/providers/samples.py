@@ -75,9 +75,9 @@ def passed(m: Message) -> dict[str, str]:
 
 @asynccontextmanager
 async def running(
-    service: Service, cls: type[Provider], options: dict[str, Any], env: dict[str, str]
+    service: Service, cls: type[Provider], options: dict[str, Any], env: dict[str, str], suffix: str = ""
 ) -> AsyncIterator[Provider]:
-    """The provider, its base_url pointed at `service` on loopback."""
+    """The provider, its base_url (plus `suffix`) pointed at `service` on loopback."""
     with serve(service) as url:
-        async with cls({**options, "base_url": url}, env) as provider:
+        async with cls({**options, "base_url": url + suffix}, env) as provider:
             yield provider
