@@ -1,0 +1,138 @@
+"""SMTP through aiosmtplib: STARTTLS or implicit TLS, with AUTH when a username is set.
+
+Each `send` opens one connection and runs one mail transaction per message
+(MAIL FROM, RCPT TO the one recipient, DATA with the bytes built once per campaign).
+The server's replies say what happened to each message: 2xx accepted (its reply,
+often "queued as ...", is the provider id), 4xx failed for now, 5xx refused for
+good. A connection lost before DATA means the message was not taken (retry); lost
+during DATA, it may have been (unknown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import parseaddr
+from typing import Any, ClassVar, Literal
+
+import aiosmtplib
+
+from campaign import mime
+from campaign.errors import ProviderError
+from campaign.message import Message
+from campaign.providers.base import Options, Provider, Result, Status
+
+PASSWORD_ENV = "SMTP_PASSWORD"
+
+
+class SMTPOptions(Options):
+    host: str
+    port: int | None = None
+    """Default 587 with STARTTLS, 465 with TLS, 25 without."""
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    """With a username, the password comes from the environment variable SMTP_PASSWORD."""
+    timeout: float = 30.0
+    return_path: str | None = None
+    """The envelope sender (where bounces go); default the From address."""
+    ca_file: str | None = None
+    """Certificates to trust besides the system's (a private relay's own CA)."""
+    local_hostname: str | None = None
+
+
+_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+class SMTPProvider(Provider):
+    name = "smtp"
+    max_batch = 100
+    wants_raw = True
+    Options: ClassVar[type[Options]] = SMTPOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options: Any = self.options
+        self.password = self.secret(PASSWORD_ENV) if options.username else None
+
+    def _client(self) -> aiosmtplib.SMTP:
+        options: Any = self.options
+        return aiosmtplib.SMTP(
+            hostname=options.host,
+            port=options.port or _PORTS[options.security],
+            username=options.username,
+            password=self.password,
+            timeout=options.timeout,
+            use_tls=options.security == "tls",
+            start_tls=options.security == "starttls",
+            cert_bundle=options.ca_file,
+            local_hostname=options.local_hostname,
+        )
+
+    async def send(self, batch: Sequence[Message]) -> list[Result]:
+        client = self._client()
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise ProviderError(f"the SMTP server refused the login ({exc.code}): {exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
+                raise ProviderError(f"the SMTP server refused the session ({exc.code}): {exc.message}") from None
+            return [Result(m.send_id, Status.RETRY, reason=f"SMTP server unreachable: {_describe(exc)}") for m in batch]
+        results: list[Result] = []
+        try:
+            for message in batch:
+                if not client.is_connected:
+                    results.append(Result(message.send_id, Status.RETRY, reason="SMTP connection lost before sending"))
+                    continue
+                results.append(await self._one(client, message, accepted_before=any(r.status is Status.ACCEPTED for r in results)))
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        return results
+
+    async def _one(self, client: aiosmtplib.SMTP, message: Message, *, accepted_before: bool) -> Result:
+        options: Any = self.options
+        sender = options.return_path or parseaddr(message.from_)[1]
+        try:
+            await client.mail(sender)
+            await client.rcpt(message.to_email)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            await _reset(client)
+            if exc.code >= 500 and not accepted_before:
+                raise ProviderError(f"the SMTP server refused the sender {sender} ({exc.code}): {exc.message}") from None
+            return _from_reply(message, exc.code, exc.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _reset(client)
+            return _from_reply(message, exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Result(message.send_id, Status.RETRY, reason=f"SMTP connection lost: {_describe(exc)}")
+        try:
+            response = await client.data(message.raw if message.raw is not None else mime.render(message))
+        except aiosmtplib.SMTPResponseException as exc:
+            await _reset(client)
+            return _from_reply(message, exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Result(message.send_id, Status.UNKNOWN, reason=f"SMTP connection lost during DATA: {_describe(exc)}")
+        return Result(message.send_id, Status.ACCEPTED, provider_id=response.message[:255])
+
+
+def _from_reply(message: Message, code: int, text: str) -> Result:
+    reason = f"SMTP {code}: {text}"[:500]
+    if 400 <= code < 500:
+        return Result(message.send_id, Status.RETRY, reason=reason)
+    return Result(message.send_id, Status.REJECTED, reason=reason)
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    """RSET after a refused step, so the next message starts a clean transaction."""
+    if client.is_connected:
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
