@@ -1,0 +1,110 @@
+"""SendGrid provider against a SendGrid double: the exact JSON, each recipient's copy,
+429 with X-RateLimit-Reset, errors, configuration."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from starlette.responses import JSONResponse, Response
+
+from campaign.errors import ConfigError, ProviderError
+from campaign.providers.base import Status
+from campaign.providers.batching import UnsupportedFeature
+from campaign.providers.sendgrid import SendGridProvider
+from tests.providers.samples import batch, message, passed, running
+from tests.servers.sendgrid import KEY, sendgrid
+
+ENV = {"SENDGRID_API_KEY": KEY}
+
+
+async def test_one_request_with_a_personalization_per_recipient() -> None:
+    service = sendgrid()
+    messages = batch(2)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    (request,) = service.received
+    assert (request.method, request.path) == ("POST", "/v3/mail/send")
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    body = request.json()
+    assert body["from"] == {"email": "newsletter@news.example.org", "name": "Colorado Human Trafficking Council"}
+    assert body["reply_to"] == {"email": "chtc@example.org"}
+    assert body["custom_args"] == {"campaign": "may-2024"}
+    assert body["headers"] == {
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": "CHTC news <news.example.org>",
+        "X-Campaign": "may-2024",
+    }
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    first = body["personalizations"][0]
+    assert first["to"] == [{"email": "reader0@example.com", "name": "Ann"}]
+    assert first["subject"] == "CHTC news, May 2024"
+    assert first["custom_args"] == {"send_id": messages[0].send_id}
+    assert first["headers"] == {
+        "List-Unsubscribe": messages[0].headers["List-Unsubscribe"],
+        "X-Campaign-Send-Id": messages[0].send_id,
+    }
+    assert set(first["substitutions"]) == {"{%t0%}", "{%t1%}", "{%h0%}", "{%h1%}", "{%h2%}", "{%h3%}"}
+    assert "/unsubscribe/{%h3%}" in body["content"][1]["value"]
+    assert {r.status for r in results} == {Status.ACCEPTED}
+
+
+async def test_each_recipient_receives_exactly_their_own_message() -> None:
+    service = sendgrid()
+    messages = batch(SendGridProvider.max_batch)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        await provider.send(messages)
+    assert len(service.received) == 1
+    for m, copy in zip(messages, service.delivered, strict=True):
+        assert (copy.to, copy.subject, copy.html, copy.text) == (m.to, m.subject, m.html, m.text)
+        assert copy.headers == passed(m)
+        assert copy.metadata == {"campaign": m.campaign, "send_id": m.send_id}
+
+
+async def test_202_is_accepted_with_the_x_message_id() -> None:
+    service = sendgrid()
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        results = await provider.send(batch(3))
+    assert len({r.provider_id for r in results}) == 1 and results[0].provider_id
+
+
+async def test_429_waits_until_x_ratelimit_reset() -> None:
+    reset = int(time.time()) + 30
+    service = sendgrid().then(JSONResponse(
+        {"errors": [{"field": None, "message": "too many requests"}]}, 429,
+        headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+    ))
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        results = await provider.send(batch(2))
+    assert {r.status for r in results} == {Status.RETRY}
+    assert 25 < results[0].retry_after <= 30  # type: ignore[operator]
+
+
+async def test_bad_request_stops_with_sendgrids_field_and_message() -> None:
+    service = sendgrid().then(JSONResponse(
+        {"errors": [{"field": "from.email", "message": "The from address does not match a verified Sender Identity.", "help": None}]}, 403))
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        with pytest.raises(ProviderError, match="from.email: The from address does not match"):
+            await provider.send(batch(1))
+
+
+async def test_payload_too_large_stops_the_send() -> None:
+    service = sendgrid().then(Response("Request Entity Too Large", 413))
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        with pytest.raises(ProviderError, match="413"):
+            await provider.send(batch(1))
+
+
+async def test_substitutions_beyond_sendgrids_limit_are_unsupported() -> None:
+    async with running(sendgrid(), SendGridProvider, {}, ENV) as provider:
+        with pytest.raises(UnsupportedFeature, match="10000"):
+            await provider.send([message(0, text="a" * 11_000), message(1, text="b" * 11_000)])
+
+
+def test_configuration() -> None:
+    assert SendGridProvider({}, ENV).base_url == "https://api.sendgrid.com"
+    assert SendGridProvider({"base_url": "https://api.eu.sendgrid.com"}, ENV).base_url == "https://api.eu.sendgrid.com"
+    with pytest.raises(ConfigError, match="SENDGRID_API_KEY"):
+        SendGridProvider({}, {})
+    with pytest.raises(ConfigError, match="unknown"):
+        SendGridProvider({"unknown": 1}, ENV)
