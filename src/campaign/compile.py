@@ -91,6 +91,11 @@ def build(config: Config, ref: str | Path) -> Compiled:
     return _Build(config).run(campaign_folder(config, ref))
 
 
+def render_mjml(config: Config, ref: str | Path) -> str:
+    """The MJML that `build` hands to mjml for campaign `ref`: to debug a layout, or to benchmark."""
+    return _Build(config).mjml(campaign_folder(config, ref))[2]
+
+
 def write_output(compiled: Compiled, out: Path) -> None:
     """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>."""
     assets = out / "assets"
@@ -239,6 +244,37 @@ class _Build:
     # -- the pipeline
 
     def run(self, folder: Path) -> Compiled:
+        loaded, layout_dir, source = self.mjml(folder)
+        html = self.inline(self.to_html(source, layout_dir), layout_dir)
+        self.stop_on_errors()
+        self.check_html(html, layout_dir)
+        self.stop_on_errors()
+
+        campaign = loaded.campaign
+        text = plain_text(html)
+        send_at = campaign.send_at
+        if send_at is not None and send_at.tzinfo is None:
+            send_at = send_at.replace(tzinfo=self.config.tz)
+        return Compiled(
+            slug=loaded.slug,
+            subject=campaign.subject,
+            preheader=campaign.preheader or "",
+            from_=campaign.from_ or self.config.defaults.from_,
+            reply_to=campaign.reply_to or self.config.defaults.reply_to,
+            layout=campaign.layout,
+            html=html,
+            text=text,
+            placeholders=frozenset(placeholders.found(html) | placeholders.found(text)),
+            assets=tuple(self.assets.values()),
+            warnings=tuple(str(d) for d in self.diagnostics),
+            source_hash=self.source_hash(),
+            send_at=send_at,
+            built_at=datetime.now(UTC),
+            workspace=str(self.config.workspace),
+        )
+
+    def mjml(self, folder: Path) -> tuple[LoadedCampaign, Path, str]:
+        """Load and check the campaign, then render its layout: the MJML source, and where it came from."""
         workspace = self.config.workspace
         loaded = load_campaign(folder, workspace)
         self.record(loaded.source.path, loaded.source.path.read_bytes())
@@ -266,32 +302,7 @@ class _Build:
         self.stop_on_errors()
         source = self.render(layout_dir, LAYOUT_TEMPLATE, {**context, "sections": rendered})
         self.stop_on_errors()
-        html = self.inline(self.to_html(source, layout_dir), layout_dir)
-        self.stop_on_errors()
-        self.check_html(html, layout_dir)
-        self.stop_on_errors()
-
-        text = plain_text(html)
-        send_at = campaign.send_at
-        if send_at is not None and send_at.tzinfo is None:
-            send_at = send_at.replace(tzinfo=self.config.tz)
-        return Compiled(
-            slug=loaded.slug,
-            subject=campaign.subject,
-            preheader=campaign.preheader or "",
-            from_=campaign.from_ or self.config.defaults.from_,
-            reply_to=campaign.reply_to or self.config.defaults.reply_to,
-            layout=campaign.layout,
-            html=html,
-            text=text,
-            placeholders=frozenset(placeholders.found(html) | placeholders.found(text)),
-            assets=tuple(self.assets.values()),
-            warnings=tuple(str(d) for d in self.diagnostics),
-            source_hash=self.source_hash(),
-            send_at=send_at,
-            built_at=datetime.now(UTC),
-            workspace=str(workspace),
-        )
+        return loaded, layout_dir, source
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:
         name = loaded.campaign.layout
@@ -545,5 +556,6 @@ __all__ = [
     "inline_css",
     "markdown_merge_tags",
     "plain_text",
+    "render_mjml",
     "write_output",
 ]

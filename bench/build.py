@@ -1,0 +1,114 @@
+"""Issue 9's build row: `campaign build` in-process and as a whole process, next to the
+official MJML compiler (npm package `mjml`, run with node on the same MJML source).
+
+    .venv/bin/python bench/build.py [SLUG] [--runs N]
+
+Installs mjml under bench/node_modules with npm if it is missing. Prints medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mjml
+
+from campaign.compile import build, inline_css, render_mjml
+from campaign.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+def median_ms(runs: int, action: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def process_ms(runs: int, command: list[str]) -> tuple[float, float]:
+    """Median wall time of running `command`, and its mean CPU time (user + system) per run:
+    on a busy machine the CPU time is the steadier figure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = median_ms(runs, lambda: subprocess.run(command, check=True, capture_output=True))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000 / runs
+    return wall, cpu
+
+
+def ensure_node_mjml() -> Path:
+    """bench/node_modules/.bin/mjml, installed with npm on first use."""
+    cli = BENCH / "node_modules" / ".bin" / "mjml"
+    if not cli.exists():
+        if not shutil.which("npm"):
+            sys.exit("npm is needed to install the official mjml compiler (apt-get install npm)")
+        print("installing mjml with npm under bench/node_modules ...", file=sys.stderr)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(BENCH), "--no-audit", "--no-fund", "--no-package-lock", "--silent"],
+            check=True,
+        )
+    return cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("slug", nargs="?", default="2018-11-wsr-primer")
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+
+    config = load_config(ROOT)
+    out = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
+    source_file = out / "campaign.mjml"
+    source = render_mjml(config, args.slug)
+    source_file.write_text(source, encoding="utf-8")
+
+    started = time.perf_counter()
+    compiled = build(config, args.slug)
+    first = (time.perf_counter() - started) * 1000
+    size = len(compiled.html.encode())
+    build_ms = median_ms(args.runs, lambda: build(config, args.slug))
+    mjml_ms = median_ms(args.runs, lambda: mjml.mjml_to_html(source))
+    html = mjml.mjml_to_html(source).html
+    premailer_ms = median_ms(args.runs, lambda: inline_css(html))
+
+    process_runs = max(3, args.runs // 4)
+    command = [str(Path(sys.executable).parent / "campaign"), "--workspace", str(ROOT), "build", args.slug, "--out", str(out / "site")]
+    wall, cpu = process_ms(process_runs, command)
+
+    cli = ensure_node_mjml()
+    node_wall, node_cpu = process_ms(
+        process_runs, [str(cli), str(source_file), "-o", str(out / "node.html"), "--config.validationLevel", "skip"],
+    )
+    node_times = json.loads(subprocess.run(
+        ["node", str(BENCH / "mjml-node.js"), str(source_file), str(args.runs)],
+        check=True, capture_output=True, text=True, cwd=BENCH,
+    ).stdout)
+    node_ms = statistics.median(node_times[1:] or node_times)
+    node_version = json.loads((BENCH / "node_modules" / "mjml" / "package.json").read_text())["version"]
+    shutil.rmtree(out)
+
+    print(f"campaign build {args.slug}: HTML {size / 1024:.1f} KB, MJML source {len(source) / 1024:.1f} KB,"
+          f" medians of {args.runs} runs (processes: {process_runs})")
+    print(f"{'':34}{'campaign (Python)':>20}{'mjml ' + node_version + ' (node)':>22}{'ratio':>8}")
+    print(f"{'MJML -> HTML, in-process':34}{mjml_ms:>17.1f} ms{node_ms:>19.1f} ms{mjml_ms / node_ms:>8.2f}")
+    print(f"{'CSS inlining (premailer)':34}{premailer_ms:>17.1f} ms")
+    print(f"{'whole build, in-process':34}{build_ms:>17.1f} ms   (first build: {first:.0f} ms)")
+    print(f"{'as a process, wall':34}{wall:>17.0f} ms{node_wall:>19.0f} ms{wall / node_wall:>8.2f}")
+    print(f"{'as a process, CPU (user+sys)':34}{cpu:>17.0f} ms{node_cpu:>19.0f} ms{cpu / node_cpu:>8.2f}")
+    print("(process: `campaign build` with its imports, writing the output | the mjml CLI on the same MJML)")
+
+
+if __name__ == "__main__":
+    main()
