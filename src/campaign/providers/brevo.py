@@ -45,12 +45,12 @@ class BrevoProvider(base.HTTPProvider):
         common, own_headers = split_headers(batch, self.name)
         first = batch[0]
         versions = []
+        for name, value in [*common.items(), *(item for h in own_headers for item in h.items())]:
+            if not value.isascii():
+                # Brevo sends non-ASCII custom headers as raw 8-bit bytes.
+                raise UnsupportedFeature(self.name, f"non-ASCII characters in the {name} header")
         for message, headers in zip(batch, own_headers, strict=True):
             headers = {**headers, "X-Mailin-custom": json.dumps({"send_id": message.send_id})}
-            for name, value in headers.items():
-                if not value.isascii():
-                    # Brevo sends non-ASCII custom headers as raw 8-bit bytes.
-                    raise UnsupportedFeature(self.name, f"non-ASCII characters in the {name} header")
             to = {"email": message.to_email, "name": message.to_name} if message.to_name else {"email": message.to_email}
             version: dict[str, Any] = {"to": [to], "headers": headers}
             for key, mine, default in (
