@@ -84,9 +84,12 @@ def postgres_url() -> Iterator[str]:
     yield from _postgres_schema_url()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, driven by playwright; never a downloaded browser."""
+    """Debian's Chromium, driven by playwright; never a downloaded browser.
+
+    Module-scoped: playwright's sync API keeps an event loop running in the main
+    thread while it is open, which would break the async tests of other modules."""
     if not CHROMIUM.exists():
         unavailable("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
