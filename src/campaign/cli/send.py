@@ -1,3 +1,209 @@
-"""Commands: send."""
+"""Commands: send, status."""
 
-from campaign.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from email_validator import EmailNotValidError, validate_email
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from campaign.cli.app import app, console, err_console, get_config
+from campaign.compile import build
+from campaign.compiled import Compiled
+from campaign.config import Config
+from campaign.db import connect
+from campaign.errors import UserError
+from campaign.providers import Status
+from campaign.send import Progress as SendProgress
+from campaign.send import dry_run, send_campaign, send_test
+from campaign.send import ledger
+from campaign.send.ledger import Summary
+
+
+def _say(line: str, style: str | None = None) -> None:
+    console.print(line, style=style, markup=False, soft_wrap=True, highlight=False)
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """The ledger summary as `campaign send` and `campaign status` print it."""
+    lines = [
+        f"{summary.campaign}: {summary.status}; {summary.total} recipients: {summary.sent} sent, "
+        f"{summary.failed} failed, {summary.unknown} unknown, {summary.skipped} skipped, {summary.pending} pending"
+    ]
+    lines += [f"  failed ({count}): {reason}" for reason, count in summary.failed_reasons.items()]
+    lines += [f"  unknown ({count}): {reason}" for reason, count in summary.unknown_reasons.items()]
+    if summary.unknown:
+        lines.append(
+            "  unknown: the provider may or may not have taken these; check its log, then "
+            "`campaign send ... --resend-unknown` to send them again"
+        )
+    if summary.note:
+        lines.append(f"  {summary.note}")
+    return lines
+
+
+def _addresses(values: list[str]) -> list[str]:
+    found = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    found.append(validate_email(part.strip(), check_deliverability=False).normalized)
+                except EmailNotValidError as exc:
+                    raise UserError(f"--test {part.strip()!r}: {exc}") from None
+    return found
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="progress.data.speed")
+
+
+class _Reporter:
+    """A rich progress bar on a terminal; otherwise a plain line every few seconds (cron, logs)."""
+
+    def __init__(self, total: int) -> None:
+        self.terminal = console.is_terminal
+        self.started = self.last = time.monotonic()
+        self.bar: Progress | None = None
+        if self.terminal:
+            self.bar = Progress(
+                TextColumn("sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(), console=console
+            )
+            self.task = self.bar.add_task("send", total=total)
+            self.bar.start()
+
+    def __call__(self, progress: SendProgress) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=progress.total, completed=progress.done)
+            return
+        now = time.monotonic()
+        if now - self.last >= 5 or progress.done == progress.total:
+            self.last = now
+            rate = progress.done / max(now - self.started, 1e-9)
+            _say(
+                f"{progress.done}/{progress.total} done, {rate:,.0f}/s: {progress.sent} sent, "
+                f"{progress.failed} failed, {progress.unknown} unknown, {progress.skipped} skipped"
+            )
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise UserError("not sending: no terminal to confirm on; add --yes to send without asking")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+@app.command("send")
+def send_command(
+    campaign: Annotated[str, typer.Argument(help="A slug under campaigns/, or the path of a campaign folder.")],
+    list_name: Annotated[str | None, typer.Option("--list", "-l", help="The list to send to.")] = None,
+    topic: Annotated[list[str] | None, typer.Option("--topic", "-t", help="Only members who chose this topic (repeatable).")] = None,
+    dry: Annotated[bool, typer.Option("--dry-run", help="Build every message and run every check; send nothing.")] = False,
+    test: Annotated[
+        list[str] | None, typer.Option("--test", help="Send only to this address, [TEST] in the subject (repeatable).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    resend_unknown: Annotated[
+        bool, typer.Option("--resend-unknown", help="Send again to recipients whose delivery is unknown.")
+    ] = False,
+) -> None:
+    """Send a campaign to a list, exactly once per recipient; run again to resume."""
+    config = get_config()
+    compiled = build(config, campaign)
+    for warning in compiled.warnings:
+        err_console.print(warning, style="yellow", markup=False, soft_wrap=True)
+    topics = topic or []
+    if config.provider.name == "mailchimp":
+        from campaign.providers import mailchimp
+
+        _say(asyncio.run(mailchimp.run(config, compiled, test_addresses=_addresses(test) if test else None, at=None)))
+        return
+    if test:
+        _send_test(config, compiled, _addresses(test))
+        return
+    if not list_name:
+        raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
+    if dry:
+        result = dry_run(config, compiled, list_name=list_name, topics=topics)
+        _say(f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}")
+        _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
+        if result.already_sent:
+            _say(f"{result.already_sent} recipients already have it: a real send resumes and skips them")
+        if result.sample is not None:
+            _say(f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}")
+        return
+    _send(config, compiled, list_name, topics, yes=yes, resend_unknown=resend_unknown)
+
+
+def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
+    results = asyncio.run(send_test(config, compiled, addresses))
+    failed = 0
+    for address, result in zip(addresses, results, strict=True):
+        if result.status is Status.ACCEPTED:
+            _say(f"test sent to {address} ({result.provider_id})")
+        else:
+            failed += 1
+            _say(f"test to {address}: {result.status.value}: {result.reason}", style="red")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _send(config: Config, compiled: Compiled, list_name: str, topics: list[str], *, yes: bool, resend_unknown: bool) -> None:
+    from campaign.audience import Store
+
+    config.secret_key  # noqa: B018  (a clear error before asking anything)
+    engine = connect(config.database_url)
+    count = Store(engine).count_recipients(list_name, topics)
+    existing = ledger.summary(engine, compiled.slug)
+    audience = f"list {list_name}" + (f" (topics: {', '.join(topics)})" if topics else "")
+    _say(f"campaign: {compiled.slug}")
+    _say(f"subject:  {compiled.subject}")
+    _say(f"provider: {config.provider.name}")
+    _say(f"to:       {audience}, {count} recipients")
+    if existing is not None:
+        _say(f"resuming: {existing.sent} already sent, {existing.pending} to go, {existing.unknown} unknown")
+    if not yes:
+        _confirm("Send now?")
+    reporter = _Reporter(count)
+    try:
+        summary = asyncio.run(
+            send_campaign(
+                config, compiled, list_name=list_name, topics=topics, resend_unknown=resend_unknown, progress=reporter
+            )
+        )
+    finally:
+        reporter.stop()
+    if summary.content_changed:
+        _say("note: the campaign changed since this send began; it continued with the content it began with", "yellow")
+    if summary.interrupted:
+        _say(f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown", "yellow")
+    for line in summary_lines(summary):
+        _say(line)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command(
+    campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+) -> None:
+    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
+    config = get_config()
+    slug = Path(campaign.rstrip("/\\")).name or campaign
+    summary = ledger.summary(connect(config.database_url), slug)
+    if summary is None:
+        _say(f"{slug}: not sent yet")
+        return
+    for line in summary_lines(summary):
+        _say(line)
