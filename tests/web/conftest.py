@@ -83,9 +83,8 @@ def served(app: Starlette) -> Iterator[str]:
 SLUG = "2018-11-wsr-primer"
 
 
-@pytest.fixture
-async def sent(config: Config, store: Store, ana: Subscriber) -> str:
-    """The example campaign, built and sent through the outbox to "newsletter" (Ana and Bob)."""
+async def send_example(config: Config, store: Store) -> str:
+    """Build the example campaign and send it through the outbox to "newsletter" (with Bob)."""
     from campaign.compile import build
     from campaign.send.engine import send_campaign
 
@@ -93,3 +92,9 @@ async def sent(config: Config, store: Store, ana: Subscriber) -> str:
     summary = await send_campaign(config, build(config, SLUG), list_name="newsletter")
     assert summary.sent == 2
     return SLUG
+
+
+@pytest.fixture
+async def sent(config: Config, store: Store, ana: Subscriber) -> str:
+    """The example campaign, sent to Ana and Bob."""
+    return await send_example(config, store)
