@@ -22,10 +22,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import mjml
-import premailer
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
+import mjml  # type: ignore[import-untyped]
+import premailer  # type: ignore[import-untyped]
+from inscriptis import get_text  # type: ignore[import-untyped]
+from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -67,8 +67,6 @@ _ENCODED_TOKEN = re.compile(r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REMOTE = ("http://", "https://")
 
-# cssutils (inside premailer) logs every property it does not know, such as mso-*.
-logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
 
 def campaign_folder(config: Config, ref: str | Path) -> Path:
@@ -403,9 +401,9 @@ class _Build:
         """
         first = where.line if where and where.line else 1
         lines = text.splitlines()
-        for offset, line in enumerate(lines):
+        for offset, text_line in enumerate(lines):
             try:
-                lines[offset] = markdown_merge_tags(line)
+                lines[offset] = markdown_merge_tags(text_line)
             except ValueError as exc:
                 self.error(str(exc), Location(where.file, first + offset) if where else None)
         tokens = self.markdown.parse("\n".join(lines))
@@ -469,7 +467,7 @@ class _Build:
         """Render one template; any failure is an error at the template's file and line."""
         try:
             return _environment(layout_dir).get_template(name).render(context)
-        except Exception as exc:  # a layout can fail in any way; the user sees where
+        except Exception as exc:  # noqa: BLE001  (a layout can fail in any way; the user sees where)
             self.error(f"{type(exc).__name__} in layout: {exc}", self.template_location(exc, layout_dir, name))
             return ""
 
@@ -485,7 +483,7 @@ class _Build:
         """MJML -> HTML. mjml 0.12 never validates and crashes on some input: report it in the layout."""
         try:
             html: str = mjml.mjml_to_html(source).html
-        except Exception as exc:  # AssertionError, KeyError, ValueError...: all mean bad MJML
+        except Exception as exc:  # noqa: BLE001  (AssertionError, KeyError, ValueError...: all mean bad MJML)
             self.error(*self.mjml_problem(exc, layout_dir))
             return ""
         if "<head>" not in html:
@@ -504,8 +502,10 @@ class _Build:
             return f"mjml does not know the tag <{tag}>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
         detail = str(exc) or "no message"
         return (
-            f"mjml failed on the MJML this layout produced ({type(exc).__name__}: {detail});"
-            " mjml 0.12 crashes on unknown tags, an mj-class with children, or an mj-font reusing a default name",
+            (
+                f"mjml failed on the MJML this layout produced ({type(exc).__name__}: {detail});"
+                " mjml 0.12 crashes on unknown tags, an mj-class with children, or an mj-font reusing a default name"
+            ),
             Location(self.shown(layout_dir / LAYOUT_TEMPLATE)),
         )
 
@@ -514,7 +514,7 @@ class _Build:
             return ""
         try:
             return inline_css(html)
-        except Exception as exc:  # premailer on HTML mjml wrote: a layout problem, not a crash
+        except Exception as exc:  # noqa: BLE001  (premailer on HTML mjml wrote: a layout problem, not a crash)
             self.error(f"inlining CSS failed ({type(exc).__name__}: {exc})", Location(self.shown(layout_dir / LAYOUT_TEMPLATE)))
             return ""
 

@@ -10,11 +10,11 @@ is, even the ones pydantic finds after the YAML has become plain data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 import datetime as dt
 import re
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -40,23 +40,23 @@ class _Model(BaseModel):
 class Item(_Model):
     """One entry of a section: a news item, an event, a meeting."""
 
-    title: str | None = Field(None, description="Heading of the item (plain text).")
-    when: str | None = Field(None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".')
-    image: str | None = Field(None, description="Image file relative to the campaign folder, or an http(s) URL.")
-    alt: str | None = Field(None, description="Alt text of the image (required when there is an image).")
-    link: str | None = Field(None, description="URL the title and image link to.")
-    text: str | None = Field(None, description="Body of the item, Markdown.")
+    title: str | None = Field(default=None, description="Heading of the item (plain text).")
+    when: str | None = Field(default=None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".')
+    image: str | None = Field(default=None, description="Image file relative to the campaign folder, or an http(s) URL.")
+    alt: str | None = Field(default=None, description="Alt text of the image (required when there is an image).")
+    link: str | None = Field(default=None, description="URL the title and image link to.")
+    text: str | None = Field(default=None, description="Body of the item, Markdown.")
 
 
 class Section(_Model):
     """One block of the newsletter, rendered by layouts/<layout>/partials/<kind>.mjml.j2."""
 
     kind: str = Field(description="Which partial renders it: spotlight, news, events, notice, or any partial the layout has.")
-    title: str | None = Field(None, description="Section heading (plain text).")
-    image: str | None = Field(None, description="Image file relative to the campaign folder, or an http(s) URL.")
-    alt: str | None = Field(None, description="Alt text of the image (required when there is an image).")
-    body: str | None = Field(None, description="Body, Markdown written inline.")
-    body_file: str | None = Field(None, description="Body, a Markdown file relative to the campaign folder.")
+    title: str | None = Field(default=None, description="Section heading (plain text).")
+    image: str | None = Field(default=None, description="Image file relative to the campaign folder, or an http(s) URL.")
+    alt: str | None = Field(default=None, description="Alt text of the image (required when there is an image).")
+    body: str | None = Field(default=None, description="Body, Markdown written inline.")
+    body_file: str | None = Field(default=None, description="Body, a Markdown file relative to the campaign folder.")
     items: list[Item] = Field(default_factory=list, description="News items, events, meetings.")
 
 
@@ -64,24 +64,24 @@ class Banner(_Model):
     """The picture at the top of the email."""
 
     image: str = Field(description="Image file, or an http(s) URL.")
-    alt: str | None = Field(None, description="Alt text of the image (required).")
-    link: str | None = Field(None, description="URL the banner links to.")
+    alt: str | None = Field(default=None, description="Alt text of the image (required).")
+    link: str | None = Field(default=None, description="URL the banner links to.")
 
 
 class Footer(_Model):
     """The footer's own text; the organisation's name and postal address come from campaign.toml."""
 
-    image: str | None = Field(None, description="Image shown above the footer text.")
-    alt: str | None = Field(None, description="Alt text of the footer image.")
-    disclaimer: str | None = Field(None, description="Disclaimer, Markdown.")
-    copyright_holder: str | None = Field(None, description="Named in the copyright line; default: the organisation's name.")
+    image: str | None = Field(default=None, description="Image shown above the footer text.")
+    alt: str | None = Field(default=None, description="Alt text of the footer image.")
+    disclaimer: str | None = Field(default=None, description="Disclaimer, Markdown.")
+    copyright_holder: str | None = Field(default=None, description="Named in the copyright line; default: the organisation's name.")
 
 
 class LayoutSettings(_Model):
     """layouts/<name>/layout.yaml: what every campaign of the layout shares, unless it sets its own."""
 
     banner: Banner | None = None
-    footer: Footer = Field(default_factory=Footer)
+    footer: Footer = Footer()
 
 
 class Campaign(_Model):
@@ -90,16 +90,16 @@ class Campaign(_Model):
     model_config = ConfigDict(title="campaign.yaml", extra="forbid", populate_by_name=True)
 
     subject: str = Field(min_length=1, description="Subject line.")
-    preheader: str | None = Field(None, description="Hidden preview text shown after the subject in the inbox.")
-    from_: str | None = Field(None, alias="from", description="Sender; default: [defaults] from in campaign.toml.")
-    reply_to: str | None = Field(None, description="Reply-To; default: [defaults] reply_to in campaign.toml.")
+    preheader: str | None = Field(default=None, description="Hidden preview text shown after the subject in the inbox.")
+    from_: str | None = Field(default=None, alias="from", description="Sender; default: [defaults] from in campaign.toml.")
+    reply_to: str | None = Field(default=None, description="Reply-To; default: [defaults] reply_to in campaign.toml.")
     layout: str = Field(description="Folder under layouts/ that lays the campaign out.")
-    lang: str = Field("en", description="Language of the content (the lang attribute of <html>).")
-    title: str | None = Field(None, description="Masthead line under the banner, e.g. the issue's month.")
-    date: dt.date | None = Field(None, description="Date of the issue; its year is the copyright year (default: today).")
-    send_at: dt.datetime | None = Field(None, description="When a scheduled send goes out; without a zone, the workspace's time zone.")
-    banner: Banner | None = Field(None, description="Overrides the layout's banner.")
-    footer: Footer | None = Field(None, description="Overrides fields of the layout's footer.")
+    lang: str = Field(default="en", description="Language of the content (the lang attribute of <html>).")
+    title: str | None = Field(default=None, description="Masthead line under the banner, e.g. the issue's month.")
+    date: dt.date | None = Field(default=None, description="Date of the issue; its year is the copyright year (default: today).")
+    send_at: dt.datetime | None = Field(default=None, description="When a scheduled send goes out; without a zone, the workspace's time zone.")
+    banner: Banner | None = Field(default=None, description="Overrides the layout's banner.")
+    footer: Footer | None = Field(default=None, description="Overrides fields of the layout's footer.")
     sections: list[Section] = Field(default_factory=list, description="The newsletter's blocks, top to bottom.")
 
 
