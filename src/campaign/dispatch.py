@@ -23,22 +23,22 @@ and across hosts sharing one PostgreSQL database:
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Column, Engine, ForeignKey, Integer, String, Table, delete, insert, select, update
+from sqlalchemy import Column, Engine, ForeignKey, Integer, String, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaign.config import Config
 from campaign.db import connect, metadata
 from campaign.errors import CampaignError
+from campaign.send import SendSummary, send_campaign
+from campaign.send import ledger
+from campaign.send.engine import ProgressCallback
+from campaign.send.ledger import new_worker_id
 from campaign.audience.tables import UTCDateTime, utcnow
-from campaign.schedule import Schedule, State, format_local, frozen_compiled, get_schedule, schedules
+from campaign.schedule import Schedule, State, counts_line, format_local, frozen_compiled, get_schedule, schedules
 
 LEASE = timedelta(seconds=60)
 """How long a worker's claim lasts without a heartbeat: a killed dispatcher's send
@@ -56,11 +56,6 @@ schedule_workers = Table(
 )
 
 Log = Callable[[str], None]
-
-
-def new_worker_id() -> str:
-    """Names this dispatcher in the ledger and in leases: host, process, and a random part."""
-    return f"dispatch-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 # --- claims -------------------------------------------------------------------------------
@@ -143,6 +138,20 @@ def renew_slot(engine: Engine, slug: str, slot: int, worker_id: str, now: dateti
         )
 
 
+def others_working(engine: Engine, slug: str, worker_id: str, now: datetime) -> int:
+    """How many other dispatchers hold a live slot on this send."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count()).where(
+                    schedule_workers.c.campaign == slug,
+                    schedule_workers.c.worker_id != worker_id,
+                    schedule_workers.c.lease_until >= now,
+                )
+            ).scalar_one()
+        )
+
+
 def release_slot(engine: Engine, slug: str, slot: int, worker_id: str) -> None:
     with engine.begin() as connection:
         connection.execute(
@@ -207,8 +216,7 @@ def run_dispatch(
     *,
     workers: int = 1,
     log: Log | None = None,
-    progress: Any = None,
-    provider: Any = None,
+    progress: ProgressCallback | None = None,
     worker_id: str | None = None,
 ) -> DispatchReport:
     """One dispatch run: mark missed schedules, send every due one, resume or join
@@ -237,14 +245,17 @@ def run_dispatch(
             return report
         for slug in todo:
             tried.add(slug)
+            send = ledger.get_send(engine, slug)
+            if send is not None and send.status != "running":
+                continue  # paused or failed a moment ago: its worker is recording that
             slot = claim_slot(engine, slug, report.worker_id, clock(), workers)
             if slot is not None:
-                record(_work(engine, config, slug, slot, report.worker_id, clock, say, progress, provider))
+                work = _Work(engine, config, _load(engine, slug), slot, report.worker_id, clock)
+                record(work.run(say, progress))
 
 
 def _missed(schedule: Schedule, now: datetime, config: Config) -> Outcome:
-    late = now - schedule.send_at
-    hours = late.total_seconds() / 3600
+    hours = (now - schedule.send_at).total_seconds() / 3600
     return Outcome(
         schedule.campaign,
         State.MISSED,
@@ -255,74 +266,73 @@ def _missed(schedule: Schedule, now: datetime, config: Config) -> Outcome:
     )
 
 
-def _work(
-    engine: Engine,
-    config: Config,
-    slug: str,
-    slot: int,
-    worker_id: str,
-    clock: Callable[[], datetime],
-    say: Log,
-    progress: Any,
-    provider: Any,
-) -> Outcome:
-    """Send (or resume, or help with) one running schedule while holding a worker slot."""
-    schedule = _load(engine, slug)
-    compiled = frozen_compiled(engine, slug)
-    say(
-        f"{slug}: sending to list {schedule.list_name!r} "
-        f"(scheduled for {format_local(schedule.send_at, config.tz)}, worker slot {slot})"
-    )
-    try:
-        summary = asyncio.run(_send(engine, config, schedule, compiled, slot, worker_id, clock, progress, provider))
-    except CampaignError as exc:
-        finish(engine, slug, State.FAILED, str(exc), clock())
-        return Outcome(slug, State.FAILED, f"{slug}: FAILED: {exc}", ok=False)
-    finally:
-        release_slot(engine, slug, slot, worker_id)
-    state, detail, ok = _ending(summary)
-    finish(engine, slug, state, detail, clock())
-    return Outcome(slug, state, f"{slug}: {state}: {detail}", ok=ok)
+@dataclass
+class _Work:
+    """One worker's turn on one running schedule, holding a worker slot."""
 
+    engine: Engine
+    config: Config
+    schedule: Schedule
+    slot: int
+    worker_id: str
+    clock: Callable[[], datetime]
 
-async def _send(
-    engine: Engine,
-    config: Config,
-    schedule: Schedule,
-    compiled: Any,
-    slot: int,
-    worker_id: str,
-    clock: Callable[[], datetime],
-    progress: Any,
-    provider: Any,
-) -> Any:
-    from campaign.send import send_campaign
-
-    stop = asyncio.Event()
-
-    async def heartbeat() -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), HEARTBEAT.total_seconds())
-            except TimeoutError:
-                await asyncio.to_thread(renew_slot, engine, schedule.campaign, slot, worker_id, clock())
-
-    beating = asyncio.create_task(heartbeat())
-    try:
-        return await send_campaign(
-            config,
-            compiled,
-            list_name=schedule.list_name,
-            topics=schedule.topics,
-            provider=provider,
-            progress=progress,
-            worker_id=worker_id,
+    def run(self, say: Log, progress: ProgressCallback | None) -> Outcome:
+        """Send (start, resume or help), record how the send stands, then free the slot."""
+        slug = self.schedule.campaign
+        if others_working(self.engine, slug, self.worker_id, self.clock()):
+            doing = "joining the send"
+        else:
+            doing = "resuming" if ledger.get_send(self.engine, slug) is not None else "sending"
+        say(
+            f"{slug}: {doing} to list {self.schedule.list_name!r}"
+            f"{''.join(f' +{t}' for t in self.schedule.topics)} "
+            f"(due {format_local(self.schedule.send_at, self.config.tz)})"
         )
-    finally:
-        stop.set()
-        await beating
+        try:
+            try:
+                summary = asyncio.run(self._send(progress))
+            except CampaignError as exc:
+                finish(self.engine, slug, State.FAILED, str(exc), self.clock())
+                return Outcome(slug, State.FAILED, f"{slug}: FAILED: {exc}", ok=False)
+            return self._record(summary)
+        finally:
+            release_slot(self.engine, slug, self.slot, self.worker_id)
 
+    async def _send(self, progress: ProgressCallback | None) -> SendSummary:
+        stop = asyncio.Event()
 
-def _ending(summary: Any) -> tuple[State, str, bool]:
-    """The schedule state, a one-line summary, and whether all went well."""
-    return State.FINISHED, str(summary), True
+        async def heartbeat() -> None:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), HEARTBEAT.total_seconds())
+                except TimeoutError:
+                    await asyncio.to_thread(
+                        renew_slot, self.engine, self.schedule.campaign, self.slot, self.worker_id, self.clock()
+                    )
+
+        beating = asyncio.create_task(heartbeat())
+        try:
+            return await send_campaign(
+                self.config,
+                frozen_compiled(self.engine, self.schedule.campaign),
+                list_name=self.schedule.list_name,
+                topics=self.schedule.topics,
+                engine=self.engine,
+                progress=progress,
+                worker_id=self.worker_id,
+            )
+        finally:
+            stop.set()
+            await beating
+
+    def _record(self, summary: SendSummary) -> Outcome:
+        slug = self.schedule.campaign
+        counts = counts_line(summary)
+        if summary.status == "running":  # other dispatchers still have batches in flight
+            return Outcome(slug, State.RUNNING, f"{slug}: done here, others still sending: {counts}", ok=True)
+        state = State(summary.status)
+        detail = counts if state == State.FINISHED else f"{summary.note} ({counts})"
+        finish(self.engine, slug, state, detail, self.clock())
+        label = "finished" if state == State.FINISHED else state.upper()
+        return Outcome(slug, state, f"{slug}: {label}: {detail}", ok=summary.ok)

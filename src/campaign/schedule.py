@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Column, Engine, Index, String, Table, Text, delete, insert, select
+from sqlalchemy import Column, Connection, Engine, Index, String, Table, Text, delete, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -40,6 +39,7 @@ from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect, metadata
 from campaign.errors import UserError
+from campaign.send.ledger import Summary, sends, summary
 
 
 class ScheduleError(UserError):
@@ -55,8 +55,9 @@ class State(StrEnum):
     MISSED = "missed"
 
 
-NOT_STARTED = (State.SCHEDULED, State.MISSED)
-"""States a schedule can be replaced or cancelled in: nothing has been sent."""
+NOT_STARTED = (State.SCHEDULED, State.MISSED, State.FAILED)
+"""States a schedule can be replaced or cancelled in, as long as the ledger holds no send of
+it: nothing has gone out (a send that failed before it began, e.g. a missing secret)."""
 
 
 schedules = Table(
@@ -212,11 +213,8 @@ def campaign_slug(ref: str) -> str:
     return Path(ref.rstrip("/\\")).name or ref
 
 
-def _started_elsewhere(connection: Any, slug: str) -> str | None:
-    """The status of a send of `slug` begun without a schedule (`campaign send`), if any."""
-    sends = metadata.tables.get("sends")
-    if sends is None or "campaign" not in sends.c or "status" not in sends.c:
-        return None
+def _send_status(connection: Connection, slug: str) -> str | None:
+    """The ledger's status of the send of `slug` (by a dispatcher or `campaign send`), if begun."""
     status: str | None = connection.execute(select(sends.c.status).where(sends.c.campaign == slug)).scalar()
     return status
 
@@ -258,7 +256,7 @@ def schedule_send(
     started = f"{compiled.slug} has already been sent or is being sent"
     try:
         with engine.begin() as connection:
-            if status := _started_elsewhere(connection, compiled.slug):
+            if status := _send_status(connection, compiled.slug):
                 raise ScheduleError(f"{started} (send {status}); see `campaign status {compiled.slug}`")
             replaced = connection.execute(
                 delete(schedules).where(schedules.c.campaign == compiled.slug, schedules.c.state.in_(NOT_STARTED))
@@ -290,12 +288,19 @@ def unschedule(config: Config, ref: str) -> Schedule:
     engine = connect(config.database_url)
     schedule = get_schedule(engine, slug)
     with engine.begin() as connection:
-        deleted = connection.execute(
-            delete(schedules).where(schedules.c.campaign == slug, schedules.c.state.in_(NOT_STARTED))
-        ).rowcount
+        deleted = (
+            connection.execute(
+                delete(schedules).where(schedules.c.campaign == slug, schedules.c.state.in_(NOT_STARTED))
+            ).rowcount
+            if _send_status(connection, slug) is None
+            else 0
+        )
     if not deleted:
         now = get_schedule(engine, slug)
-        raise ScheduleError(f"{slug} has already started sending ({now.state}); it can no longer be unscheduled")
+        raise ScheduleError(
+            f"{slug} has already started sending ({now.state}); it can no longer be unscheduled "
+            f"(`campaign status {slug}` shows how far it got)"
+        )
     return schedule
 
 
@@ -307,20 +312,43 @@ def load_schedules(engine: Engine) -> list[Schedule]:
 
 @dataclass(frozen=True)
 class Listed:
-    """A schedule as `campaign schedule` shows it, with whether its source changed since."""
+    """A schedule as `campaign schedule` shows it: with the ledger's counts once it has
+    started, and whether its source changed since it was frozen."""
 
     schedule: Schedule
-    source: str | None
+    send: Summary | None = None
+    source: str | None = None
     """None when not checked; "unchanged", "changed since scheduled", or "does not build: ..."."""
+
+    @property
+    def state(self) -> State:
+        """The ledger's word once a send exists (a paused send resumed by hand is finished)."""
+        if self.send is not None and self.schedule.state != State.MISSED:
+            return State(self.send.status)
+        return self.schedule.state
 
 
 def list_schedules(config: Config, *, check_source: bool = True) -> list[Listed]:
     """Every schedule, soonest first. For ones not yet started, compare the frozen build
     with a fresh one, so the user sees an edit that scheduling again would take."""
-    schedules_ = load_schedules(connect(config.database_url))
-    return [
-        Listed(s, _source_state(config, s) if check_source and s.state in NOT_STARTED else None) for s in schedules_
-    ]
+    engine = connect(config.database_url)
+    listed = []
+    for schedule in load_schedules(engine):
+        send = summary(engine, schedule.campaign)
+        source = _source_state(config, schedule) if check_source and send is None and schedule.state in NOT_STARTED else None
+        listed.append(Listed(schedule, send, source))
+    return listed
+
+
+def counts_line(send: Summary) -> str:
+    """The ledger's counts in one line: "4,982 sent, 0 failed, 0 unknown, 18 skipped"."""
+    parts = [f"{send.sent:,} sent", f"{send.failed:,} failed", f"{send.unknown:,} unknown", f"{send.skipped:,} skipped"]
+    if send.pending:
+        parts.append(f"{send.pending:,} to go")
+    reasons = {**send.failed_reasons, **send.unknown_reasons}
+    if reasons:
+        parts.append(f"most common problem: {max(reasons, key=lambda reason: reasons[reason])}")
+    return ", ".join(parts)
 
 
 def _source_state(config: Config, schedule: Schedule) -> str:

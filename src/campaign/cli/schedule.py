@@ -11,7 +11,7 @@ from campaign.cli.app import app, console, get_config
 from campaign.config import Config
 from campaign.dispatch import run_dispatch
 from campaign.audience.tables import utcnow
-from campaign.schedule import Listed, Scheduled, format_local, list_schedules, unschedule
+from campaign.schedule import Listed, Scheduled, State, counts_line, format_local, list_schedules, unschedule
 
 
 @app.command("schedule")
@@ -39,13 +39,17 @@ def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
     notes = []
     if s.started_at:
         notes.append(f"started {format_local(s.started_at, config.tz)}")
-    if s.finished_at and s.state != "missed":
+    if s.finished_at and item.state in (State.FINISHED, State.FAILED, State.PAUSED):
         notes.append(f"ended {format_local(s.finished_at, config.tz)}")
-    if s.detail:
+    if item.send is not None:
+        notes.append(counts_line(item.send))
+        if item.send.note:
+            notes.append(item.send.note)
+    elif s.detail:
         notes.append(s.detail)
     if item.source and item.source != "unchanged":
         notes.append(f"source {item.source}: schedule again to send the new content")
-    return s.campaign, str(s.state), format_local(s.send_at, config.tz), audience, "; ".join(notes)
+    return s.campaign, str(item.state), format_local(s.send_at, config.tz), audience, "; ".join(notes)
 
 
 def describe(config: Config, done: Scheduled) -> list[str]:
