@@ -41,9 +41,8 @@ from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
 from campaign.load import (
     LAYOUT_TEMPLATE,
-    Banner,
-    Footer,
     Item,
+    LayoutSettings,
     LoadedCampaign,
     Section,
     YamlFile,
@@ -206,6 +205,21 @@ def _environment(layout_dir: Path) -> Environment:
     )
 
 
+@dataclass(frozen=True)
+class BannerView:
+    image: ImageView | None
+    link: str | None
+
+
+@dataclass(frozen=True)
+class FooterView:
+    """The footer's own parts; the organisation's name and address come from campaign.toml."""
+
+    image: ImageView | None
+    disclaimer: Markup
+    copyright_holder: str
+
+
 class _Build:
     """One build: collects diagnostics, the files read and the assets used."""
 
@@ -282,9 +296,8 @@ class _Build:
         if settings_source:
             self.record(settings_source.path, settings_source.path.read_bytes())
 
-        banner_source = loaded.source if campaign.banner else settings_source
-        banner = self.banner(campaign.banner or settings.banner, layout_dir if not campaign.banner else folder, banner_source)
-        footer = self.footer(settings.footer, campaign.footer, layout_dir, folder, settings_source, loaded.source)
+        banner = self.banner(loaded, layout_dir, settings, settings_source)
+        footer = self.footer(loaded, layout_dir, settings, settings_source)
         sections = [self.section(loaded, index, section, layout_dir) for index, section in enumerate(campaign.sections)]
         if not campaign.preheader:
             self.warning("no preheader: inboxes will show the first words of the email instead", loaded.source.location("subject"))
@@ -351,34 +364,30 @@ class _Build:
             text=self.render_markdown(text, loaded.folder, loaded.source.text_location(*at, "text")) if text else Markup(""),
         )
 
-    def banner(self, banner: Banner | None, base: Path, source: YamlFile | None) -> dict[str, Any] | None:
-        if banner is None or source is None:
+    def banner(self, loaded: LoadedCampaign, layout_dir: Path, settings: LayoutSettings, settings_source: YamlFile | None) -> BannerView | None:
+        """The campaign's banner, else the layout's."""
+        own = loaded.campaign.banner
+        banner, base, source = (own, loaded.folder, loaded.source) if own else (settings.banner, layout_dir, settings_source)
+        if banner is None:
             return None
-        image = self.image(banner.image, banner.alt, base, source, ("banner", "image"))
-        return {"image": image, "link": banner.link}
+        return BannerView(image=self.image(banner.image, banner.alt, base, source, ("banner", "image")), link=banner.link)
 
-    def footer(
-        self, layout: Footer, own: Footer | None, layout_dir: Path, folder: Path,
-        layout_source: YamlFile | None, source: YamlFile,
-    ) -> dict[str, Any]:
-        """The layout's footer, with the fields the campaign sets itself replacing the layout's."""
-        overrides = own.model_dump(exclude_unset=True) if own else {}
-        merged = layout.model_copy(update=overrides)
-        from_campaign = "image" in overrides
-        image_source = source if from_campaign else layout_source
-        image = None
-        if merged.image and image_source:
-            image = self.image(merged.image, merged.alt, folder if from_campaign else layout_dir, image_source, ("footer", "image"))
-        disclaimer = Markup("")
-        if merged.disclaimer:
-            where = source if "disclaimer" in overrides else layout_source
-            base = folder if "disclaimer" in overrides else layout_dir
-            disclaimer = self.render_markdown(merged.disclaimer, base, where.text_location("footer", "disclaimer") if where else None)
-        return {
-            "image": image,
-            "disclaimer": disclaimer,
-            "copyright_holder": merged.copyright_holder or self.config.organisation.name,
-        }
+    def footer(self, loaded: LoadedCampaign, layout_dir: Path, settings: LayoutSettings, settings_source: YamlFile | None) -> FooterView:
+        """The layout's footer; each field the campaign's footer sets replaces the layout's."""
+        own = loaded.campaign.footer.model_dump(exclude_unset=True) if loaded.campaign.footer else {}
+        footer = settings.footer.model_copy(update=own)
+
+        def origin(name: str) -> tuple[Path, YamlFile | None]:
+            return (loaded.folder, loaded.source) if name in own else (layout_dir, settings_source)
+
+        image_base, image_source = origin("image")
+        text_base, text_source = origin("disclaimer")
+        where = text_source.text_location("footer", "disclaimer") if text_source else None
+        return FooterView(
+            image=self.image(footer.image, footer.alt, image_base, image_source, ("footer", "image")),
+            disclaimer=self.render_markdown(footer.disclaimer, text_base, where) if footer.disclaimer else Markup(""),
+            copyright_holder=footer.copyright_holder or self.config.organisation.name,
+        )
 
     # -- Markdown and images
 
@@ -420,12 +429,12 @@ class _Build:
         return Markup(_ENCODED_TOKEN.sub(lambda m: placeholders.token(m.group(1).lower(), m.group(2)), rendered))  # type: ignore[arg-type]
 
     def image(
-        self, ref: str | None, alt: str | None, base: Path, source: YamlFile, at: tuple[str | int, ...],
+        self, ref: str | None, alt: str | None, base: Path, source: YamlFile | None, at: tuple[str | int, ...],
     ) -> ImageView | None:
         """An image field of a YAML file, as the templates see it."""
         if ref is None:
             return None
-        url = self.asset_url(ref, alt, base, source.location(*at))
+        url = self.asset_url(ref, alt, base, source.location(*at) if source else None)
         return ImageView(url=url or ref, alt=alt or "")
 
     def asset_url(self, ref: str, alt: str | None, base: Path, where: Location | None) -> str | None:
@@ -450,7 +459,7 @@ class _Build:
 
     # -- layout -> MJML -> HTML
 
-    def context(self, loaded: LoadedCampaign, banner: dict[str, Any] | None, footer: dict[str, Any]) -> dict[str, Any]:
+    def context(self, loaded: LoadedCampaign, banner: BannerView | None, footer: FooterView) -> dict[str, Any]:
         """What every template of the layout sees, besides `section` or `sections`."""
         campaign = loaded.campaign
         return {

@@ -175,3 +175,29 @@ def test_schema_describes_campaign_yaml(capsys: pytest.CaptureFixture[str]) -> N
     assert set(schema["required"]) == {"subject", "layout"}
     assert {"from", "reply_to", "preheader", "sections", "send_at"} <= set(schema["properties"])
     assert schema["$defs"]["Section"]["required"] == ["kind"]
+
+
+def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace: Path) -> None:
+    folder = write_campaign(workspace, "own-footer", (
+        "subject: Own footer\npreheader: p\nlayout: newsletter\n"
+        "banner:\n  image: top.png\n  alt: Our own banner\n"
+        "footer:\n  disclaimer: Our *own* words.\n"
+    ))
+    (folder / "top.png").write_bytes(b"\x89PNG banner")
+    compiled = build(load_config(workspace), "own-footer")
+    assert "Our <em>own</em> words." in compiled.html
+    assert "not an endorsement" not in compiled.html
+    assert 'alt="Our own banner"' in compiled.html
+    assert 'alt="Newsletter Footer Image"' in compiled.html
+    assert {a.source for a in compiled.assets} == {"campaigns/own-footer/top.png", "layouts/newsletter/images/footer.png"}
+
+
+def test_layout_yaml_problems_name_the_layout_file(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = workspace / "layouts/newsletter/layout.yaml"
+    settings.write_text(settings.read_text().replace("  alt: Colorado Human Trafficking Council newsletter\n", ""))
+    with pytest.raises(SystemExit) as exited:
+        main(["build", "2018-11-wsr-primer"])
+    assert exited.value.code == 1
+    assert "layouts/newsletter/layout.yaml:4: error: image images/banner.png has no alt text" in " ".join(
+        capsys.readouterr().err.split()
+    )
