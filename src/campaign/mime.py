@@ -42,18 +42,25 @@ def quoted_printable(text: str) -> bytes:
         return b""
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
-    if encoded.endswith(b"\r\n"):
-        return encoded
-    start = encoded.rfind(b"\n") + 1
-    if len(encoded) - start >= _MAX_LINE:
-        # The soft break would make the last line 77 characters: break it earlier,
-        # never inside an "=XX" escape.
-        cut = start + _MAX_LINE - 4
-        escape = encoded.rfind(b"=", cut - 2, cut)
-        if escape != -1:
-            cut = escape
-        encoded = encoded[:cut] + _SOFT_BREAK + encoded[cut:]
-    return encoded + _SOFT_BREAK
+    if len(encoded) > _MAX_LINE - 1:
+        encoded = _fold(encoded)
+    return encoded if encoded.endswith(b"\r\n") else encoded + _SOFT_BREAK
+
+
+def _fold(encoded: bytes) -> bytes:
+    """Lines of at most 75 characters, so a soft break may follow any of them. (b2a_qp can
+    write 77 when it escapes whitespace at a line's end.) Never splits an "=XX" escape."""
+    out = []
+    for line in encoded.split(b"\r\n"):
+        while len(line) > _MAX_LINE - 1:
+            cut = _MAX_LINE - 2
+            escape = line.rfind(b"=", cut - 2, cut)
+            if escape != -1:
+                cut = escape
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\r\n".join(out)
 
 
 class Body:
