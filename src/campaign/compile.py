@@ -392,9 +392,12 @@ class _Build:
     # -- Markdown and images
 
     def markdown_file(self, folder: Path, name: str, where: Location) -> Markup:
-        path = folder / name
+        path = (folder / name).resolve()
         if not path.is_file():
             self.error(f"Markdown file not found: {name}", where)
+            return Markup("")
+        if not path.is_relative_to(self.config.workspace.resolve()):
+            self.error(f"Markdown file {name} is outside the workspace", where)
             return Markup("")
         try:
             text = self.read_text(path)
