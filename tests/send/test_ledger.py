@@ -1,0 +1,147 @@
+"""The ledger on SQLite and PostgreSQL: claims never overlap, resume rules, events, the archive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from campaign.audience.tables import utcnow
+from campaign.db import connect
+from campaign.errors import UserError
+from campaign.send import ledger
+from campaign.send.ledger import Outcome, deliveries
+from tests.send.conftest import compiled, populate
+
+
+def _open(db_url: str, tmp_path: Path, count: int = 10) -> tuple[ledger.SendInfo, object]:
+    store = populate(db_url, tmp_path, count)
+    engine = connect(db_url)
+    send = ledger.open_send(engine, compiled(), "news", [])
+    assert ledger.enqueue(engine, send, store.recipients("news")) == count
+    return send, store
+
+
+def _statuses(db_url: str) -> dict[int, str]:
+    with connect(db_url).connect() as c:
+        return dict(c.execute(select(deliveries.c.subscriber_id, deliveries.c.status)).all())
+
+
+def test_enqueue_is_idempotent_and_claims_never_overlap(db_url: str, tmp_path: Path) -> None:
+    send, store = _open(db_url, tmp_path)
+    engine = connect(db_url)
+    again = ledger.open_send(engine, compiled(), "news", [])
+    ledger.enqueue(engine, again, store.recipients("news"))  # type: ignore[attr-defined]
+    assert ledger.summary(engine, "c1").pending == 10  # type: ignore[union-attr]
+    first = ledger.claim(engine, send.id, worker="a", limit=4)
+    second = ledger.claim(engine, send.id, worker="b", limit=4)
+    third = ledger.claim(engine, send.id, worker="c", limit=4)
+    assert first and second and third is not None
+    ids = [q.send_id for q in (*first, *second, *third)]
+    assert len(ids) == len(set(ids)) == 10
+    assert first[0].public_id and first[0].fields["first_name"] == "First0" and first[0].attempts == 1
+    assert ledger.claim(engine, send.id, worker="d", limit=4) == []
+    assert set(_statuses(db_url).values()) == {"sending"}
+
+
+def test_outcomes_and_summary(db_url: str, tmp_path: Path) -> None:
+    send, _ = _open(db_url, tmp_path, 4)
+    engine = connect(db_url)
+    batch = ledger.claim(engine, send.id, worker="w", limit=4)
+    assert batch
+    later = utcnow() + timedelta(hours=1)
+    ledger.record(
+        engine,
+        "w",
+        [
+            Outcome(batch[0].send_id, "sent", "pm-1"),
+            Outcome(batch[1].send_id, "failed", None, "inactive recipient"),
+            Outcome(batch[2].send_id, "pending", None, "429", retry_at=later),
+            Outcome(batch[3].send_id, "unknown", None, "timeout"),
+        ],
+    )
+    ledger.record(engine, "someone-else", [Outcome(batch[1].send_id, "sent", "x")])  # not theirs: ignored
+    summary = ledger.summary(engine, "c1")
+    assert summary is not None
+    assert summary.counts == {"sent": 1, "failed": 1, "pending": 1, "unknown": 1}
+    assert summary.failed_reasons == {"inactive recipient": 1} and summary.unknown_reasons == {"timeout": 1}
+    assert ledger.claim(engine, send.id, worker="w", limit=10) == []  # the retry is not due yet
+    assert ledger.next_retry_at(engine, send.id) is not None
+    assert not ledger.finish_if_done(engine, send.id)
+
+
+def test_resume_rules(db_url: str, tmp_path: Path) -> None:
+    send, _ = _open(db_url, tmp_path, 6)
+    engine = connect(db_url)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_worker = f"{ledger.new_worker_id().split(':')[0]}:{dead.stdout.strip()}:x"
+    live_worker = ledger.new_worker_id()  # this very process
+    far_old, far_new = "elsewhere:1:a", "elsewhere:2:b"
+    workers = [dead_worker, live_worker, far_old, far_new]
+    claimed = {w: ledger.claim(engine, send.id, worker=w, limit=1) for w in workers}
+    with engine.begin() as c:
+        c.execute(update(deliveries).where(deliveries.c.claimed_by == far_old).values(claimed_at=utcnow() - timedelta(hours=1)))
+    rest = ledger.claim(engine, send.id, worker="w", limit=2)
+    assert rest
+    ledger.record(engine, "w", [Outcome(rest[0].send_id, "failed", None, "gave up", retry_at=utcnow()), Outcome(rest[1].send_id, "failed", None, "bad address")])
+
+    assert ledger.prepare(engine, send.id) == 2  # the dead local process and the silent remote one
+    by_worker = {}
+    with engine.connect() as c:
+        for row in c.execute(select(deliveries.c.claimed_by, deliveries.c.status, deliveries.c.reason)):
+            by_worker.setdefault(row.claimed_by, []).append(row.status)
+    assert by_worker[dead_worker] == ["unknown"] and by_worker[far_old] == ["unknown"]
+    assert by_worker[live_worker] == ["sending"] and by_worker[far_new] == ["sending"]
+    assert sorted(by_worker["w"]) == ["failed", "pending"]  # retryable failure queued again; rejected not
+    assert claimed[dead_worker]
+
+    ledger.prepare(engine, send.id, resend_unknown=True)
+    assert sorted(_statuses(db_url).values()).count("pending") == 3
+
+
+def test_unsubscribed_since_the_send_began_are_skipped(db_url: str, tmp_path: Path) -> None:
+    send, store = _open(db_url, tmp_path, 3)
+    store.unsubscribe("user1@example.com", source="test")  # type: ignore[attr-defined]
+    engine = connect(db_url)
+    batch = ledger.claim(engine, send.id, worker="w", limit=10, mailable=lambda ids: store.mailable_ids(ids, "news"))  # type: ignore[attr-defined]
+    assert batch is not None and sorted(q.email for q in batch) == ["user0@example.com", "user2@example.com"]
+    assert ledger.summary(engine, "c1").skipped == 1  # type: ignore[union-attr]
+
+
+def test_paused_send_is_not_claimed(db_url: str, tmp_path: Path) -> None:
+    send, _ = _open(db_url, tmp_path, 2)
+    engine = connect(db_url)
+    ledger.set_status(engine, send.id, "paused", "too many failures")
+    assert ledger.claim(engine, send.id, worker="w", limit=10) is None
+    resumed = ledger.open_send(engine, compiled(), "news", [])
+    assert resumed.status == "running" and resumed.note == ""
+
+
+def test_one_send_per_campaign(db_url: str, tmp_path: Path) -> None:
+    _open(db_url, tmp_path, 1)
+    with pytest.raises(UserError, match="already sent to list 'news'"):
+        ledger.open_send(connect(db_url), compiled(), "other", [])
+
+
+def test_record_event_and_archive(db_url: str, tmp_path: Path) -> None:
+    send, _ = _open(db_url, tmp_path, 2)
+    engine = connect(db_url)
+    batch = ledger.claim(engine, send.id, worker="w", limit=2)
+    assert batch
+    ledger.record(engine, "w", [Outcome(batch[0].send_id, "sent", "pm-1"), Outcome(batch[1].send_id, "sent", "pm-2")])
+    assert ledger.record_event(engine, provider_id="pm-1", event="bounced", detail="hard: mailbox gone")
+    assert ledger.record_event(engine, provider_id="pm-1", event="delivered")  # matched, but weaker: kept bounced
+    assert ledger.record_event(engine, send_id=batch[1].send_id, event="complained")
+    assert not ledger.record_event(engine, provider_id="nope", event="delivered")
+    with engine.connect() as c:
+        events = dict(c.execute(select(deliveries.c.provider_id, deliveries.c.event)).all())
+    assert events == {"pm-1": "bounced", "pm-2": "complained"}
+    found = ledger.get_send(engine, "c1")
+    assert found is not None and found.compiled == compiled() and found.list_name == "news"
+    assert [s.campaign for s in ledger.sent_campaigns(engine)] == ["c1"]
+    assert ledger.get_send(engine, "never") is None
