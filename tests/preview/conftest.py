@@ -22,4 +22,4 @@ def preview_url(workspace: Path) -> Iterator[str]:
         with serve(app) as url:
             yield url
     finally:
-        app.state.preview.stop_watching()
+        app.state.preview.close()

@@ -112,7 +112,7 @@ def test_merge_fields_filled_for_the_first_subscriber(workspace: Path) -> None:
     with serve(app) as url:
         page = httpx.get(f"{url}/campaigns/{EXAMPLE}").text
         email = httpx.get(f"{url}/campaigns/{EXAMPLE}/email.html").text
-    app.state.preview.stop_watching()
+    app.state.preview.close()
     assert "Dear Ada &lt;b&gt;," in email
     assert "the first subscriber of the list newsletter" in page
     assert "ada@example.org" in page

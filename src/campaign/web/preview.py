@@ -13,9 +13,11 @@ are signed with a key that exists only in this process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
 import secrets
+import socket
 import threading
 import traceback
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from time import perf_counter
 from typing import Any
 
 from email_validator import EmailNotValidError
+import uvicorn
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -195,6 +198,7 @@ class Preview:
         self.links = Links(self._key, config.public_base_url)
         """Real-length URLs (so sizes are true), signed with a key that dies with this process."""
         self.sample: Sample | None = None
+        self._rendered: dict[str, tuple[Build, Rendered]] = {}
         self._lock: asyncio.Lock | None = None
         self._stop = threading.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -275,8 +279,10 @@ class Preview:
             paths = [self.config.campaigns_dir, self.config.layouts_dir, workspace / CONFIG_FILE, *self.extra.values()]
             self._watcher = asyncio.get_running_loop().create_task(watch_paths(paths, self.changed, self._stop))
 
-    def stop_watching(self) -> None:
+    def close(self) -> None:
+        """Stop watching and end the pages' event streams. Call it on the server's loop, or once it has stopped."""
         self._stop.set()
+        self.broadcaster.close()
 
     def affected(self, paths: set[Path]) -> set[str]:
         """The campaigns a change to `paths` may alter."""
@@ -321,16 +327,22 @@ class Preview:
         self.config_error = None
         self.links = Links(self._key, self.config.public_base_url)
         self.sample = None
+        self._rendered.clear()
 
     # ----- what the pages show
 
     def render(self, build: Build) -> Rendered:
-        """`build` as the sample subscriber would get it."""
+        """`build` as the sample subscriber would get it (made once per build: a page and its two frames share it)."""
+        cached = self._rendered.get(build.slug)
+        if cached is not None and cached[0] is build:
+            return cached[1]
         assert build.compiled is not None and self.sample is not None
         compiled = build.compiled
         list_id = list_id_for(self.config, self.sample.list_name, sender_domain(compiled.from_))
         personaliser = Personaliser(compiled, self.links, list_id=list_id, unsubscribe_mailto=self.config.send.unsubscribe_mailto)
-        return Rendered(personaliser.message(self.sample.recipient, send_id=f"preview-{compiled.slug}"))
+        rendered = Rendered(personaliser.message(self.sample.recipient, send_id=f"preview-{compiled.slug}"))
+        self._rendered[build.slug] = (build, rendered)
+        return rendered
 
     def for_browser(self, build: Build, text: str, base: str) -> str:
         """`text` with the public site's URLs pointed at this server: the build's images, the pages' stand-ins."""
@@ -539,3 +551,44 @@ async def send_test_message(config: Config, compiled: Compiled, addresses: list[
         raise UserError(f"{config.provider.name} did not take {len(refused)} of {len(results)}: {'; '.join(refused)}")
     ids = ", ".join(result.provider_id for result in results if result.provider_id)
     return f"Sent a test to {', '.join(checked)} through {config.provider.name}" + (f" ({ids})." if ids else ".")
+
+
+SHUTDOWN_SECONDS = 1
+"""Longest wait for open requests when the preview stops."""
+
+
+class _Server(uvicorn.Server):
+    """Ends the open pages' live-reload streams first, so Ctrl-C does not wait on browser tabs."""
+
+    def __init__(self, app: Starlette) -> None:
+        super().__init__(
+            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+        )
+        self.preview: Preview = app.state.preview
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.preview.close()
+        await super().shutdown(sockets=sockets)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the browser opens so that its first request cannot miss."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is in use (another preview?): choose another with --port") from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    return sock
+
+
+def run(app: Starlette, sock: socket.socket) -> None:
+    """Serve `app` on `sock` until Ctrl-C."""
+    try:
+        _Server(app).run(sockets=[sock])
+    finally:
+        sock.close()

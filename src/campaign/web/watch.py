@@ -48,7 +48,8 @@ class Event:
 @dataclass(eq=False)
 class _Listener:
     topic: str | None
-    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(maxsize=64))
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(maxsize=64))
+    """None ends the stream."""
 
 
 class Broadcaster:
@@ -58,7 +59,7 @@ class Broadcaster:
         self._listeners: set[_Listener] = set()
 
     @contextmanager
-    def listen(self, topic: str | None) -> Iterator[asyncio.Queue[Event]]:
+    def listen(self, topic: str | None) -> Iterator[asyncio.Queue[Event | None]]:
         listener = _Listener(topic)
         self._listeners.add(listener)
         try:
@@ -71,11 +72,15 @@ class Broadcaster:
         """The campaigns some open page is showing right now."""
         return {listener.topic for listener in self._listeners if listener.topic is not None}
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: Event | None) -> None:
         for listener in self._listeners:
             if listener.queue.full():  # a page that stopped reading needs only the newest news
                 listener.queue.get_nowait()
             listener.queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End every open stream, so a server shutting down need not wait for the pages."""
+        self.publish(None)
 
 
 def event_stream(broadcaster: Broadcaster, topic: str | None, hello: Event) -> StreamingResponse:
@@ -94,6 +99,8 @@ def event_stream(broadcaster: Broadcaster, topic: str | None, hello: Event) -> S
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue
+                if event is None:
+                    return
                 yield event.encode()
 
     return StreamingResponse(
