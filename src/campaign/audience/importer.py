@@ -223,6 +223,9 @@ def import_csv(
     if resubscribe_reason is not None and not resubscribe_reason.strip():
         raise ImportFileError("--resubscribe needs a reason (--reason TEXT), which is logged", Location(path))
     with store.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
+            connection.exec_driver_sql("PRAGMA cache_size=-65536")
         _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(rows)
     return report
 
@@ -255,7 +258,7 @@ class _Writer:
         c = self.connection
         now = utcnow()
         hashes = [email_hash(row.email) for row in rows]
-        existing = {r.email_hash: r for r in c.execute(select(s).where(s.c.email_hash.in_(hashes)))}
+        existing = {r.email_hash: r for r in c.execute(select(s).where(s.c.email_hash.in_(hashes))).all()}
         blocked = dict(c.execute(select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(hashes))).all())
         ids = [r.id for r in existing.values()]
         member = dict(
@@ -304,7 +307,10 @@ class _Writer:
         ids_by_hash = {hashed: old.id for hashed, old in existing.items()}
         log: list[dict[str, Any]] = []
         if new:
-            created = c.execute(insert(s).returning(s.c.id, s.c.email_hash, sort_by_parameter_order=True), new).all()
+            c.execute(insert(s), new)  # executemany; RETURNING would insert row by row on SQLite
+            created = c.execute(
+                select(s.c.id, s.c.email_hash).where(s.c.email_hash.in_([row["email_hash"] for row in new]))
+            ).all()
             self.report.added += len(created)
             for sid, hashed in created:
                 ids_by_hash[hashed] = sid

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,9 +13,6 @@ from email_validator import validate_email
 
 CORE_FIELDS = ("email", "name", "first_name", "last_name")
 """Merge fields every recipient has; a CSV's other columns add to these."""
-
-_SPACE = re.compile(r"\s+")
-
 
 def normalise_email(address: str) -> str:
     """The stored form of an address: trimmed, NFC, lowercased (so unique means case-insensitively)."""
@@ -35,7 +31,7 @@ def email_hash(address: str) -> str:
 
 def one_line(text: str) -> str:
     """A name as it may appear in a header: whitespace (CR, LF, tabs) collapsed to single spaces."""
-    return _SPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def display_name(name: str, first_name: str, last_name: str) -> str:

@@ -1,0 +1,72 @@
+"""Time `subscribers import` of a generated CSV (default 100,000 rows) on SQLite, and PostgreSQL if given.
+
+    .venv/bin/python bench/import.py [--rows N] [--postgres postgresql://postgres@127.0.0.1:5432/test]
+
+Prints the seconds for a first import (everyone new) and a second run of the same
+file (everyone unchanged). Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy
+
+from campaign.audience import Store
+from campaign.audience.importer import import_csv
+from campaign.db import connect, dispose, normalise_url
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Email Address", "First Name", "Last Name", "Organisation", "City"])
+        for i in range(rows):
+            writer.writerow([f"Person.{i}@Example.org", f"First{i}", f"Last{i}", f"Org {i % 97}", "Denver"])
+
+
+def run(label: str, url: str, path: Path, rows: int) -> None:
+    store = Store(connect(url))
+    for attempt in ("first import", "same file again"):
+        started = time.perf_counter()
+        report = import_csv(store, path, "newsletter", ["events"])
+        elapsed = time.perf_counter() - started
+        print(
+            f"{label:10} {attempt:16} {rows:>9,} rows {elapsed:7.2f} s  {rows / elapsed:9,.0f} rows/s  "
+            f"(added {report.added:,}, unchanged {report.unchanged:,})"
+        )
+    assert store.count_recipients("newsletter") == rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "subscribers.csv"
+        write_csv(path, args.rows)
+        print(f"CSV: {path.stat().st_size / 1e6:.1f} MB")
+        run("sqlite", f"sqlite:///{folder}/bench.db", path, args.rows)
+        if args.postgres:
+            schema = f"bench_{uuid.uuid4().hex[:8]}"
+            admin = sqlalchemy.create_engine(normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            url = f"{args.postgres}?options=-csearch_path%3D{schema}"
+            try:
+                run("postgresql", url, path, args.rows)
+            finally:
+                dispose(url)
+                with admin.connect() as connection:
+                    connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+                admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Stream the recipients of a 1,000,000-subscriber list and print memory as it goes.
+
+    .venv/bin/python bench/stream.py [--subscribers N] [--chunk 1000] [--postgres URL]
+
+The subscribers are generated inside the database (a recursive CTE on SQLite,
+generate_series on PostgreSQL), so setting up is quick. Every 100,000 recipients it
+prints the current and peak resident memory: flat figures mean the stream holds one
+chunk at a time, never the whole list. Figures only; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+import uuid
+
+import sqlalchemy
+
+from campaign.audience import Store
+from campaign.db import connect, dispose, normalise_url
+
+NOW = "'2024-01-01 00:00:00.000000'"
+
+SQLITE_FILL = f"""
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO subscribers (id, public_id, email, email_hash, name, first_name, last_name, fields,
+                         status, soft_bounces, created_at, updated_at)
+SELECT i, 'pid' || i, 'person' || i || '@example.org', 'hash' || i, 'Person ' || i, 'Person', '' || i,
+       '{{"city": "Denver", "organisation": "Org ' || (i % 97) || '"}}',
+       CASE WHEN i % 50 = 0 THEN 'unsubscribed' ELSE 'subscribed' END, 0, {NOW}, {NOW}
+FROM n
+"""
+POSTGRES_FILL = f"""
+INSERT INTO subscribers (id, public_id, email, email_hash, name, first_name, last_name, fields,
+                         status, soft_bounces, created_at, updated_at)
+SELECT i, 'pid' || i, 'person' || i || '@example.org', 'hash' || i, 'Person ' || i, 'Person', '' || i,
+       json_build_object('city', 'Denver', 'organisation', 'Org ' || (i % 97)),
+       CASE WHEN i % 50 = 0 THEN 'unsubscribed' ELSE 'subscribed' END, 0, {NOW}, {NOW}
+FROM generate_series(1, :count) AS i
+"""
+MEMBERS = f"INSERT INTO list_members (list_id, subscriber_id, status, added_at) SELECT 1, id, 'active', {NOW} FROM subscribers"
+SUPPRESS = f"""INSERT INTO suppressions (email_hash, reason, source, created_at)
+SELECT email_hash, 'bounced', 'bench', {NOW} FROM subscribers WHERE id % 101 = 0"""
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is in KiB on Linux
+
+
+def fill(url: str, count: int) -> Store:
+    engine = connect(url)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        fill_sql = POSTGRES_FILL if connection.dialect.name == "postgresql" else SQLITE_FILL
+        connection.execute(sqlalchemy.text(fill_sql), {"count": count})
+        connection.exec_driver_sql(f"INSERT INTO lists (id, name, created_at) VALUES (1, 'bench', {NOW})")
+        connection.exec_driver_sql(MEMBERS)
+        connection.exec_driver_sql(SUPPRESS)
+    print(f"generated {count:,} subscribers in {time.perf_counter() - started:.1f} s")
+    return Store(engine)
+
+
+def stream(label: str, store: Store, chunk: int) -> None:
+    expected = store.count_recipients("bench")
+    print(f"{label}: streaming {expected:,} recipients, chunk {chunk}; start RSS {rss_mb():.1f} MB")
+    started = time.perf_counter()
+    cpu = time.process_time()
+    seen = 0
+    for recipient in store.recipients("bench", chunk=chunk):
+        seen += 1
+        if seen % 100_000 == 0:
+            elapsed = time.perf_counter() - started
+            print(
+                f"  {seen:>9,} recipients  {elapsed:6.1f} s  {seen / elapsed:8,.0f}/s  "
+                f"RSS {rss_mb():6.1f} MB  peak {peak_mb():6.1f} MB  (last: {recipient.email})"
+            )
+    elapsed = time.perf_counter() - started
+    print(
+        f"  done: {seen:,} recipients in {elapsed:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
+        f"peak RSS {peak_mb():.1f} MB"
+    )
+    assert seen == expected
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        stream("sqlite", fill(f"sqlite:///{folder}/bench.db", args.subscribers), args.chunk)
+    if args.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = sqlalchemy.create_engine(normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = f"{args.postgres}?options=-csearch_path%3D{schema}"
+        try:
+            stream("postgresql", fill(url, args.subscribers), args.chunk)
+        finally:
+            dispose(url)
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
