@@ -308,3 +308,9 @@ async def test_forward_rate_limits_per_subscriber_and_per_ip(
 def test_strip_links() -> None:
     assert strip_links("see https://a.example/x, www.b.example and c.example/y or mail d@e.example") == "see and or mail"
     assert strip_links("Plain words. Nothing else!\r\nSecond line\x07") == "Plain words. Nothing else!\nSecond line"
+
+
+async def test_an_unreadable_form_is_a_bad_request(client: httpx.AsyncClient, ana: Subscriber, links: Links) -> None:
+    url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
+    response = await client.post(url, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data"})
+    assert response.status_code == 400

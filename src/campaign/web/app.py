@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
@@ -82,7 +83,7 @@ async def healthz(request: Request) -> Response:
 
     try:
         await site.db(ping)
-    except Exception as exc:  # any database failure means unhealthy, whatever its type
+    except (SQLAlchemyError, OSError) as exc:
         log.warning("health check failed: %s", type(exc).__name__)
         return PlainTextResponse("database unavailable\n", status_code=503)
     return PlainTextResponse("ok\n")

@@ -38,4 +38,4 @@ class CSRF:
             bound = self._serializer.loads(value, max_age=MAX_AGE_SECONDS)
         except BadSignature:
             return False
-        return bound == self._binding(link_token)
+        return bool(bound == self._binding(link_token))

@@ -67,13 +67,6 @@ def masked(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else "•••"
 
 
-async def _form(request: Request) -> FormData | None:
-    try:
-        return await request.form()
-    except Exception:  # a body the form parser cannot read is a bad request, not a crash
-        return None
-
-
 async def _subscriber(request: Request, purpose: Purpose) -> tuple[Claims, Subscriber] | Response:
     """The claims and subscriber of the page's link, or the one 400 page for every bad link."""
     site = site_of(request)
@@ -152,9 +145,7 @@ async def unsubscribe(request: Request) -> Response:
     this_list = await site.db(_this_list, site, claims, subscriber)
     done = ""
     if request.method == "POST":
-        form = await _form(request)
-        if form is None:
-            return site.message(request, 400, "Bad request", "The form could not be read.")
+        form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1]:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
             await site.db(site.store.unsubscribe, subscriber.public_id, source="one-click",
@@ -175,7 +166,8 @@ async def unsubscribe(request: Request) -> Response:
             done = "resubscribed"
         else:
             return site.message(request, 400, "Bad request", "The form asked for something this page does not do.")
-        subscriber = await site.db(site.store.get, subscriber.public_id) or subscriber
+        refreshed = await site.db(site.store.get, subscriber.public_id)
+        subscriber = refreshed or subscriber
     return site.page(
         request, "unsubscribe.html",
         state=_unsubscribe_state(subscriber, this_list), address=masked(subscriber.email), this_list=this_list,
@@ -208,14 +200,15 @@ async def preferences(request: Request) -> Response:
     topics = sorted(await site.db(_topic_names, site))
     saved = False
     if request.method == "POST":
-        form = await _form(request)
-        if form is None or not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+        form = await request.form()
+        if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
             return refused_form(request)
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
         name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
         await site.db(site.store.set_preferences, subscriber.public_id, lists=chosen_lists, topics=chosen_topics, name=name)
-        subscriber = await site.db(site.store.get, subscriber.public_id) or subscriber
+        refreshed = await site.db(site.store.get, subscriber.public_id)
+        subscriber = refreshed or subscriber
         saved = True
     return site.page(
         request, "preferences.html",
@@ -325,12 +318,12 @@ async def forward(request: Request) -> Response:
     copy = await site.db(site.web_copy, claims.campaign)
     if copy is None:
         return site.message(request, 404, "Not found", "This campaign is not in the archive.")
-    context = {"copy": copy, "csrf": site.csrf.token(token), "action": request.url.path,
+    context: dict[str, Any] = {"copy": copy, "csrf": site.csrf.token(token), "action": request.url.path,
                "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE, "errors": [], "values": {}}
     if request.method == "GET":
         return site.page(request, "forward.html", **context)
-    form = await _form(request)
-    if form is None or not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+    form = await request.form()
+    if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
         return refused_form(request)
     parsed = read_forward_form(form)
     values = {"friends": [_str(v) for v in form.getlist("friend")], "name": _str(form.get("name")),

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -182,6 +183,15 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: payloads are read defensively."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 # ---------------------------------------------------------------- Postmark
 
 POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
@@ -201,34 +211,33 @@ async def postmark(incoming: Incoming, context: Context) -> list[Event]:
     kind = record.get("RecordType")
     metadata = record.get("Metadata")
     message_id = _str(record.get("MessageID"))
-    common = {"service": "postmark", "send_id": _send_id(metadata), "provider_id": message_id or None}
+    event = partial(Event, service="postmark", send_id=_send_id(metadata), provider_id=message_id or None)
     if kind == "Delivery":
         email = _str(record.get("Recipient"))
-        return [Event(event_id=f"delivery:{message_id}:{email}", kind="delivered", email=email, **common)]
+        return [event(event_id=f"delivery:{message_id}:{email}", kind="delivered", email=email)]
     if kind == "SpamComplaint":
-        return [Event(event_id=f"complaint:{record.get('ID')}", kind="complained", email=_str(record.get("Email")), **common)]
+        return [event(event_id=f"complaint:{record.get('ID')}", kind="complained", email=_str(record.get("Email")))]
     if kind == "Bounce":
         bounce_type = _str(record.get("Type"))
-        event_id = f"bounce:{record.get('ID')}"
-        email = _str(record.get("Email"))
-        detail = f"{bounce_type}: {_str(record.get('Description'))}"[:500]
+        bounce = partial(event, event_id=f"bounce:{record.get('ID')}", email=_str(record.get("Email")),
+                         detail=f"{bounce_type}: {_str(record.get('Description'))}"[:500])
         if bounce_type in POSTMARK_COMPLAINT:
-            return [Event(event_id=event_id, kind="complained", email=email, detail=detail, **common)]
+            return [bounce(kind="complained")]
         if bounce_type == "Unsubscribe":
-            return [Event(event_id=event_id, kind="unsubscribed", email=email, detail=detail, **common)]
+            return [bounce(kind="unsubscribed")]
         if bounce_type in POSTMARK_HARD or bounce_type in POSTMARK_SOFT:
-            hard = bounce_type in POSTMARK_HARD
-            return [Event(event_id=event_id, kind="bounced", email=email, hard=hard, detail=detail, **common)]
+            return [bounce(kind="bounced", hard=bounce_type in POSTMARK_HARD)]
         return []  # auto-responders, address changes, challenge mails: not delivery failures
     if kind == "SubscriptionChange" and record.get("SuppressSending"):
         email = _str(record.get("Recipient"))
         reason = _str(record.get("SuppressionReason"))
-        event_id = f"subscription:{message_id}:{email}:{record.get('ChangedAt')}"
+        change = partial(event, event_id=f"subscription:{message_id}:{email}:{record.get('ChangedAt')}",
+                         email=email, detail=reason)
         if reason == "HardBounce":
-            return [Event(event_id=event_id, kind="bounced", email=email, hard=True, detail=reason, **common)]
+            return [change(kind="bounced", hard=True)]
         if reason == "SpamComplaint":
-            return [Event(event_id=event_id, kind="complained", email=email, detail=reason, **common)]
-        return [Event(event_id=event_id, kind="unsubscribed", email=email, detail=reason, **common)]
+            return [change(kind="complained")]
+        return [change(kind="unsubscribed")]
     return []
 
 
@@ -238,9 +247,9 @@ async def postmark(incoming: Incoming, context: Context) -> list[Event]:
 async def mailgun(incoming: Incoming, context: Context) -> list[Event]:
     """Mailgun: HMAC-SHA256 of timestamp + token with the webhook signing key, in the JSON body."""
     key = context.secret("MAILGUN_WEBHOOK_SIGNING_KEY")
-    payload = _json(incoming.body) if incoming.body else {}
-    signature = payload.get("signature") if isinstance(payload, dict) else None
-    if not isinstance(signature, dict):
+    payload = _dict(_json(incoming.body) if incoming.body else {})
+    signature = _dict(payload.get("signature"))
+    if not signature:
         raise Refused("no signature")
     signed = f"{_str(signature.get('timestamp'))}{_str(signature.get('token'))}".encode()
     expected = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
@@ -249,28 +258,23 @@ async def mailgun(incoming: Incoming, context: Context) -> list[Event]:
     data = payload.get("event-data")
     if not isinstance(data, dict):
         raise Malformed("no event-data")
-    event = data.get("event")
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
-    message_id = _str(headers.get("message-id")).strip("<>") or None
-    common = {
-        "service": "mailgun",
-        "event_id": _str(data.get("id")) or _str(signature.get("token")),
-        "email": _str(data.get("recipient")),
-        "send_id": _send_id(data.get("user-variables"), headers),
-        "provider_id": message_id,
-    }
-    reason = data.get("delivery-status", {}).get("description") if isinstance(data.get("delivery-status"), dict) else ""
-    if event == "delivered":
-        return [Event(kind="delivered", **common)]
-    if event == "failed":
-        hard = data.get("severity") == "permanent"
+    name = data.get("event")
+    headers = _dict(_dict(data.get("message")).get("headers"))
+    event = partial(
+        Event, service="mailgun", event_id=_str(data.get("id")) or _str(signature.get("token")),
+        email=_str(data.get("recipient")), send_id=_send_id(data.get("user-variables"), headers),
+        provider_id=_str(headers.get("message-id")).strip("<>") or None,
+    )
+    if name == "delivered":
+        return [event(kind="delivered")]
+    if name == "failed":
+        reason = _dict(data.get("delivery-status")).get("description")
         detail = f"{_str(data.get('reason'))}: {_str(reason)}"[:500]
-        return [Event(kind="bounced", hard=hard, detail=detail, **common)]
-    if event == "complained":
-        return [Event(kind="complained", **common)]
-    if event == "unsubscribed":
-        return [Event(kind="unsubscribed", **common)]
+        return [event(kind="bounced", hard=data.get("severity") == "permanent", detail=detail)]
+    if name == "complained":
+        return [event(kind="complained")]
+    if name == "unsubscribed":
+        return [event(kind="unsubscribed")]
     return []
 
 
@@ -316,27 +320,22 @@ async def sendgrid(incoming: Incoming, context: Context) -> list[Event]:
         if not isinstance(item, dict):
             continue
         name = item.get("event")
-        common = {
-            "service": "sendgrid",
-            "event_id": _str(item.get("sg_event_id")),
-            "email": _str(item.get("email")),
-            "send_id": _send_id(item),
-            "provider_id": _str(item.get("sg_message_id")).split(".")[0] or None,
-        }
-        if not common["event_id"]:
-            continue
+        event = partial(
+            Event, service="sendgrid", event_id=_str(item.get("sg_event_id")), email=_str(item.get("email")),
+            send_id=_send_id(item), provider_id=_str(item.get("sg_message_id")).split(".")[0] or None,
+        )
         if name == "delivered":
-            events.append(Event(kind="delivered", **common))
+            events.append(event(kind="delivered"))
         elif name == "bounce":
             hard = item.get("type", "bounce") != "blocked"
-            events.append(Event(kind="bounced", hard=hard, detail=_str(item.get("reason"))[:500], **common))
+            events.append(event(kind="bounced", hard=hard, detail=_str(item.get("reason"))[:500]))
         elif name == "spamreport":
-            events.append(Event(kind="complained", **common))
+            events.append(event(kind="complained"))
         elif name in ("unsubscribe", "group_unsubscribe"):
-            events.append(Event(kind="unsubscribed", **common))
+            events.append(event(kind="unsubscribed"))
         elif name == "dropped" and item.get("reason") in _SENDGRID_DROPPED:
             kind, hard = _SENDGRID_DROPPED[item["reason"]]
-            events.append(Event(kind=kind, hard=hard, detail=f"dropped: {item['reason']}", **common))
+            events.append(event(kind=kind, hard=hard, detail=f"dropped: {item['reason']}"))
     return events
 
 
@@ -407,28 +406,31 @@ async def _verify_sns(message: Mapping[str, Any], context: Context) -> None:
 
 def _ses_events(sns_id: str, notification: Mapping[str, Any]) -> list[Event]:
     kind = notification.get("eventType") or notification.get("notificationType")
-    mail = notification.get("mail") if isinstance(notification.get("mail"), dict) else {}
-    common = {"service": "ses", "send_id": _send_id(mail.get("headers"), mail.get("tags")), "provider_id": mail.get("messageId")}
-    events: list[Event] = []
+    mail = _dict(notification.get("mail"))
+    event = partial(Event, service="ses", send_id=_send_id(mail.get("headers"), mail.get("tags")),
+                    provider_id=_str(mail.get("messageId")) or None)
     if kind == "Bounce":
-        bounce = notification.get("bounce", {})
-        hard = bounce.get("bounceType") == "Permanent"
-        detail = f"{_str(bounce.get('bounceType'))}/{_str(bounce.get('bounceSubType'))}"
+        bounce = _dict(notification.get("bounce"))
         feedback = _str(bounce.get("feedbackId")) or sns_id
-        for recipient in bounce.get("bouncedRecipients", []):
-            email = _str(recipient.get("emailAddress"))
-            events.append(Event(event_id=f"{feedback}:{email}", kind="bounced", email=email, hard=hard, detail=detail, **common))
-    elif kind == "Complaint":
-        complaint = notification.get("complaint", {})
+        return [
+            event(event_id=f"{feedback}:{email}", kind="bounced", email=email, hard=bounce.get("bounceType") == "Permanent",
+                  detail=f"{_str(bounce.get('bounceType'))}/{_str(bounce.get('bounceSubType'))}")
+            for email in (_str(_dict(r).get("emailAddress")) for r in _list(bounce.get("bouncedRecipients")))
+        ]
+    if kind == "Complaint":
+        complaint = _dict(notification.get("complaint"))
         feedback = _str(complaint.get("feedbackId")) or sns_id
-        for recipient in complaint.get("complainedRecipients", []):
-            email = _str(recipient.get("emailAddress"))
-            detail = _str(complaint.get("complaintFeedbackType"))
-            events.append(Event(event_id=f"{feedback}:{email}", kind="complained", email=email, detail=detail, **common))
-    elif kind == "Delivery":
-        for email in notification.get("delivery", {}).get("recipients", []):
-            events.append(Event(event_id=f"delivery:{mail.get('messageId')}:{email}", kind="delivered", email=_str(email), **common))
-    return events
+        return [
+            event(event_id=f"{feedback}:{email}", kind="complained", email=email,
+                  detail=_str(complaint.get("complaintFeedbackType")))
+            for email in (_str(_dict(r).get("emailAddress")) for r in _list(complaint.get("complainedRecipients")))
+        ]
+    if kind == "Delivery":
+        return [
+            event(event_id=f"delivery:{mail.get('messageId')}:{email}", kind="delivered", email=_str(email))
+            for email in _list(_dict(notification.get("delivery")).get("recipients"))
+        ]
+    return []
 
 
 async def ses(incoming: Incoming, context: Context) -> list[Event]:
@@ -480,25 +482,25 @@ async def resend(incoming: Incoming, context: Context) -> list[Event]:
     given = [part.partition(",")[2] for part in signatures.split() if part.startswith("v1,")]
     if not message_id or not any(_same(expected, candidate) for candidate in given):
         raise Refused("bad signature")
-    payload = _json(incoming.body)
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, dict):
+    payload = _dict(_json(incoming.body))
+    data = _dict(payload.get("data"))
+    if not data:
         raise Malformed("no data")
     kind = payload.get("type")
-    recipients = data.get("to") if isinstance(data.get("to"), list) else [data.get("to")]
-    common = {"service": "resend", "send_id": _send_id(data.get("tags"), data.get("headers")), "provider_id": data.get("email_id")}
+    recipients = _list(data.get("to")) or [data.get("to")]
+    event = partial(Event, service="resend", send_id=_send_id(data.get("tags"), data.get("headers")),
+                    provider_id=_str(data.get("email_id")) or None)
+    bounce = _dict(data.get("bounce"))
     events: list[Event] = []
     for email in (_str(r) for r in recipients if r):
-        event_id = f"{message_id}:{email}"
+        once = partial(event, event_id=f"{message_id}:{email}", email=email)
         if kind == "email.delivered":
-            events.append(Event(event_id=event_id, kind="delivered", email=email, **common))
+            events.append(once(kind="delivered"))
         elif kind == "email.bounced":
-            bounce = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
             hard = _str(bounce.get("type")).lower() not in ("transient", "temporary", "undetermined")
-            detail = _str(bounce.get("message"))[:500]
-            events.append(Event(event_id=event_id, kind="bounced", email=email, hard=hard, detail=detail, **common))
+            events.append(once(kind="bounced", hard=hard, detail=_str(bounce.get("message"))[:500]))
         elif kind == "email.complained":
-            events.append(Event(event_id=event_id, kind="complained", email=email, **common))
+            events.append(once(kind="complained"))
     return events
 
 
@@ -582,7 +584,7 @@ async def mandrill(incoming: Incoming, context: Context) -> list[Event]:
         if not isinstance(item, dict) or item.get("event") not in _MANDRILL:
             continue
         kind, hard = _MANDRILL[item["event"]]
-        msg = item.get("msg") if isinstance(item.get("msg"), dict) else {}
+        msg = _dict(item.get("msg"))
         provider_id = _str(msg.get("_id") or item.get("_id"))
         events.append(Event(
             service="mandrill", event_id=f"{item['event']}:{provider_id}:{_str(item.get('ts'))}", kind=kind,
