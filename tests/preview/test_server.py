@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,7 +15,9 @@ import httpx
 import pytest
 
 from campaign.audience import Store
+from campaign.compile import build
 from campaign.config import load_config
+from campaign.schedule import schedule_send
 from campaign.web.preview import create_preview_app
 from tests.preview.conftest import EXAMPLE
 from tests.servers import serve
@@ -215,3 +218,94 @@ def test_new_campaign_appears_in_the_index(workspace: Path, preview_url: str) ->
     assert 'href="/campaigns/2026-01-new"' in index
     page = httpx.get(f"{preview_url}/campaigns/2026-01-new")
     assert page.status_code == 200 and "does not build" in page.text and "nope" in page.text
+
+
+def wait_for_build(preview_url: str, slug: str | None, change: Callable[[], None]) -> dict[str, object]:
+    """Make `change` while listening, and return the build event it causes (10 s read deadline)."""
+    with httpx.stream("GET", f"{preview_url}/events" + (f"?campaign={slug}" if slug else ""), timeout=10) as stream:
+        received = events(stream)
+        assert next(received)[0] == "hello"
+        change()
+        for name, data in received:
+            if name == "build":
+                return data
+    raise AssertionError("the event stream ended")
+
+
+def test_layout_and_image_changes_rebuild(workspace: Path, preview_url: str) -> None:
+    email = f"{preview_url}/campaigns/{EXAMPLE}/email.html"
+    before = httpx.get(email).text
+    image = next((workspace / "campaigns" / EXAMPLE / "images").glob("*.png"))
+    data = wait_for_build(preview_url, EXAMPLE, lambda: image.write_bytes(image.read_bytes() + b"\0"))
+    assert data["campaigns"] == [EXAMPLE]
+    after = httpx.get(email).text
+    assert after != before  # a new fingerprint in the image's name
+    new_images = set(re.findall(r'src="([^"]+)"', after)) - set(re.findall(r'src="([^"]+)"', before))
+    assert len(new_images) == 1 and httpx.get(new_images.pop()).status_code == 200
+
+    partial = workspace / "layouts" / "newsletter" / "partials" / "spotlight.mjml.j2"
+    partial.write_text(partial.read_text().replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1))
+    assert "Layout edited." not in after
+    wait_for_build(preview_url, EXAMPLE, lambda: partial.write_text(partial.read_text() + "\n"))
+    assert "Layout edited." in httpx.get(email).text
+
+
+def test_broken_campaign_toml_is_shown_and_recovers(workspace: Path, preview_url: str) -> None:
+    toml = workspace / "campaign.toml"
+    good = toml.read_text()
+    page = f"{preview_url}/campaigns/{EXAMPLE}"
+    httpx.get(page)
+    wait_for_build(preview_url, EXAMPLE, lambda: toml.write_text(good.replace('timezone = "', 'timezone = "Mars/')))
+    broken = httpx.get(page).text
+    assert "campaign.toml has a problem" in broken and "Mars/" in broken
+    assert 'id="built-at"' in broken  # still previewing with the previous settings
+    wait_for_build(preview_url, EXAMPLE, lambda: toml.write_text(good.replace("Colorado Human Trafficking Council", "Renamed Council")))
+    fixed = httpx.get(page).text
+    assert "campaign.toml has a problem" not in fixed
+    assert "Renamed Council" in httpx.get(f"{page}/email.html").text
+
+
+def test_a_crash_in_the_build_shows_in_the_page(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(config: object, ref: object) -> None:
+        raise RuntimeError("compiler bug")
+
+    monkeypatch.setattr("campaign.compile.build", crash)
+    app = create_preview_app(load_config(workspace), None)
+    with serve(app) as url:
+        page = httpx.get(f"{url}/campaigns/{EXAMPLE}")
+        index = httpx.get(url + "/")
+        frame = httpx.get(f"{url}/campaigns/{EXAMPLE}/email.html")
+    app.state.preview.close()
+    assert page.status_code == 200 and "internal error: RuntimeError: compiler bug" in page.text
+    assert index.status_code == 200 and "1 problem" in index.text
+    assert frame.status_code == 404
+
+
+def test_schedule_status_in_the_index(workspace: Path) -> None:
+    config = load_config(workspace)
+    schedule_send(config, build(config, EXAMPLE), list_name="newsletter", at="2099-12-01 09:00")
+    app = create_preview_app(config, None)
+    with serve(app) as url:
+        index = httpx.get(url + "/").text
+        page = httpx.get(f"{url}/campaigns/{EXAMPLE}").text
+    app.state.preview.close()
+    assert "scheduled · 2099-12-01 09:00 MST" in index
+    assert "scheduled · 2099-12-01 09:00 MST" in page
+
+
+def test_campaign_outside_campaigns_folder(workspace: Path) -> None:
+    """A folder given on the command line is previewed (and watched) like those under campaigns/."""
+    elsewhere = workspace / "drafts" / "december"
+    shutil.copytree(workspace / "campaigns" / EXAMPLE, elsewhere)
+    app = create_preview_app(load_config(workspace), "drafts/december")
+    assert app.state.preview.start_slug == "december"
+    with serve(app) as url:
+        index = httpx.get(url + "/").text
+        email = httpx.get(f"{url}/campaigns/december/email.html").text
+        images = [httpx.get(src).status_code for src in re.findall(r'<img [^>]*src="(http://127[^"]+)"', email)]
+        markdown = elsewhere / "spotlight.md"
+        wait_for_build(url, "december", lambda: markdown.write_text(markdown.read_text() + "\nDecember draft.\n"))
+        assert "December draft." in httpx.get(f"{url}/campaigns/december/email.html").text
+    app.state.preview.close()
+    assert 'href="/campaigns/december"' in index and f'href="/campaigns/{EXAMPLE}"' in index
+    assert images and set(images) == {200}
