@@ -267,6 +267,19 @@ def schedule_send(
     return Scheduled(schedule=get_schedule(engine, compiled.slug), note=resolution.note, replaced=bool(replaced))
 
 
+def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int:
+    """Check now what would stop the send at its time (the list and topics, the signing key,
+    the provider's settings and secrets); returns how many recipients the list has today."""
+    import asyncio
+
+    from campaign.audience import Store
+    from campaign.providers import create
+
+    config.secret_key  # noqa: B018  (raises a ConfigError naming the variable)
+    asyncio.run(create(config).aclose())
+    return Store.open(config).count_recipients(list_name, topics)
+
+
 def get_schedule(engine: Engine, slug: str) -> Schedule:
     with engine.connect() as connection:
         row = connection.execute(select(*_COLUMNS).where(schedules.c.campaign == slug)).mappings().first()

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from campaign.cli.app import app, console, get_config
+from campaign.compiled import Compiled
 from campaign.config import Config
+from campaign.db import connect
 from campaign.dispatch import run_dispatch
 from campaign.audience.tables import utcnow
-from campaign.schedule import Listed, Scheduled, State, counts_line, format_local, list_schedules, unschedule
+from campaign.schedule import (
+    Listed,
+    Scheduled,
+    State,
+    counts_line,
+    format_local,
+    list_schedules,
+    preflight,
+    schedule_send,
+    unschedule,
+)
+from campaign.send.ledger import summary
 
 
 @app.command("schedule")
@@ -50,6 +64,22 @@ def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
     if item.source and item.source != "unchanged":
         notes.append(f"source {item.source}: schedule again to send the new content")
     return s.campaign, str(item.state), format_local(s.send_at, config.tz), audience, "; ".join(notes)
+
+
+def schedule_instead(
+    config: Config, compiled: Compiled, list_name: str, topics: Sequence[str], at: str | None
+) -> bool:
+    """For `campaign send`: schedule rather than send when --at is given, or when campaign.yaml
+    has `send_at:` and the send has not begun (running it again resumes it). Prints what it did;
+    False means: send now."""
+    if at is None and (compiled.send_at is None or summary(connect(config.database_url), compiled.slug)):
+        return False
+    count = preflight(config, list_name, topics)
+    done = schedule_send(config, compiled, list_name=list_name, topics=topics, at=at)
+    for line in describe(config, done):
+        console.print(line, markup=False, soft_wrap=True)
+    console.print(f"  {count:,} recipients on the list today; `campaign schedule` lists schedules", markup=False)
+    return True
 
 
 def describe(config: Config, done: Scheduled) -> list[str]:

@@ -14,12 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from campaign.cli.app import app, console, err_console, get_config
+from campaign.cli.schedule import schedule_instead
 from campaign.compile import build
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
 from campaign.providers import Status
+from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
 from campaign.send import dry_run, send_campaign, send_test
 from campaign.send import ledger
@@ -117,6 +119,10 @@ def send_command(
     resend_unknown: Annotated[
         bool, typer.Option("--resend-unknown", help="Send again to recipients whose delivery is unknown.")
     ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help='Schedule for "2026-12-01 09:00" (campaign.toml\'s zone unless given) instead of sending now.'),
+    ] = None,
 ) -> None:
     """Send a campaign to a list, exactly once per recipient; run again to resume."""
     config = get_config()
@@ -127,7 +133,8 @@ def send_command(
     if config.provider.name == "mailchimp":
         from campaign.providers import mailchimp
 
-        _say(asyncio.run(mailchimp.run(config, compiled, test_addresses=_addresses(test) if test else None, at=None)))
+        when = resolve_time(at, config.tz).at if at else compiled.send_at
+        _say(asyncio.run(mailchimp.run(config, compiled, test_addresses=_addresses(test) if test else None, at=when)))
         return
     if test:
         _send_test(config, compiled, _addresses(test))
@@ -142,6 +149,8 @@ def send_command(
             _say(f"{result.already_sent} recipients already have it: a real send resumes and skips them")
         if result.sample is not None:
             _say(f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}")
+        return
+    if schedule_instead(config, compiled, list_name, topics, at):
         return
     _send(config, compiled, list_name, topics, yes=yes, resend_unknown=resend_unknown)
 
