@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Received:
     body: bytes
     form: list[tuple[str, str]] = field(default_factory=list)
     new: bool = True
+    at: float = field(default_factory=time.monotonic)
     """False when the service answers from its idempotency store: nothing is sent again."""
 
     def json(self) -> Any:
@@ -100,6 +102,7 @@ class Service:
             form = await request.form(max_fields=100_000, max_part_size=50 * 1024 * 1024)
             received.form = [(k, str(v)) for k, v in form.multi_items()]
         self.received.append(received)
+        received.scripted_failure = bool(self.script) and isinstance(self.script[0], Response)
         response = await self.answer(self, received)
         if response.status_code < 300 and self.script:
             scripted = self.script.popleft()
