@@ -40,11 +40,11 @@ class OutboxProvider(Provider):
         folders: set[Path] = set()
         for message in batch:
             folder = self.directory / message.campaign
-            if folder not in folders:
-                folder.mkdir(parents=True, exist_ok=True)
-                folders.add(folder)
             path = folder / f"{message.send_id}.eml"
             try:
+                if folder not in folders:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    folders.add(folder)
                 # Write then rename: a file under its final name is always complete.
                 partial = path.with_suffix(".part")
                 partial.write_bytes(message.raw if message.raw is not None else mime.render(message))
