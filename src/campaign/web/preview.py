@@ -28,7 +28,6 @@ from time import perf_counter
 from typing import Any
 
 from email_validator import EmailNotValidError
-import uvicorn
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -39,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+import uvicorn
 
 from campaign import compile as compiler
 from campaign.audience import Recipient, Store
@@ -273,8 +273,8 @@ class Preview:
     # ----- watching
 
     def start_watching(self) -> None:
-        """Start the watcher on the running loop, once. Lazy, because the app may run without lifespan."""
-        if self._watcher is None:
+        """Start the watcher on the running loop unless it runs. Lazy: the app may run without lifespan."""
+        if (self._watcher is None or self._watcher.done()) and not self._stop.is_set():
             workspace = self.config.workspace
             paths = [self.config.campaigns_dir, self.config.layouts_dir, workspace / CONFIG_FILE, *self.extra.values()]
             self._watcher = asyncio.get_running_loop().create_task(watch_paths(paths, self.changed, self._stop))

@@ -119,13 +119,17 @@ async def watch_paths(
 
     Paths that do not exist are left out (a workspace may have no campaign.toml). A
     failure inside `on_change` is logged and watching goes on: live reload must
-    outlive any bug in one rebuild.
+    outlive any bug in one rebuild. If the watcher itself fails (a watched folder
+    removed), this returns; the preview starts a new one on its next request.
     """
     existing = [path for path in paths if path.exists()]
     if not existing:
         return
-    async for changes in awatch(*existing, stop_event=stop, step=STEP_MS):
-        try:
-            await on_change({Path(path) for _change, path in changes})
-        except Exception:
-            log.exception("preview: rebuilding after a change failed")
+    try:
+        async for changes in awatch(*existing, stop_event=stop, step=STEP_MS):
+            try:
+                await on_change({Path(path) for _change, path in changes})
+            except Exception:
+                log.exception("preview: rebuilding after a change failed")
+    except (OSError, RuntimeError) as exc:
+        log.warning("preview: watching %s stopped (%s); it restarts with the next page", ", ".join(map(str, existing)), exc)
