@@ -11,7 +11,7 @@ exact: putting recipient r's values into the slots gives back r's text byte for 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
