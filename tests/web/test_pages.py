@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -314,3 +315,34 @@ async def test_an_unreadable_form_is_a_bad_request(client: httpx.AsyncClient, an
     url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
     response = await client.post(url, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data"})
     assert response.status_code == 400
+
+
+async def test_forward_through_the_local_postmark_server(
+    workspace: Path, config: Config, store: Store, ana: Subscriber, sent: str, links: Links,
+) -> None:
+    from campaign.config import ProviderSettings
+    from campaign.providers.postmark import TOKEN_ENV
+    from tests.servers import serve
+    from tests.servers.postmark import TOKEN, PostmarkServer
+
+    postmark = PostmarkServer(keep_payloads=True)
+    with serve(postmark.app) as postmark_url:
+        through_postmark = config.model_copy(update={
+            "provider": ProviderSettings(name="postmark", base_url=postmark_url),
+            "env": {**config.env, TOKEN_ENV: TOKEN},
+        })
+        app = create_app(through_postmark)
+        url = f"/forward/{links.token('forward', ana.public_id, SLUG)}"
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+            csrf = csrf_of((await client.get(url)).text)
+            response = await client.post(url, data={"csrf": csrf, "friend": ["carla@example.net", "dan@example.net"]})
+        await app.state.site.aclose()
+    assert response.status_code == 200, response.text
+    assert sorted(postmark.deliveries()) == ["carla@example.net", "dan@example.net"]
+    [batch] = postmark.payloads
+    personal = [links.token(p, ana.public_id, SLUG) for p in ("unsubscribe", "preferences", "forward")]  # type: ignore[arg-type]
+    for message in batch:
+        sent_text = json.dumps(message)
+        assert not any(token in sent_text for token in personal)
+        assert "List-Unsubscribe" not in sent_text
+        assert f"{BASE_URL}/archive/{SLUG}" in message["HtmlBody"]
