@@ -27,18 +27,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Engine, ForeignKey, Integer, String, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
+from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.config import Config
 from campaign.db import connect, metadata
 from campaign.errors import CampaignError
-from campaign.send import SendSummary, send_campaign
-from campaign.send import ledger
+from campaign.schedule import (
+    Schedule,
+    State,
+    counts_line,
+    format_local,
+    frozen_compiled,
+    get_schedule,
+    schedules,
+)
+from campaign.send import SendSummary, ledger, send_campaign
 from campaign.send.engine import ProgressCallback
 from campaign.send.ledger import new_worker_id
-from campaign.audience.tables import UTCDateTime, utcnow
-from campaign.schedule import Schedule, State, counts_line, format_local, frozen_compiled, get_schedule, schedules
 
 LEASE = timedelta(seconds=60)
 """How long a worker's claim lasts without a heartbeat: a killed dispatcher's send
@@ -72,7 +91,9 @@ def mark_missed(engine: Engine, now: datetime, grace: timedelta) -> list[Schedul
             changed = connection.execute(
                 update(schedules)
                 .where(schedules.c.campaign == slug, *late)
-                .values(state=State.MISSED, finished_at=now, detail="not sent within the grace period")
+                .values(
+                    state=State.MISSED, finished_at=now, detail="not sent within the grace period"
+                )
             ).rowcount
         if changed:
             marked.append(_load(engine, slug))
@@ -87,26 +108,38 @@ def start_due(engine: Engine, now: datetime, grace: timedelta) -> list[str]:
         schedules.c.send_at >= now - grace,
     )
     with engine.connect() as connection:
-        candidates = connection.execute(select(schedules.c.campaign).where(*due).order_by(schedules.c.send_at)).scalars().all()
+        candidates = (
+            connection.execute(
+                select(schedules.c.campaign).where(*due).order_by(schedules.c.send_at)
+            )
+            .scalars()
+            .all()
+        )
     started = []
     for slug in candidates:
         with engine.begin() as connection:
             changed = connection.execute(
-                update(schedules).where(schedules.c.campaign == slug, *due).values(state=State.RUNNING, started_at=now)
+                update(schedules)
+                .where(schedules.c.campaign == slug, *due)
+                .values(state=State.RUNNING, started_at=now)
             ).rowcount
         if changed:
             started.append(slug)
     return started
 
 
-def claim_slot(engine: Engine, slug: str, worker_id: str, now: datetime, workers: int) -> int | None:
+def claim_slot(
+    engine: Engine, slug: str, worker_id: str, now: datetime, workers: int
+) -> int | None:
     """Take a free or expired worker slot on a running send; None when all are held."""
     for slot in range(workers):
         key = (schedule_workers.c.campaign == slug, schedule_workers.c.slot == slot)
         try:
             with engine.begin() as connection:
                 connection.execute(
-                    insert(schedule_workers).values(campaign=slug, slot=slot, worker_id=worker_id, lease_until=now + LEASE)
+                    insert(schedule_workers).values(
+                        campaign=slug, slot=slot, worker_id=worker_id, lease_until=now + LEASE
+                    )
                 )
             return slot
         except IntegrityError:
@@ -178,7 +211,9 @@ def finish(engine: Engine, slug: str, state: State, detail: str, now: datetime) 
 def running(engine: Engine) -> list[str]:
     with engine.connect() as connection:
         rows = connection.execute(
-            select(schedules.c.campaign).where(schedules.c.state == State.RUNNING).order_by(schedules.c.started_at)
+            select(schedules.c.campaign)
+            .where(schedules.c.state == State.RUNNING)
+            .order_by(schedules.c.started_at)
         )
         return list(rows.scalars())
 
@@ -229,7 +264,9 @@ def run_dispatch(
     report = DispatchReport(worker_id or new_worker_id())
     say = log or (lambda line: None)
     grace = timedelta(hours=config.schedule.grace_hours)
-    clock = (lambda: now) if now is not None else utcnow
+
+    def clock() -> datetime:
+        return now or utcnow()
 
     def record(outcome: Outcome) -> None:
         report.outcomes.append(outcome)
@@ -259,9 +296,10 @@ def _missed(schedule: Schedule, now: datetime, config: Config) -> Outcome:
     return Outcome(
         schedule.campaign,
         State.MISSED,
-        f"{schedule.campaign}: MISSED, not sent: it was due {format_local(schedule.send_at, config.tz)}, "
-        f"{hours:.1f} h ago, more than the {config.schedule.grace_hours:g} h grace period; "
-        f"schedule it again with `campaign send {schedule.campaign} --list {schedule.list_name} --at ...`",
+        f"{schedule.campaign}: MISSED, not sent: it was due "
+        f"{format_local(schedule.send_at, config.tz)}, {hours:.1f} h ago, more than the "
+        f"{config.schedule.grace_hours:g} h grace period; schedule it again with "
+        f"`campaign send {schedule.campaign} --list {schedule.list_name} --at ...`",
         ok=False,
     )
 
@@ -308,7 +346,12 @@ class _Work:
                     await asyncio.wait_for(stop.wait(), HEARTBEAT.total_seconds())
                 except TimeoutError:
                     await asyncio.to_thread(
-                        renew_slot, self.engine, self.schedule.campaign, self.slot, self.worker_id, self.clock()
+                        renew_slot,
+                        self.engine,
+                        self.schedule.campaign,
+                        self.slot,
+                        self.worker_id,
+                        self.clock(),
                     )
 
         beating = asyncio.create_task(heartbeat())
@@ -330,7 +373,9 @@ class _Work:
         slug = self.schedule.campaign
         counts = counts_line(summary)
         if summary.status == "running":  # other dispatchers still have batches in flight
-            return Outcome(slug, State.RUNNING, f"{slug}: done here, others still sending: {counts}", ok=True)
+            return Outcome(
+                slug, State.RUNNING, f"{slug}: done here, others still sending: {counts}", ok=True
+            )
         state = State(summary.status)
         detail = counts if state == State.FINISHED else f"{summary.note} ({counts})"
         finish(self.engine, slug, state, detail, self.clock())

@@ -30,7 +30,18 @@ from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Column, Connection, Engine, Index, String, Table, Text, delete, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -74,14 +85,18 @@ schedules = Table(
     Column("scheduled_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
-    Column("detail", Text, doc="why it was missed, paused or failed; the send summary when finished"),
+    Column(
+        "detail", Text, doc="why it was missed, paused or failed; the send summary when finished"
+    ),
     Index("ix_schedules_state_send_at", "state", "send_at"),
 )
 
 
 # --- time -------------------------------------------------------------------------------
 
-TIME_HELP = 'YYYY-MM-DD HH:MM, optionally with an offset ("+02:00", "Z") or a zone name ("Europe/Berlin")'
+TIME_HELP = (
+    'YYYY-MM-DD HH:MM, optionally with an offset ("+02:00", "Z") or a zone name ("Europe/Berlin")'
+)
 
 
 @dataclass(frozen=True)
@@ -105,13 +120,13 @@ def localise(naive: datetime, zone: tzinfo) -> Resolution:
     note = None
     if local.replace(tzinfo=None) != naive:
         note = (
-            f"{naive:%H:%M} does not exist on {naive:%Y-%m-%d} in {_zone_label(zone)} (the clocks go forward); "
-            f"moved forward by the gap to {local:%H:%M %Z}"
+            f"{naive:%H:%M} does not exist on {naive:%Y-%m-%d} in {_zone_label(zone)} "
+            f"(the clocks go forward); moved forward by the gap to {local:%H:%M %Z}"
         )
     elif first.utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset():
         note = (
-            f"{naive:%H:%M} occurs twice on {naive:%Y-%m-%d} in {_zone_label(zone)} (the clocks go back); "
-            f"taken as the first, {local:%H:%M %Z} (UTC{local:%z})"
+            f"{naive:%H:%M} occurs twice on {naive:%Y-%m-%d} in {_zone_label(zone)} "
+            f"(the clocks go back); taken as the first, {local:%H:%M %Z} (UTC{local:%z})"
         )
     return Resolution(at=local.astimezone(UTC), local=local, note=note)
 
@@ -144,7 +159,9 @@ def resolve_time(value: str | datetime, zone: tzinfo) -> Resolution:
         try:
             given_zone = ZoneInfo(last)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ScheduleError(f"unknown time zone {last!r} in {value!r} (use an IANA name such as Europe/Berlin)") from None
+            raise ScheduleError(
+                f"unknown time zone {last!r} in {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
         text = head
     try:
         parsed = datetime.fromisoformat(text)
@@ -215,7 +232,9 @@ def campaign_slug(ref: str) -> str:
 
 def _send_status(connection: Connection, slug: str) -> str | None:
     """The ledger's status of the send of `slug` (by a dispatcher or `campaign send`), if begun."""
-    status: str | None = connection.execute(select(sends.c.status).where(sends.c.campaign == slug)).scalar()
+    status: str | None = connection.execute(
+        select(sends.c.status).where(sends.c.campaign == slug)
+    ).scalar()
     return status
 
 
@@ -234,12 +253,15 @@ def schedule_send(
     if at is None:
         at = compiled.send_at
     if at is None:
-        raise ScheduleError(f"{compiled.slug}: no send time: give --at or set send_at: in campaign.yaml")
+        raise ScheduleError(
+            f"{compiled.slug}: no send time: give --at or set send_at: in campaign.yaml"
+        )
     resolution = resolve_time(at, config.tz)
     if resolution.at <= now:
         raise ScheduleError(
-            f"{compiled.slug}: the send time {format_local(resolution.at, config.tz)} is in the past "
-            f"(now {format_local(now, config.tz)}); give a later --at or change send_at: in campaign.yaml"
+            f"{compiled.slug}: the send time {format_local(resolution.at, config.tz)} is in the "
+            f"past (now {format_local(now, config.tz)}); give a later --at or change send_at: "
+            "in campaign.yaml"
         )
     values = {
         "campaign": compiled.slug,
@@ -257,14 +279,20 @@ def schedule_send(
     try:
         with engine.begin() as connection:
             if status := _send_status(connection, compiled.slug):
-                raise ScheduleError(f"{started} (send {status}); see `campaign status {compiled.slug}`")
+                raise ScheduleError(
+                    f"{started} (send {status}); see `campaign status {compiled.slug}`"
+                )
             replaced = connection.execute(
-                delete(schedules).where(schedules.c.campaign == compiled.slug, schedules.c.state.in_(NOT_STARTED))
+                delete(schedules).where(
+                    schedules.c.campaign == compiled.slug, schedules.c.state.in_(NOT_STARTED)
+                )
             ).rowcount
             connection.execute(insert(schedules).values(values))
     except IntegrityError:
         raise ScheduleError(f"{started} by a schedule; see `campaign schedule`") from None
-    return Scheduled(schedule=get_schedule(engine, compiled.slug), note=resolution.note, replaced=bool(replaced))
+    return Scheduled(
+        schedule=get_schedule(engine, compiled.slug), note=resolution.note, replaced=bool(replaced)
+    )
 
 
 def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int:
@@ -282,7 +310,11 @@ def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int
 
 def get_schedule(engine: Engine, slug: str) -> Schedule:
     with engine.connect() as connection:
-        row = connection.execute(select(*_COLUMNS).where(schedules.c.campaign == slug)).mappings().first()
+        row = (
+            connection.execute(select(*_COLUMNS).where(schedules.c.campaign == slug))
+            .mappings()
+            .first()
+        )
     if row is None:
         raise ScheduleError(f"{slug} is not scheduled; see `campaign schedule`")
     return Schedule.from_row(row)
@@ -291,7 +323,9 @@ def get_schedule(engine: Engine, slug: str) -> Schedule:
 def frozen_compiled(engine: Engine, slug: str) -> Compiled:
     """The compiled campaign as it was when scheduled."""
     with engine.connect() as connection:
-        text = connection.execute(select(schedules.c.compiled).where(schedules.c.campaign == slug)).scalar_one()
+        text = connection.execute(
+            select(schedules.c.compiled).where(schedules.c.campaign == slug)
+        ).scalar_one()
     return Compiled.model_validate_json(text)
 
 
@@ -303,7 +337,9 @@ def unschedule(config: Config, ref: str) -> Schedule:
     with engine.begin() as connection:
         deleted = (
             connection.execute(
-                delete(schedules).where(schedules.c.campaign == slug, schedules.c.state.in_(NOT_STARTED))
+                delete(schedules).where(
+                    schedules.c.campaign == slug, schedules.c.state.in_(NOT_STARTED)
+                )
             ).rowcount
             if _send_status(connection, slug) is None
             else 0
@@ -319,7 +355,9 @@ def unschedule(config: Config, ref: str) -> Schedule:
 
 def load_schedules(engine: Engine) -> list[Schedule]:
     with engine.connect() as connection:
-        rows = connection.execute(select(*_COLUMNS).order_by(schedules.c.send_at, schedules.c.campaign)).mappings()
+        rows = connection.execute(
+            select(*_COLUMNS).order_by(schedules.c.send_at, schedules.c.campaign)
+        ).mappings()
         return [Schedule.from_row(row) for row in rows]
 
 
@@ -348,14 +386,23 @@ def list_schedules(config: Config, *, check_source: bool = True) -> list[Listed]
     listed = []
     for schedule in load_schedules(engine):
         send = summary(engine, schedule.campaign)
-        source = _source_state(config, schedule) if check_source and send is None and schedule.state in NOT_STARTED else None
+        source = (
+            _source_state(config, schedule)
+            if check_source and send is None and schedule.state in NOT_STARTED
+            else None
+        )
         listed.append(Listed(schedule, send, source))
     return listed
 
 
 def counts_line(send: Summary) -> str:
     """The ledger's counts in one line: "4,982 sent, 0 failed, 0 unknown, 18 skipped"."""
-    parts = [f"{send.sent:,} sent", f"{send.failed:,} failed", f"{send.unknown:,} unknown", f"{send.skipped:,} skipped"]
+    parts = [
+        f"{send.sent:,} sent",
+        f"{send.failed:,} failed",
+        f"{send.unknown:,} unknown",
+        f"{send.skipped:,} skipped",
+    ]
     if send.pending:
         parts.append(f"{send.pending:,} to go")
     reasons = {**send.failed_reasons, **send.unknown_reasons}

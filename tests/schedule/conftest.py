@@ -19,8 +19,13 @@ def config(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Con
     return load_config(workspace)
 
 
-def make_compiled(slug: str = "2026-12-news", *, source_hash: str = "a" * 64, send_at: datetime | None = None,
-                  subject: str = "December news") -> Compiled:
+def make_compiled(
+    slug: str = "2026-12-news",
+    *,
+    source_hash: str = "a" * 64,
+    send_at: datetime | None = None,
+    subject: str = "December news",
+) -> Compiled:
     """A small compiled campaign, as a build would freeze it."""
     return Compiled(
         slug=slug,
@@ -28,7 +33,10 @@ def make_compiled(slug: str = "2026-12-news", *, source_hash: str = "a" * 64, se
         preheader="What happened this month",
         from_="Council <news@news.example.org>",
         layout="newsletter",
-        html="<html><body><p>Hello {{{field:first_name}}}</p><a href=\"{{{link:unsubscribe}}}\">unsubscribe</a></body></html>",
+        html=(
+            "<html><body><p>Hello {{{field:first_name}}}</p>"
+            '<a href="{{{link:unsubscribe}}}">unsubscribe</a></body></html>'
+        ),
         text="Hello {{{field:first_name}}}\nunsubscribe: {{{link:unsubscribe}}}\n",
         placeholders=frozenset({"field:first_name", "link:unsubscribe"}),
         source_hash=source_hash,

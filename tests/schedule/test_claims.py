@@ -83,9 +83,14 @@ def test_worker_slots_are_exclusive_and_expire(config: Config) -> None:
     assert claim_slot(engine, "2026-12-news", "a", DUE, workers=1) == 0
     assert claim_slot(engine, "2026-12-news", "b", DUE, workers=1) is None
     assert claim_slot(engine, "2026-12-news", "b", DUE, workers=2) == 1
-    assert claim_slot(engine, "2026-12-news", "c", DUE + LEASE - timedelta(seconds=1), workers=2) is None
+    assert (
+        claim_slot(engine, "2026-12-news", "c", DUE + LEASE - timedelta(seconds=1), workers=2)
+        is None
+    )
     # "a" was killed: its lease runs out and the next dispatcher takes its slot over.
-    assert claim_slot(engine, "2026-12-news", "c", DUE + LEASE + timedelta(seconds=1), workers=1) == 0
+    assert (
+        claim_slot(engine, "2026-12-news", "c", DUE + LEASE + timedelta(seconds=1), workers=1) == 0
+    )
     assert not renew_slot(engine, "2026-12-news", 0, "a", DUE)
     assert renew_slot(engine, "2026-12-news", 0, "c", DUE)
     release_slot(engine, "2026-12-news", 0, "a")  # a stale worker cannot free a slot it lost

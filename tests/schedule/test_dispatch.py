@@ -16,10 +16,10 @@ import pytest
 
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
+from campaign.audience.tables import utcnow
 from campaign.config import Config, load_config
 from campaign.db import connect
 from campaign.dispatch import LEASE, run_dispatch
-from campaign.audience.tables import utcnow
 from campaign.schedule import State, get_schedule, schedule_send
 from campaign.send.ledger import summary
 from tests.schedule.conftest import make_compiled
@@ -41,7 +41,9 @@ def pm_config(config: Config, postmark: tuple[PostmarkServer, str]) -> Config:
     """The workspace sending through the local Postmark (campaign.toml and .env, so a
     `campaign dispatch` subprocess reads the same)."""
     toml = config.workspace / "campaign.toml"
-    text = toml.read_text().replace('[provider]\nname = "outbox"', f'[provider]\nname = "postmark"\nbase_url = "{postmark[1]}"')
+    text = toml.read_text().replace(
+        '[provider]\nname = "outbox"', f'[provider]\nname = "postmark"\nbase_url = "{postmark[1]}"'
+    )
     toml.write_text(text)
     with (config.workspace / ".env").open("a") as env:
         env.write(f"POSTMARK_SERVER_TOKEN={TOKEN}\n")
@@ -51,7 +53,9 @@ def pm_config(config: Config, postmark: tuple[PostmarkServer, str]) -> Config:
 def subscribers(config: Config, count: int) -> list[str]:
     addresses = [f"reader{n:05}@example.org" for n in range(count)]
     csv = config.workspace / "subscribers.csv"
-    csv.write_text("email,first_name\n" + "".join(f"{a},Reader{n}\n" for n, a in enumerate(addresses)))
+    csv.write_text(
+        "email,first_name\n" + "".join(f"{a},Reader{n}\n" for n, a in enumerate(addresses))
+    )
     import_csv(Store.open(config), csv, "newsletter")
     return addresses
 
@@ -59,7 +63,9 @@ def subscribers(config: Config, count: int) -> list[str]:
 def schedule_due(config: Config) -> None:
     """A schedule that fell due a minute ago (made, as a user would have, before its time)."""
     due = utcnow() - timedelta(minutes=1)
-    schedule_send(config, make_compiled(SLUG), list_name="newsletter", at=due, now=due - timedelta(days=3))
+    schedule_send(
+        config, make_compiled(SLUG), list_name="newsletter", at=due, now=due - timedelta(days=3)
+    )
 
 
 def dispatcher(workspace: Path, *args: str) -> subprocess.Popen[str]:
@@ -73,7 +79,9 @@ def dispatcher(workspace: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_due_schedule_is_sent_once_to_everyone(pm_config: Config, postmark: tuple[PostmarkServer, str]) -> None:
+def test_due_schedule_is_sent_once_to_everyone(
+    pm_config: Config, postmark: tuple[PostmarkServer, str]
+) -> None:
     addresses = subscribers(pm_config, 120)
     due = utcnow() + timedelta(hours=1)
     schedule_send(pm_config, make_compiled(SLUG), list_name="newsletter", at=due, now=utcnow())
@@ -86,21 +94,29 @@ def test_due_schedule_is_sent_once_to_everyone(pm_config: Config, postmark: tupl
     assert lines[1] == f"{SLUG}: finished: 120 sent, 0 failed, 0 unknown, 0 skipped"
     assert postmark[0].deliveries() == {a: 1 for a in addresses}
     assert get_schedule(connect(pm_config.database_url), SLUG).state == State.FINISHED
-    assert run_dispatch(pm_config, now=due + timedelta(minutes=1)).outcomes == []  # nothing left to do
+    assert (
+        run_dispatch(pm_config, now=due + timedelta(minutes=1)).outcomes == []
+    )  # nothing left to do
 
 
-def test_content_frozen_at_scheduling(pm_config: Config, postmark: tuple[PostmarkServer, str]) -> None:
+def test_content_frozen_at_scheduling(
+    pm_config: Config, postmark: tuple[PostmarkServer, str]
+) -> None:
     postmark[0].keep_payloads = True
     subscribers(pm_config, 3)
     due = utcnow() + timedelta(hours=1)
-    schedule_send(pm_config, make_compiled(SLUG, subject="As scheduled"), list_name="newsletter", at=due)
+    schedule_send(
+        pm_config, make_compiled(SLUG, subject="As scheduled"), list_name="newsletter", at=due
+    )
     # An edit after scheduling is not what goes out (the schedule holds the build).
     report = run_dispatch(pm_config, now=due)
     assert report.ok
     assert {m["Subject"] for batch in postmark[0].payloads for m in batch} == {"As scheduled"}
 
 
-def test_provider_refusing_the_send_fails_the_schedule(pm_config: Config, postmark: tuple[PostmarkServer, str]) -> None:
+def test_provider_refusing_the_send_fails_the_schedule(
+    pm_config: Config, postmark: tuple[PostmarkServer, str]
+) -> None:
     subscribers(pm_config, 5)
     schedule_due(pm_config)
     postmark[0].token = "another-token"  # Postmark answers 401 to ours
@@ -124,7 +140,7 @@ def test_two_dispatchers_at_once_send_each_recipient_once(
     procs = [dispatcher(pm_config.workspace, "--workers", str(workers)) for _ in range(2)]
     outputs = [proc.communicate(timeout=300) for proc in procs]
     elapsed = time.monotonic() - started
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, (out, err)
     assert postmark[0].deliveries() == {a: 1 for a in addresses}
     engine = connect(pm_config.database_url)
@@ -135,13 +151,20 @@ def test_two_dispatchers_at_once_send_each_recipient_once(
     if workers == 1:  # exactly one of them sent it; the other had nothing to do
         assert sorted(bool(out.strip()) for out in said) == [False, True]
     assert any("finished: 5,000 sent, 0 failed, 0 unknown" in out for out in said)
-    print(f"two dispatchers, --workers {workers}, {engine.dialect.name}: 5,000 messages in {elapsed:.1f} s")
+    print(
+        f"two dispatchers, --workers {workers}, {engine.dialect.name}: "
+        f"5,000 messages in {elapsed:.1f} s"
+    )
 
 
 @pytest.mark.slow
-def test_killed_dispatcher_is_finished_by_the_next(pm_config: Config, postmark: tuple[PostmarkServer, str]) -> None:
+def test_killed_dispatcher_is_finished_by_the_next(
+    pm_config: Config, postmark: tuple[PostmarkServer, str]
+) -> None:
     toml = pm_config.workspace / "campaign.toml"
-    toml.write_text(toml.read_text().replace("rate_limit = 0", "rate_limit = 1000"))  # ~5 s: time to kill it
+    toml.write_text(
+        toml.read_text().replace("rate_limit = 0", "rate_limit = 1000")
+    )  # ~5 s: time to kill it
     config = load_config(pm_config.workspace)
     addresses = subscribers(config, 5000)
     schedule_due(config)
@@ -167,7 +190,7 @@ def test_killed_dispatcher_is_finished_by_the_next(pm_config: Config, postmark: 
     counts = postmark[0].deliveries()
     assert max(counts.values()) == 1  # nobody twice
     assert done.sent + done.unknown == 5000
-    # Unknown: only what was in flight at the kill (at most `concurrency` batches); not resent blindly.
+    # Unknown: only rows claimed at the kill (at most `concurrency` batches); not resent blindly.
     assert done.unknown <= config.send.concurrency * 1000
     assert report.ok is (done.unknown == 0)
     missing = [a for a in addresses if a not in counts]

@@ -14,7 +14,7 @@ from campaign.audience.importer import import_csv
 from campaign.config import Config
 from campaign.db import connect
 from campaign.dispatch import run_dispatch
-from campaign.schedule import State, frozen_compiled, get_schedule
+from campaign.schedule import frozen_compiled, get_schedule
 from tests.schedule.test_cli import run
 
 SLUG = "2018-11-wsr-primer"
@@ -41,7 +41,8 @@ def test_send_at_schedules_and_dispatch_sends_the_frozen_build(
     code, out, err = run(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00")
     assert code == 0, err
     assert out.splitlines()[0] == (
-        f"{SLUG}: scheduled for 2099-12-01 09:00 MST to list 'newsletter'; `campaign dispatch` (cron) sends it"
+        f"{SLUG}: scheduled for 2099-12-01 09:00 MST to list 'newsletter'; "
+        "`campaign dispatch` (cron) sends it"
     )
     assert "5 recipients on the list today" in out
     engine = connect(config.database_url)
@@ -71,12 +72,17 @@ def test_send_at_schedules_and_dispatch_sends_the_frozen_build(
     assert "finished" in out and "5 sent, 0 failed, 0 unknown, 0 skipped" in out
 
 
-def test_rescheduling_takes_the_new_content(sample_list: Config, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rescheduling_takes_the_new_content(
+    sample_list: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00")[0] == 0
     edit_yaml(sample_list, "subject: A Primer", "subject: EDITED A Primer")
     code, out, _ = run(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-02 09:00")
     assert code == 0 and out.startswith(f"{SLUG}: rescheduled for 2099-12-02 09:00 MST")
-    assert frozen_compiled(connect(sample_list.database_url), SLUG).subject == "EDITED A Primer on Worker-Driven Social Responsibility"
+    assert (
+        frozen_compiled(connect(sample_list.database_url), SLUG).subject
+        == "EDITED A Primer on Worker-Driven Social Responsibility"
+    )
     assert "source changed" not in run(capsys, "schedule")[1]
 
 
@@ -84,13 +90,17 @@ def test_send_at_in_campaign_yaml(sample_list: Config, capsys: pytest.CaptureFix
     edit_yaml(sample_list, "date: 2018-11-01", "date: 2018-11-01\nsend_at: 2099-03-08 02:30")
     code, out, err = run(capsys, "send", SLUG, "--list", "newsletter")
     assert code == 0, err
-    assert out.splitlines()[0].startswith(f"{SLUG}: scheduled for 2099-03-08 03:30 MDT")  # the DST gap rule
+    assert out.splitlines()[0].startswith(
+        f"{SLUG}: scheduled for 2099-03-08 03:30 MDT"
+    )  # the DST gap rule
     assert "does not exist" in out
     schedule = get_schedule(connect(sample_list.database_url), SLUG)
     assert schedule.send_at == datetime(2099, 3, 8, 9, 30, tzinfo=UTC)
 
 
-def test_send_at_in_the_past_is_a_clear_error(sample_list: Config, capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_at_in_the_past_is_a_clear_error(
+    sample_list: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_yaml(sample_list, "date: 2018-11-01", "date: 2018-11-01\nsend_at: 2018-11-06 09:00")
     code, out, err = run(capsys, "send", SLUG, "--list", "newsletter")
     assert code == 1 and "Traceback" not in err
@@ -98,7 +108,9 @@ def test_send_at_in_the_past_is_a_clear_error(sample_list: Config, capsys: pytes
     assert "send_at:" in err
 
 
-def test_scheduling_checks_the_list_and_secrets_now(sample_list: Config, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scheduling_checks_the_list_and_secrets_now(
+    sample_list: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "send", SLUG, "--list", "no-such-list", "--at", "2099-12-01 09:00")
     assert code == 1 and "no-such-list" in err and "Traceback" not in err
     (sample_list.workspace / ".env").write_text("")
@@ -107,6 +119,8 @@ def test_scheduling_checks_the_list_and_secrets_now(sample_list: Config, capsys:
     assert run(capsys, "schedule", "--no-check")[1].strip() == "nothing scheduled"
 
 
-def test_unreadable_at_is_a_clear_error(sample_list: Config, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_at_is_a_clear_error(
+    sample_list: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "send", SLUG, "--list", "newsletter", "--at", "tuesday 9am")
     assert code == 1 and "cannot read the time 'tuesday 9am'" in err and "Traceback" not in err

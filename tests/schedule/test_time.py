@@ -43,7 +43,9 @@ def test_summer_time_in_the_workspace_zone() -> None:
 def test_aware_datetime_kept_naive_datetime_localised() -> None:
     aware = datetime(2026, 12, 1, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
     assert resolve_time(aware, DENVER).at == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
-    assert resolve_time(datetime(2026, 12, 1, 9, 0), DENVER).at == datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    assert resolve_time(datetime(2026, 12, 1, 9, 0), DENVER).at == datetime(
+        2026, 12, 1, 16, 0, tzinfo=UTC
+    )
 
 
 def test_nonexistent_time_moves_forward_by_the_gap() -> None:
@@ -91,7 +93,7 @@ def test_unreadable_times_are_clear_errors(value: str, message: str) -> None:
 
 
 def test_send_at_from_yaml_in_a_gap_gets_the_same_rule_and_a_note() -> None:
-    # The compiler attaches the workspace zone to a bare `send_at:` (fold=0); the rule and note follow.
+    # The compiler attaches the workspace zone to a bare `send_at:` (fold=0): same rule, and a note.
     resolved = resolve_time(datetime(2026, 3, 8, 2, 30, tzinfo=DENVER), DENVER)
     assert resolved.at == datetime(2026, 3, 8, 9, 30, tzinfo=UTC)
     assert resolved.note is not None and "03:30 MDT" in resolved.note

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
+from campaign.audience.tables import utcnow
 from campaign.cli.app import app, console, get_config
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.dispatch import run_dispatch
-from campaign.audience.tables import utcnow
 from campaign.schedule import (
     Listed,
     Scheduled,
@@ -25,13 +25,20 @@ from campaign.schedule import (
     schedule_send,
     unschedule,
 )
+from campaign.send import Progress
 from campaign.send.ledger import summary
+
+if TYPE_CHECKING:
+    from campaign.cli.send import _Reporter
 
 
 @app.command("schedule")
 def schedule_command(
     no_check: Annotated[
-        bool, typer.Option("--no-check", help="Skip rebuilding each campaign to see if its source changed.")
+        bool,
+        typer.Option(
+            "--no-check", help="Skip rebuilding each campaign to see if its source changed."
+        ),
     ] = False,
 ) -> None:
     """List scheduled, running, paused, missed and finished sends with their times."""
@@ -40,10 +47,17 @@ def schedule_command(
     if not listed:
         console.print("nothing scheduled")
         return
-    rows = [("campaign", "state", "send at", "list", "notes"), *(_row(config, item) for item in listed)]
+    rows = [
+        ("campaign", "state", "send at", "list", "notes"),
+        *(_row(config, item) for item in listed),
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:  # plain aligned lines: no wrapping in cron mail or a pipe
-        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+        line = (
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[4]
+        )
         console.print(line.rstrip(), markup=False, soft_wrap=True)
 
 
@@ -63,7 +77,13 @@ def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
         notes.append(s.detail)
     if item.source and item.source != "unchanged":
         notes.append(f"source {item.source}: schedule again to send the new content")
-    return s.campaign, str(item.state), format_local(s.send_at, config.tz), audience, "; ".join(notes)
+    return (
+        s.campaign,
+        str(item.state),
+        format_local(s.send_at, config.tz),
+        audience,
+        "; ".join(notes),
+    )
 
 
 def schedule_instead(
@@ -72,13 +92,18 @@ def schedule_instead(
     """For `campaign send`: schedule rather than send when --at is given, or when campaign.yaml
     has `send_at:` and the send has not begun (running it again resumes it). Prints what it did;
     False means: send now."""
-    if at is None and (compiled.send_at is None or summary(connect(config.database_url), compiled.slug)):
+    if at is None and (
+        compiled.send_at is None or summary(connect(config.database_url), compiled.slug)
+    ):
         return False
     count = preflight(config, list_name, topics)
     done = schedule_send(config, compiled, list_name=list_name, topics=topics, at=at)
     for line in describe(config, done):
         console.print(line, markup=False, soft_wrap=True)
-    console.print(f"  {count:,} recipients on the list today; `campaign schedule` lists schedules", markup=False)
+    console.print(
+        f"  {count:,} recipients on the list today; `campaign schedule` lists schedules",
+        markup=False,
+    )
     return True
 
 
@@ -86,8 +111,9 @@ def describe(config: Config, done: Scheduled) -> list[str]:
     """What `campaign send --at` prints after scheduling."""
     s = done.schedule
     lines = [
-        f"{s.campaign}: {'rescheduled' if done.replaced else 'scheduled'} for {format_local(s.send_at, config.tz)}"
-        f" to list {s.list_name!r}{''.join(f' +{t}' for t in s.topics)}; `campaign dispatch` (cron) sends it",
+        f"{s.campaign}: {'rescheduled' if done.replaced else 'scheduled'} for "
+        f"{format_local(s.send_at, config.tz)} to list {s.list_name!r}"
+        f"{''.join(f' +{t}' for t in s.topics)}; `campaign dispatch` (cron) sends it",
     ]
     if s.timezone != config.timezone and _is_zone(s.timezone):
         lines.append(f"  that is {format_local(s.send_at, ZoneInfo(s.timezone))}")
@@ -111,7 +137,9 @@ def unschedule_command(
     """Cancel a scheduled send that has not started."""
     config = get_config()
     removed = unschedule(config, campaign)
-    console.print(f"{removed.campaign}: unscheduled (was due {format_local(removed.send_at, config.tz)})")
+    console.print(
+        f"{removed.campaign}: unscheduled (was due {format_local(removed.send_at, config.tz)})"
+    )
 
 
 @app.command("dispatch")
@@ -135,9 +163,32 @@ def dispatch_command(
     def log(line: str) -> None:
         console.print(f"{_stamp(config)} {line}", markup=False, soft_wrap=True)
 
-    report = run_dispatch(config, workers=workers, log=log)
+    bar = _Bar() if console.is_terminal else None  # cron and journald get the plain lines only
+    try:
+        report = run_dispatch(config, workers=workers, log=log, progress=bar)
+    finally:
+        if bar is not None:
+            bar.stop()
     if not report.ok:
         raise typer.Exit(1)
+
+
+class _Bar:
+    """`campaign send`'s progress bar, started only once a send begins."""
+
+    def __init__(self) -> None:
+        self.reporter: _Reporter | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        if self.reporter is None:
+            from campaign.cli.send import _Reporter  # that module imports this one
+
+            self.reporter = _Reporter(progress.total)
+        self.reporter(progress)
+
+    def stop(self) -> None:
+        if self.reporter is not None:
+            self.reporter.stop()
 
 
 def _stamp(config: Config) -> str:

@@ -40,7 +40,9 @@ def upgrade() -> None:
     op.create_index("ix_schedules_state_send_at", "schedules", ["state", "send_at"])
     op.create_table(
         "schedule_workers",
-        sa.Column("campaign", sa.String(200), sa.ForeignKey("schedules.campaign"), primary_key=True),
+        sa.Column(
+            "campaign", sa.String(200), sa.ForeignKey("schedules.campaign"), primary_key=True
+        ),
         sa.Column("slot", sa.Integer, primary_key=True),
         sa.Column("worker_id", sa.String(200), nullable=False),
         _when("lease_until", nullable=False),
