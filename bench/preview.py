@@ -74,14 +74,17 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 def listen(url: str, events: queue.Queue[tuple[float, str, dict[str, object]]], ready: threading.Event) -> None:
     """Read the event stream on a thread, stamping each event with its arrival time."""
-    with httpx.stream("GET", url, timeout=None) as stream:
-        name = "message"
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                name = line[len("event: "):]
-            elif line.startswith("data: "):
-                events.put((time.perf_counter(), name, json.loads(line[len("data: "):])))
-                ready.set()
+    try:
+        with httpx.stream("GET", url, timeout=None) as stream:
+            name = "message"
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    name = line[len("event: "):]
+                elif line.startswith("data: "):
+                    events.put((time.perf_counter(), name, json.loads(line[len("data: "):])))
+                    ready.set()
+    except httpx.HTTPError:
+        pass  # the server stopped
 
 
 def summary(label: str, values: list[float]) -> str:

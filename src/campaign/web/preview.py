@@ -313,7 +313,8 @@ class Preview:
             self.builds.pop(slug, None)
         existing = self.folders()
         for slug in sorted(slugs & self.broadcaster.topics & set(existing)):
-            await self.build(slug)
+            if (build := await self.build(slug)).ok:
+                self.render(build)  # ready before the pages ask
         self.generation += 1
         self.broadcaster.publish(Event("build", {"generation": self.generation, "campaigns": sorted(slugs)}))
 
@@ -467,8 +468,8 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
         shown = preview.shown(slug)
         for item in shown.compiled.assets if shown and shown.compiled else ():
             source = Path(shown.compiled.workspace) / item.source
-            if item.name == name and source.is_file():
-                return FileResponse(source, headers={"Cache-Control": "no-store"})
+            if item.name == name and source.is_file():  # the name holds a hash of the content: cache it
+                return FileResponse(source, headers={"Cache-Control": "max-age=86400, immutable"})
         raise HTTPException(404, f"No image {name!r} in {slug}")
 
     async def events(request: Request) -> Response:
