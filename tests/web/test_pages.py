@@ -101,7 +101,7 @@ async def test_get_changes_nothing_and_sets_no_cookie(
     assert "script-src" not in response.headers["content-security-policy"]
 
 
-@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart", "no content type"])
 async def test_one_click_post_as_rfc_8058_describes(
     encoding: str, client: httpx.AsyncClient, store: Store, ana: Subscriber, links: Links,
 ) -> None:
@@ -109,8 +109,10 @@ async def test_one_click_post_as_rfc_8058_describes(
     for _ in range(2):  # idempotent
         if encoding == "urlencoded":
             response = await client.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
-        else:
+        elif encoding == "multipart":
             response = await client.post(url, files={"List-Unsubscribe": (None, "One-Click")})
+        else:
+            response = await client.post(url, content=b"List-Unsubscribe=One-Click")
         assert response.status_code == 200
         assert not response.is_redirect
         assert "set-cookie" not in response.headers

@@ -316,6 +316,11 @@ async def test_deliveries_change_no_status(
     assert status_of(store, ana.email) == ("subscribed", None, 0)
 
 
+async def test_events_without_an_address_are_skipped(client: httpx.AsyncClient, store: Store, ana: Subscriber) -> None:
+    response = await post(client, "mailgun", mailgun({"event": "unsubscribed", "id": "mg-x", "recipient": "nobody"}))
+    assert response.json() == {"recorded": 0, "replayed": 0}
+
+
 async def test_resend_refuses_an_old_timestamp(client: httpx.AsyncClient, store: Store, ana: Subscriber) -> None:
     payload = {"type": "email.complained", "data": {"email_id": "r", "to": [ana.email]}}
     response = await post(client, "resend", resend(payload, at=time.time() - 3600))

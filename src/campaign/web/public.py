@@ -41,6 +41,8 @@ MAX_FRIENDS = 5
 MAX_NOTE = 500
 MAX_NAME = 100
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+"""Also recognised without a form content type: some senders of the POST omit it."""
 
 _LINKISH = re.compile(
     r"(?:[a-z][a-z0-9+.-]*://\S*)|(?:www\.\S*)|(?:mailto:\S*)|(?:\S+@\S+)|(?:\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b(?:/\S*)?)",
@@ -145,8 +147,9 @@ async def unsubscribe(request: Request) -> Response:
     this_list = await site.db(_this_list, site, claims, subscriber)
     done = ""
     if request.method == "POST":
+        body = await request.body()
         form = await request.form()  # an unreadable body is answered 400 by Starlette
-        if form.get(ONE_CLICK[0]) == ONE_CLICK[1]:
+        if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
             await site.db(site.store.unsubscribe, subscriber.public_id, source="one-click",
                           list_name=None, detail=f"campaign {claims.campaign}")
