@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from email_validator import EmailNotValidError
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, literal, select, update
 
 from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line
-from campaign.audience.store import Store, chunked, insert_ignore, lst, m, new_public_id, s, sup, tc, top
-from campaign.audience.tables import events, utcnow
+from campaign.audience.store import Store, chunked, lst, m, new_public_id, s, sup, tc, top
+from campaign.audience.tables import UTCDateTime, events, utcnow
 from campaign.errors import ImportFileError, Location
 
 EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
@@ -270,10 +270,9 @@ class _Writer:
 
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
-        unblocked: list[str] = []  # hashes of people brought back (--resubscribe)
-        back: list[int] = []  # existing subscribers among them
-        join: list[int] = []  # subscribers to make active members of the list
-        choose: list[int] = []  # subscribers to give the import's topics
+        unblocked: list[str] = []  # people brought back by --resubscribe
+        join: list[str] = []  # to become active members of the list
+        choose: list[str] = []  # to get the import's topics
         for row, hashed in zip(rows, hashes, strict=True):
             old = existing.get(hashed)
             refused = hashed in blocked or (
@@ -287,75 +286,77 @@ class _Writer:
                 unblocked.append(hashed)
             if old is None:
                 new.append(self._new(row, hashed, now))
+                join.append(hashed)
+                choose.append(hashed)
                 continue
             values = self._changes(old, row)
             if values:
                 changed.append({"_id": old.id, **values, "updated_at": now})
-            if refused:
-                back.append(old.id)
             joins = member.get(old.id) != "active"
             if joins:
-                join.append(old.id)
+                join.append(hashed)
             chooses = any((old.id, topic_id) not in chosen for topic_id in self.topic_ids)
             if chooses:
-                choose.append(old.id)
+                choose.append(hashed)
             if values or refused or joins or chooses:
                 self.report.updated += 1
             else:
                 self.report.unchanged += 1
 
-        ids_by_hash = {hashed: old.id for hashed, old in existing.items()}
-        log: list[dict[str, Any]] = []
+        # Plain executemany for the rows themselves (RETURNING would insert row by row on
+        # SQLite); memberships, topic choices and events are INSERT ... SELECT per batch.
+        when = bindparam("now", now, type_=UTCDateTime())
         if new:
-            c.execute(insert(s), new)  # executemany; RETURNING would insert row by row on SQLite
-            created = c.execute(
-                select(s.c.id, s.c.email_hash).where(s.c.email_hash.in_([row["email_hash"] for row in new]))
-            ).all()
-            self.report.added += len(created)
-            for sid, hashed in created:
-                ids_by_hash[hashed] = sid
-                join.append(sid)
-                choose.append(sid)
-                log.append(self._event(sid, hashed, "subscribed", self.list_name, now))
+            c.execute(insert(s), new)
+            self.report.added += len(new)
+            self._log(c, [row["email_hash"] for row in new], "subscribed", self.list_name, when)
         if changed:
             c.execute(update(s).where(s.c.id == bindparam("_id")), changed)
         if unblocked:
-            c.execute(delete(sup).where(sup.c.email_hash == bindparam("_hash")), [{"_hash": h} for h in unblocked])
-            log += [
-                self._event(ids_by_hash[h], h, "resubscribed", f"{self.list_name}: {self.reason}", now) for h in unblocked
-            ]
-        if back:
+            c.execute(delete(sup).where(sup.c.email_hash.in_(unblocked)))
             c.execute(
                 update(s)
-                .where(s.c.id == bindparam("_id"))
-                .values(status="subscribed", consent_source=self.source, consent_at=now, soft_bounces=0, updated_at=now),
-                [{"_id": sid} for sid in back],
+                .where(s.c.email_hash.in_(unblocked))
+                .values(status="subscribed", consent_source=self.source, consent_at=now, soft_bounces=0, updated_at=now)
             )
-        if rejoin := [sid for sid in join if member.get(sid) == "unsubscribed"]:
             c.execute(
                 update(m)
-                .where(m.c.list_id == self.list_id, m.c.subscriber_id == bindparam("_id"))
-                .values(status="active", added_at=now),
-                [{"_id": sid} for sid in rejoin],
+                .where(m.c.list_id == self.list_id, m.c.status != "active")
+                .where(m.c.subscriber_id.in_(select(s.c.id).where(s.c.email_hash.in_(unblocked))))
+                .values(status="active", added_at=now)
             )
-        insert_ignore(
-            c,
-            m,
-            [
-                {"list_id": self.list_id, "subscriber_id": sid, "status": "active", "added_at": now}
-                for sid in join
-                if sid not in member
-            ],
-            ["list_id", "subscriber_id"],
+            self._log(c, unblocked, "resubscribed", f"{self.list_name}: {self.reason}", when)
+        if join:
+            c.execute(
+                insert(m).from_select(
+                    ["list_id", "subscriber_id", "status", "added_at"],
+                    select(literal(self.list_id), s.c.id, literal("active"), when).where(
+                        s.c.email_hash.in_(join),
+                        ~exists().where(m.c.list_id == self.list_id, m.c.subscriber_id == s.c.id),
+                    ),
+                )
+            )
+        for topic_id in self.topic_ids if choose else ():
+            c.execute(
+                insert(tc).from_select(
+                    ["subscriber_id", "topic_id", "chosen_at"],
+                    select(s.c.id, literal(topic_id), when).where(
+                        s.c.email_hash.in_(choose),
+                        ~exists().where(tc.c.topic_id == topic_id, tc.c.subscriber_id == s.c.id),
+                    ),
+                )
+            )
+
+    def _log(self, connection: Connection, hashes: list[str], kind: str, detail: str, when: Any) -> None:
+        """One event per subscriber among `hashes`, in one INSERT ... SELECT."""
+        connection.execute(
+            insert(events).from_select(
+                ["subscriber_id", "email_hash", "kind", "detail", "source", "created_at"],
+                select(s.c.id, s.c.email_hash, literal(kind), literal(detail), literal(self.source), when).where(
+                    s.c.email_hash.in_(hashes)
+                ),
+            )
         )
-        insert_ignore(
-            c,
-            tc,
-            [{"subscriber_id": sid, "topic_id": t, "chosen_at": now} for sid in choose for t in self.topic_ids],
-            ["subscriber_id", "topic_id"],
-        )
-        if log:
-            c.execute(insert(events), log)
 
     def _new(self, row: Row, hashed: str, now: Any) -> dict[str, Any]:
         return {
@@ -385,6 +386,3 @@ class _Writer:
         values = {"first_name": first, "last_name": last, "name": name, "fields": fields}
         current = {"first_name": old.first_name, "last_name": old.last_name, "name": old.name, "fields": old.fields or {}}
         return values if values != current else {}
-
-    def _event(self, sid: int, hashed: str, kind: str, detail: str, now: Any) -> dict[str, Any]:
-        return {"subscriber_id": sid, "email_hash": hashed, "kind": kind, "detail": detail, "source": self.source, "created_at": now}
