@@ -23,12 +23,16 @@ DEADLINE_MS = 10_000
 
 @pytest.fixture
 def page(browser: Any, preview_url: str) -> Iterator[Page]:
-    """A wide browser tab (both iframes side by side); closed before the server stops."""
+    """A wide browser tab (both iframes side by side); closed before the server stops.
+    A script error in the preview's own pages fails the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(DEADLINE_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
     yield tab
     context.close()
+    assert not errors
 
 
 def open_campaign(page: Page, preview_url: str) -> None:
