@@ -8,12 +8,14 @@ view-in-browser link is the same for every recipient and needs no token.
 
 from __future__ import annotations
 
+import hmac
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, int_to_bytes
 from itsdangerous.serializer import Serializer
 
 Purpose = Literal["forward", "preferences", "unsubscribe"]
@@ -41,7 +43,9 @@ class Links:
         self._serializers = {
             purpose: URLSafeTimedSerializer(secret_key, salt=f"campaign.link.{purpose}") for purpose in PURPOSES
         }
-        self._signers = {purpose: s.make_signer(s.salt) for purpose, s in self._serializers.items()}
+        signers = {purpose: s.make_signer(s.salt) for purpose, s in self._serializers.items()}
+        self._macs = {p: hmac.new(s.derive_key(), digestmod=s.digest_method) for p, s in signers.items()}
+        self._second, self._stamp = -1, b""
 
     def token(self, purpose: Purpose, subscriber: str, campaign: str) -> str:
         return str(self._serializers[purpose].dumps([subscriber, campaign]))
@@ -65,12 +69,21 @@ class Links:
         return f"{self.base_url}/{purpose}/{self.token(purpose, subscriber, campaign)}"
 
     def urls(self, subscriber: str, campaign: str, purposes: Iterable[Purpose] = PURPOSES) -> dict[Purpose, str]:
-        """The personal URLs of one recipient, as `url` makes them, several times faster: the
-        payload is serialised once (uncompressed: two short ids never shrink) and signed per
-        purpose. The send engine calls this once per recipient."""
-        serializer = self._serializers["unsubscribe"]
-        payload = base64_encode(Serializer.dump_payload(serializer, [subscriber, campaign]))
-        return {p: f"{self.base_url}/{p}/{self._signers[p].sign(payload).decode()}" for p in purposes}
+        """The personal URLs of one recipient, byte for byte as `url` makes them, several times
+        faster (the send engine calls this once per recipient): the payload is serialised once
+        (uncompressed: two short ids never shrink) and signed per purpose with a keyed HMAC
+        prepared once, as itsdangerous's TimestampSigner.sign would."""
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._stamp = second, base64_encode(int_to_bytes(second))
+        payload = base64_encode(Serializer.dump_payload(self._serializers["unsubscribe"], [subscriber, campaign]))
+        value = payload + b"." + self._stamp
+        urls: dict[Purpose, str] = {}
+        for purpose in purposes:
+            mac = self._macs[purpose].copy()
+            mac.update(value)
+            urls[purpose] = f"{self.base_url}/{purpose}/{(value + b'.' + base64_encode(mac.digest())).decode()}"
+        return urls
 
     def view_url(self, campaign: str) -> str:
         """The web copy of a campaign: the same for every recipient."""

@@ -14,7 +14,8 @@ one constant boundary serves every message.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from email.header import Header
 from email.utils import formataddr, parseaddr
 from functools import lru_cache
@@ -25,6 +26,9 @@ CRLF = "\r\n"
 BOUNDARY = "=_campaign_alternative"
 _SOFT_BREAK = b"=\r\n"
 _MAX_LINE = 76
+
+_SAFE = re.compile(r"[!-<>-~]*")
+"""Printable ASCII but "=" and space: quoted-printable leaves it as it is."""
 
 _CONTROL = {c: " " for c in (*range(0x00, 0x20), 0x7F) if c != 0x09}
 
@@ -40,6 +44,9 @@ def quoted_printable(text: str) -> bytes:
     unless it ends a line, so that encoded pieces can be concatenated."""
     if not text:
         return b""
+    if _SAFE.fullmatch(text):  # a URL, a plain name: nothing to escape
+        encoded = text.encode("ascii")
+        return (_fold(encoded) if len(encoded) > _MAX_LINE - 1 else encoded) + _SOFT_BREAK
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
     if len(encoded) > _MAX_LINE - 1:
@@ -100,11 +107,17 @@ def address(value: str) -> str:
     return formataddr((name, addr), charset="utf-8")
 
 
-def _part(content_type: str, body: bytes) -> bytes:
+def _part_head(content_type: str) -> bytes:
     return (
         f"--{BOUNDARY}{CRLF}Content-Type: {content_type}; charset=\"utf-8\"{CRLF}"
         f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
-    ).encode("ascii") + body + CRLF.encode("ascii")
+    ).encode("ascii")
+
+
+_MULTIPART = f"MIME-Version: 1.0{CRLF}Content-Type: multipart/alternative; boundary=\"{BOUNDARY}\"{CRLF}{CRLF}"
+_TEXT_HEAD = _part_head("text/plain")
+_HTML_HEAD = b"\r\n" + _part_head("text/html")
+_END = f"{CRLF}--{BOUNDARY}--{CRLF}".encode("ascii")
 
 
 def render(message: Message, *, html: bytes | None = None, text: bytes | None = None) -> bytes:
@@ -113,21 +126,33 @@ def render(message: Message, *, html: bytes | None = None, text: bytes | None = 
     `html` and `text` are the parts already encoded (by `Body.fill`); without them
     the message's own html and text are encoded here (slower, for one-off messages).
     """
-    to = formataddr((one_line(message.to_name), one_line(message.to_email)), charset="utf-8")
-    lines = [
-        header("From", address(message.from_)),
-        header("To", to),
-        header("Subject", message.subject),
-    ]
-    if message.reply_to:
-        lines.append(header("Reply-To", address(message.reply_to)))
-    lines.extend(header(name, value) for name, value in message.headers.items())
-    lines.append(f"MIME-Version: 1.0{CRLF}Content-Type: multipart/alternative; boundary=\"{BOUNDARY}\"{CRLF}{CRLF}")
-    return b"".join(
-        (
-            "".join(lines).encode("ascii"),
-            _part("text/plain", quoted_printable(message.text) if text is None else text),
-            _part("text/html", quoted_printable(message.html) if html is None else html),
-            f"--{BOUNDARY}--{CRLF}".encode("ascii"),
-        )
+    return assemble(
+        message.from_,
+        message.to_name,
+        message.to_email,
+        message.subject,
+        message.reply_to,
+        message.headers,
+        quoted_printable(message.html) if html is None else html,
+        quoted_printable(message.text) if text is None else text,
     )
+
+
+def assemble(
+    from_: str,
+    to_name: str,
+    to_email: str,
+    subject: str,
+    reply_to: str | None,
+    headers: Mapping[str, str],
+    html: bytes,
+    text: bytes,
+) -> bytes:
+    """Headers and the two encoded parts joined into one message (`render` for a Message)."""
+    to = formataddr((one_line(to_name), one_line(to_email)), charset="utf-8")
+    lines = [header("From", address(from_)), header("To", to), header("Subject", subject)]
+    if reply_to:
+        lines.append(header("Reply-To", address(reply_to)))
+    lines.extend([header(name, value) for name, value in headers.items()])
+    lines.append(_MULTIPART)
+    return b"".join(("".join(lines).encode("ascii"), _TEXT_HEAD, text, _HTML_HEAD, html, _END))

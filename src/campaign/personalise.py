@@ -14,7 +14,6 @@ import html
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from email.utils import formatdate, parseaddr
 from typing import Any, Protocol
 
@@ -165,26 +164,34 @@ class Personaliser:
         html_values = {slot: html.escape(value) for slot, value in text_values.items()}
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
-        message = Message(
+        fields = {name: text_values[f"field:{name}"] for name in self._fields}
+        to_email = mime.one_line(recipient.email)
+        to_name = mime.one_line(recipient.name or "")
+        subject = self.subject.fill(self.subject.values(text_values))
+        headers = {
+            "Date": self._clock.now(),
+            "Message-ID": f"<{send_id}@{self.domain}>",
+            "List-Unsubscribe": f"<{unsubscribe}>{self._mailto}",
+            **self._constant_headers,
+            SEND_ID_HEADER: send_id,
+        }
+        raw = None
+        if self._html_body is not None and self._text_body is not None:
+            raw = mime.assemble(
+                self.compiled.from_, to_name, to_email, subject, self.compiled.reply_to, headers,
+                self._html_body.fill(html_list), self._text_body.fill(text_list),
+            )
+        return Message(
             send_id=send_id,
             campaign=slug,
             from_=self.compiled.from_,
-            to_email=mime.one_line(recipient.email),
-            to_name=mime.one_line(recipient.name or ""),
-            subject=self.subject.fill(self.subject.values(text_values)),
+            to_email=to_email,
+            to_name=to_name,
+            subject=subject,
             html=self.html.fill(html_list),
             text=self.text.fill(text_list),
             reply_to=self.compiled.reply_to,
-            headers={
-                "Date": self._clock.now(),
-                "Message-ID": f"<{send_id}@{self.domain}>",
-                "List-Unsubscribe": f"<{unsubscribe}>{self._mailto}",
-                **self._constant_headers,
-                SEND_ID_HEADER: send_id,
-            },
-            merge={name: text_values[f"field:{name}"] for name in self._fields},
+            headers=headers,
+            merge=fields,
+            raw=raw,
         )
-        if self._html_body is None or self._text_body is None:
-            return message
-        raw = mime.render(message, html=self._html_body.fill(html_list), text=self._text_body.fill(text_list))
-        return replace(message, raw=raw)

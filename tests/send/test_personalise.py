@@ -114,3 +114,11 @@ def test_missing_field_is_empty_and_first_name_falls_back_to_name() -> None:
     c = compiled(html="<p>{{{field:first_name}}}|{{{field:nickname}}}|{{{field:email}}}</p>")
     message = Personaliser(c, LINKS, list_id="<x>").message(R("p", "a@example.com", "Ann Lee"), "s")
     assert message.html == "<p>Ann||a@example.com</p>"
+
+
+def test_fast_urls_are_the_urls_links_makes() -> None:
+    for _ in range(3):  # the tokens carry a timestamp: retry if a second boundary fell between
+        fast = LINKS.urls("pub-1", "c1")
+        if all(fast[p] == LINKS.url(p, "pub-1", "c1") for p in fast):
+            return
+    raise AssertionError(f"Links.urls differs from Links.url: {fast}")

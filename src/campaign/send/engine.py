@@ -85,13 +85,20 @@ def _open_store(engine: Engine) -> Audience:
     return Store(engine)
 
 
-def batch_size(config: Config, provider: Provider) -> int:
-    """Messages per provider call: [send] batch_size capped by the provider, and by one
-    second's worth of messages when a rate limit is set."""
+IN_FLIGHT_BYTES = 40_000_000
+"""About how much message content all concurrent batches may hold at once: a 50 KB
+newsletter in batches of 500, four at a time, would otherwise hold 300 MB."""
+
+
+def batch_size(config: Config, provider: Provider, compiled: Compiled) -> int:
+    """Messages per provider call: [send] batch_size capped by the provider, by one second's
+    worth of messages when a rate limit is set, and by the in-flight memory budget."""
     size = min(config.send.batch_size or provider.max_batch, provider.max_batch)
     if config.send.rate_limit > 0:
         size = min(size, max(1, int(config.send.rate_limit)))
-    return size
+    copies = 3 if provider.wants_raw else 2  # the strings, plus the MIME bytes or the request body
+    per_message = (len(compiled.html) + len(compiled.text)) * copies
+    return max(1, min(size, IN_FLIGHT_BYTES // (per_message * config.send.concurrency)))
 
 
 class _Run:
@@ -119,7 +126,7 @@ class _Run:
         self.worker_id = worker_id
         self.progress = progress
         self.on_progress = on_progress
-        self.size = batch_size(config, provider)
+        self.size = batch_size(config, provider, send.compiled)
         self.limiter = RateLimiter(config.send.rate_limit)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
