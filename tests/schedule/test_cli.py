@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from campaign.audience.tables import utcnow
 from campaign.cli import main
 from campaign.config import Config
 from campaign.db import connect
@@ -108,3 +110,16 @@ def test_grace_period_is_a_setting(config: Config) -> None:
     )
     report = run_dispatch(config, now=datetime(2026, 12, 1, 16, 31, tzinfo=UTC))
     assert [o.state for o in report.outcomes] == [State.MISSED]
+
+
+def test_dispatch_command_exits_1_on_a_missed_schedule(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    due = utcnow() - timedelta(hours=7)
+    schedule_send(
+        config, make_compiled(), list_name="newsletter", at=due, now=due - timedelta(days=1)
+    )
+    code, out, _ = run(capsys, "dispatch")
+    assert code == 1
+    assert re.fullmatch(r"\S+ 2026-12-news: MISSED, not sent: .+\n", out)
+    assert run(capsys, "dispatch") == (0, "", "")  # reported once

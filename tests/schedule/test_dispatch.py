@@ -4,6 +4,7 @@ PostgreSQL; two dispatchers at once; a dispatcher killed mid-send."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -148,6 +149,10 @@ def test_two_dispatchers_at_once_send_each_recipient_once(
     done = summary(engine, SLUG)
     assert done is not None and (done.status, done.sent, done.unknown) == ("finished", 5000, 0)
     said = [out for out, _ in outputs]
+    for line in "".join(said).splitlines():  # plain timestamped lines for cron mail: no bar
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d 2026-12-news: .+", line
+        ), line
     if workers == 1:  # exactly one of them sent it; the other had nothing to do
         assert sorted(bool(out.strip()) for out in said) == [False, True]
     assert any("finished: 5,000 sent, 0 failed, 0 unknown" in out for out in said)
