@@ -28,7 +28,9 @@ def write_csv(path: Path, rows: int) -> None:
         writer = csv.writer(handle)
         writer.writerow(["Email Address", "First Name", "Last Name", "Organisation", "City"])
         for i in range(rows):
-            writer.writerow([f"Person.{i}@Example.org", f"First{i}", f"Last{i}", f"Org {i % 97}", "Denver"])
+            writer.writerow(
+                [f"Person.{i}@Example.org", f"First{i}", f"Last{i}", f"Org {i % 97}", "Denver"]
+            )
 
 
 def run(label: str, url: str, path: Path, rows: int) -> None:
@@ -47,16 +49,22 @@ def run(label: str, url: str, path: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)")
+    parser.add_argument(
+        "--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "subscribers.csv"
         write_csv(path, args.rows)
-        print(f"CSV: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"CSV: {path.stat().st_size / 1e6:.1f} MB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         run("sqlite", f"sqlite:///{folder}/bench.db", path, args.rows)
         if args.postgres:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = sqlalchemy.create_engine(normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
+            admin = sqlalchemy.create_engine(
+                normalise_url(args.postgres), isolation_level="AUTOCOMMIT"
+            )
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
             url = f"{args.postgres}?options=-csearch_path%3D{schema}"

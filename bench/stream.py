@@ -52,7 +52,9 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # ru_maxrss is in KiB on Linux
+    return (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    )  # ru_maxrss is in KiB on Linux
 
 
 def fill(url: str, count: int) -> Store:
@@ -61,9 +63,11 @@ def fill(url: str, count: int) -> Store:
     with engine.begin() as connection:
         fill_sql = POSTGRES_FILL if connection.dialect.name == "postgresql" else SQLITE_FILL
         connection.execute(sqlalchemy.text(fill_sql), {"count": count})
-        connection.exec_driver_sql(f"INSERT INTO lists (id, name, created_at) VALUES (1, 'bench', {NOW})")
-        connection.exec_driver_sql(MEMBERS)
-        connection.exec_driver_sql(SUPPRESS)
+        connection.execute(
+            sqlalchemy.text(f"INSERT INTO lists (id, name, created_at) VALUES (1, 'bench', {NOW})")
+        )
+        connection.execute(sqlalchemy.text(MEMBERS))
+        connection.execute(sqlalchemy.text(SUPPRESS))  # text(): its % is no placeholder
     print(f"generated {count:,} subscribers in {time.perf_counter() - started:.1f} s")
     return Store(engine)
 
@@ -94,7 +98,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=1000)
-    parser.add_argument("--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)")
+    parser.add_argument(
+        "--postgres", help="also run on this PostgreSQL (in a schema of its own, dropped after)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         stream("sqlite", fill(f"sqlite:///{folder}/bench.db", args.subscribers), args.chunk)

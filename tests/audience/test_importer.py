@@ -59,8 +59,13 @@ def test_hostile_rows_imported_or_reported_with_their_lines(store: Store, tmp_pa
     imported = {r.email: r for r in store.recipients("news")}
     assert sorted(imported) == sorted(
         [
-            "quote@example.org", "crlf@example.org", "script@example.org", "case@example.org",
-            "trailing@example.org", "short@example.org", "after@example.org",
+            "quote@example.org",
+            "crlf@example.org",
+            "script@example.org",
+            "case@example.org",
+            "trailing@example.org",
+            "short@example.org",
+            "after@example.org",
         ]
     )
     assert report.added == 7
@@ -90,19 +95,27 @@ def test_same_import_twice_changes_nothing(store: Store, tmp_path: Path) -> None
 
 
 def test_changed_rows_update_and_empty_cells_keep_values(store: Store, tmp_path: Path) -> None:
-    import_csv(store, write(tmp_path, "email,first_name,city\njane@example.org,Jane,Denver\n"), "news")
+    import_csv(
+        store, write(tmp_path, "email,first_name,city\njane@example.org,Jane,Denver\n"), "news"
+    )
     report = import_csv(
-        store, write(tmp_path, "email,first_name,city,team\njane@example.org,,Boulder,blue\n", "v2.csv"), "news"
+        store,
+        write(tmp_path, "email,first_name,city,team\njane@example.org,,Boulder,blue\n", "v2.csv"),
+        "news",
     )
     assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
     jane = store.find("jane@example.org")
-    assert jane is not None and jane.first_name == "Jane" and jane.fields == {"city": "Boulder", "team": "blue"}
+    assert (
+        jane is not None
+        and jane.first_name == "Jane"
+        and jane.fields == {"city": "Boulder", "team": "blue"}
+    )
 
 
 def test_semicolons_bom_and_mailchimp_headers(store: Store, tmp_path: Path) -> None:
     text = (
         "Email Address;First Name;Last Name;Favourite Colour;Prénom\r\n"
-        "ana@example.org;Ana;López;\"red; mostly\";Ana\r\n"
+        'ana@example.org;Ana;López;"red; mostly";Ana\r\n'
     )
     report = import_csv(store, write(tmp_path, b"\xef\xbb\xbf" + text.encode("utf-8")), "news")
     assert report.added == 1 and report.merge_fields == ["favourite_colour", "prenom"]
@@ -149,7 +162,11 @@ def test_never_resubscribes_without_a_reason(store: Store, tmp_path: Path) -> No
     store.unsubscribe("left@example.org", source="web", list_name="news")
     store.unsubscribe("suppressed@example.org", source="mailto")
     store.unsubscribe("stranger@example.org", source="mailto")
-    path = write(tmp_path, "email\n" + "".join(f"{p}@example.org\n" for p in [*people, "stranger"]), "again.csv")
+    path = write(
+        tmp_path,
+        "email\n" + "".join(f"{p}@example.org\n" for p in [*people, "stranger"]),
+        "again.csv",
+    )
     report = import_csv(store, path, "news")
     assert [line for line, _ in report.suppressed_skipped] == list(range(2, 9))
     assert report.added == 0 and list(store.recipients("news")) == []
@@ -157,11 +174,17 @@ def test_never_resubscribes_without_a_reason(store: Store, tmp_path: Path) -> No
 
 def test_resubscribe_with_reason_is_logged(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path, "email\nunsub@example.org\nbounced@example.org\nnew@example.org\n")
-    import_csv(store, write(tmp_path, "email\nunsub@example.org\nbounced@example.org\n", "first.csv"), "news")
+    import_csv(
+        store,
+        write(tmp_path, "email\nunsub@example.org\nbounced@example.org\n", "first.csv"),
+        "news",
+    )
     store.unsubscribe("unsub@example.org", source="web")
     store.record_bounce("bounced@example.org", hard=True, source="ses")
     store.unsubscribe("new@example.org", source="mailto")
-    report = import_csv(store, path, "news", resubscribe_reason="signed the paper form on 2024-05-01")
+    report = import_csv(
+        store, path, "news", resubscribe_reason="signed the paper form on 2024-05-01"
+    )
     assert report.resubscribed == 3 and report.added == 1 and report.updated == 2
     assert store.count_recipients("news") == 3
     for email in ("unsub@example.org", "bounced@example.org", "new@example.org"):
@@ -189,13 +212,19 @@ def test_export_imports_back_the_same(store: Store, tmp_path: Path) -> None:
     other = Store(connect(f"sqlite:///{tmp_path / 'other.db'}"))
     report = import_csv(other, out, "news")
     assert report.added == 7 and not report.invalid and "status" not in report.merge_fields
-    assert [dict(r.fields) for r in other.recipients("news")] == [dict(r.fields) for r in store.recipients("news")]
+    assert [dict(r.fields) for r in other.recipients("news")] == [
+        dict(r.fields) for r in store.recipients("news")
+    ]
 
 
 @pytest.mark.parametrize(
     ("header", "key"),
-    [("Email Address", "email_address"), ("  Favourite  Colour ", "favourite_colour"), ("2nd Phone", "field_2nd_phone"),
-     ("Prénom", "prenom")],
+    [
+        ("Email Address", "email_address"),
+        ("  Favourite  Colour ", "favourite_colour"),
+        ("2nd Phone", "field_2nd_phone"),
+        ("Prénom", "prenom"),
+    ],
 )
 def test_snake_case(header: str, key: str) -> None:
     assert snake_case(header) == key

@@ -32,7 +32,11 @@ def test_recipients_stream_in_id_order_with_merge_fields(store: Store) -> None:
     jane = first[0]
     assert isinstance(jane, Recipient) and jane.name == "Jane Doe"
     assert dict(jane.fields) == {
-        "email": "jane@example.org", "name": "Jane Doe", "first_name": "Jane", "last_name": "Doe", "city": "Denver"
+        "email": "jane@example.org",
+        "name": "Jane Doe",
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "city": "Denver",
     }
     assert len(jane.public_id) >= 20 and jane.public_id != str(jane.id)
     assert store.count_recipients("news") == 2
@@ -59,7 +63,10 @@ def test_topics_narrow_to_anyone_who_chose_one(store: Store) -> None:
     add(store, "a@example.org", topics=["events"])
     add(store, "b@example.org", topics=["policy"])
     add(store, "c@example.org")
-    assert emails(store.recipients("news", ["events", "policy"])) == ["a@example.org", "b@example.org"]
+    assert emails(store.recipients("news", ["events", "policy"])) == [
+        "a@example.org",
+        "b@example.org",
+    ]
     assert store.count_recipients("news", ["policy"]) == 1
     assert store.topics() == [("events", 1), ("policy", 1)]
 
@@ -73,7 +80,9 @@ def test_unsubscribe_everywhere_is_idempotent_and_suppresses(store: Store) -> No
     assert list(store.recipients("news")) == [] and list(store.recipients("other")) == []
     assert not store.is_mailable(jane_id) and store.mailable_ids([jane_id]) == set()
     found = store.find("jane@example.org")
-    assert found is not None and found.status == "unsubscribed" and found.suppressed == "unsubscribed"
+    assert (
+        found is not None and found.status == "unsubscribed" and found.suppressed == "unsubscribed"
+    )
     assert [e["kind"] for e in store.history("jane@example.org")] == ["subscribed", "unsubscribed"]
     with pytest.raises(UserError, match="unsubscribed"):
         store.subscribe("jane@example.org", list_name="news", source="form")
@@ -146,8 +155,12 @@ def test_set_preferences(store: Store) -> None:
     jane = add(store, "jane@example.org", topics=["events"])
     store.ensure_list("alerts")
     store.ensure_topic("policy")
-    store.set_preferences(jane, lists={"alerts"}, topics={"policy"}, name="Jane\r\nBcc: x@evil.example")
-    assert store.subscriber_lists(jane) == {"alerts"} and store.subscriber_topics(jane) == {"policy"}
+    store.set_preferences(
+        jane, lists={"alerts"}, topics={"policy"}, name="Jane\r\nBcc: x@evil.example"
+    )
+    assert store.subscriber_lists(jane) == {"alerts"} and store.subscriber_topics(jane) == {
+        "policy"
+    }
     assert store.get(jane).name == "Jane Bcc: x@evil.example"  # type: ignore[union-attr]
     assert store.lists() == [("alerts", 1), ("news", 0)]
     with pytest.raises(UserError, match="'ghost'"):
@@ -156,7 +169,9 @@ def test_set_preferences(store: Store) -> None:
 
 def test_delete_erases_but_keeps_address_blocked(store: Store) -> None:
     jane = add(store, "jane@example.org", first_name="Jane", fields={"city": "Denver"})
-    store.record_bounce("jane@example.org", hard=False, source="ses", detail="mailbox of jane@example.org full")
+    store.record_bounce(
+        "jane@example.org", hard=False, source="ses", detail="mailbox of jane@example.org full"
+    )
     jane_id = store.get(jane).id  # type: ignore[union-attr]
     store.delete("Jane@Example.org")
     assert store.get(jane) is None and store.find("jane@example.org") is None
@@ -169,3 +184,21 @@ def test_delete_erases_but_keeps_address_blocked(store: Store) -> None:
 def test_times_are_aware_utc(store: Store) -> None:
     jane = store.get(add(store, "jane@example.org"))
     assert jane is not None and jane.created_at.tzinfo is UTC and jane.consent_at is not None
+
+
+def test_mailable_ids_in_batches(store: Store) -> None:
+    ids = [
+        store.subscribe(f"p{i}@example.org", list_name="news", source="test").id for i in range(6)
+    ]
+    store.record_bounce("p1@example.org", hard=True, source="ses")
+    store.unsubscribe("p2@example.org", source="web", list_name="news")
+    assert store.mailable_ids([*ids, 9999, ids[0]], "news") == set(ids) - {ids[1], ids[2]}
+    assert store.mailable_ids(ids) == set(ids) - {ids[1]}
+    assert [s.email for s in store.subscribers(status="bounced")] == ["p1@example.org"]
+
+
+def test_public_names() -> None:
+    import campaign.audience
+
+    assert campaign.audience.__all__ == sorted(campaign.audience.__all__)
+    assert {"Recipient", "Store", "Subscriber"} <= set(campaign.audience.__all__)

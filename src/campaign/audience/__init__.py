@@ -8,7 +8,15 @@ Every unsubscribe, bounce and complaint goes through the store, which suppresses
 the address (by its hash) so no later import or send can reach it again.
 """
 
-from campaign.audience.models import Recipient, Subscriber, email_hash, normalise_email
+from campaign.audience.models import Recipient, Subscriber, checked_email, email_hash, normalise_email
 from campaign.audience.store import SOFT_BOUNCE_LIMIT, Store
 
-__all__ = ["SOFT_BOUNCE_LIMIT", "Recipient", "Store", "Subscriber", "email_hash", "normalise_email"]
+__all__ = [
+    "Recipient",
+    "SOFT_BOUNCE_LIMIT",
+    "Store",
+    "Subscriber",
+    "checked_email",
+    "email_hash",
+    "normalise_email",
+]

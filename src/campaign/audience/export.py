@@ -17,7 +17,9 @@ def export_csv(store: Store, out: TextIO, list_name: str | None = None) -> int:
 
     Streams twice (once for the merge-field names, once for the rows) so memory stays flat.
     """
-    extra = sorted({key for subscriber in store.subscribers(list_name) for key in subscriber.fields})
+    extra = sorted(
+        {key for subscriber in store.subscribers(list_name) for key in subscriber.fields}
+    )
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LEADING + extra + TRAILING)
     written = 0
@@ -26,7 +28,9 @@ def export_csv(store: Store, out: TextIO, list_name: str | None = None) -> int:
             [sub.email, sub.first_name, sub.last_name, sub.name]
             + [sub.fields.get(key, "") for key in extra]
             + [
-                sub.status if sub.suppressed is None or sub.status != "subscribed" else sub.suppressed,
+                sub.status
+                if sub.suppressed is None or sub.status != "subscribed"
+                else sub.suppressed,
                 ";".join(sorted(sub.lists)),
                 ";".join(sorted(sub.topics)),
                 sub.consent_source or "",

@@ -32,7 +32,15 @@ EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "
 FIRST_NAME_HEADERS = {"first_name", "firstname", "first", "given_name", "fname"}
 LAST_NAME_HEADERS = {"last_name", "lastname", "last", "surname", "family_name", "lname"}
 NAME_HEADERS = {"name", "full_name", "fullname", "display_name"}
-SKIPPED_HEADERS = {"status", "lists", "topics", "consent_source", "consent_at", "created_at", "updated_at"}
+SKIPPED_HEADERS = {
+    "status",
+    "lists",
+    "topics",
+    "consent_source",
+    "consent_at",
+    "created_at",
+    "updated_at",
+}
 """Columns `subscribers export` adds about our own state; an import ignores them rather
 than turning them into merge fields (status comes from the store, never from a file)."""
 
@@ -83,7 +91,7 @@ class Columns:
 
 
 def snake_case(header: str) -> str:
-    """"Email Address" -> email_address, "Prénom" -> prenom: a valid merge-field name."""
+    """ "Email Address" -> email_address, "Prénom" -> prenom: a valid merge-field name."""
     ascii_text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode()
     key = re.sub(r"[^0-9a-zA-Z]+", "_", ascii_text).strip("_").lower()
     return f"field_{key}" if key[:1].isdigit() else key
@@ -115,8 +123,17 @@ def map_columns(header: Sequence[str], path: Path, line: int) -> Columns:
             extra.append((index, key))
     if "email" not in found:
         shown = ", ".join(repr(cell) for cell in header) or "nothing"
-        raise ImportFileError(f"no email column (the header row has {shown}); name one 'email'", Location(path, line))
-    return Columns(len(header), found["email"], found.get("first_name"), found.get("last_name"), found.get("name"), extra)
+        raise ImportFileError(
+            f"no email column (the header row has {shown}); name one 'email'", Location(path, line)
+        )
+    return Columns(
+        len(header),
+        found["email"],
+        found.get("first_name"),
+        found.get("last_name"),
+        found.get("name"),
+        extra,
+    )
 
 
 def decode(path: Path) -> str:
@@ -125,14 +142,14 @@ def decode(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"cannot read the file: {exc.strerror}", Location(path)) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ImportFileError(
-            f"byte 0x{data[exc.start]:02x} is not UTF-8; save the file as \"CSV UTF-8\"", Location(path, line)
+            f'byte 0x{data[exc.start]:02x} is not UTF-8; save the file as "CSV UTF-8"',
+            Location(path, line),
         ) from None
 
 
@@ -151,7 +168,9 @@ def parse(path: Path, report: ImportReport) -> list[Row]:
     delimiter = sniff_delimiter(text.lstrip("\r\n").split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     records = _records(reader, path)
-    header_line, header = next(((line, cells) for line, cells in records if any(c.strip() for c in cells)), (1, []))
+    header_line, header = next(
+        ((line, cells) for line, cells in records if any(c.strip() for c in cells)), (1, [])
+    )
     if not header:
         raise ImportFileError("the file is empty", Location(path))
     columns = map_columns(header, path, header_line)
@@ -162,7 +181,10 @@ def parse(path: Path, report: ImportReport) -> list[Row]:
             continue
         if len(cells) > columns.width and any(cell.strip() for cell in cells[columns.width :]):
             report.invalid.append(
-                (line, f"{len(cells)} values but the header has {columns.width} (a value holding {delimiter!r} needs quotes)")
+                (
+                    line,
+                    f"{len(cells)} values but the header has {columns.width} (a value holding {delimiter!r} needs quotes)",
+                )
             )
             continue
         row = _row(line, cells, columns, report)
@@ -183,7 +205,9 @@ def _records(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
             yield line, cells
             line = reader.line_num + 1
     except csv.Error as exc:
-        raise ImportFileError(f"not readable as CSV: {exc}", Location(path, reader.line_num)) from None
+        raise ImportFileError(
+            f"not readable as CSV: {exc}", Location(path, reader.line_num)
+        ) from None
 
 
 def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) -> Row | None:
@@ -200,8 +224,17 @@ def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) ->
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         report.invalid.append((line, f"{shown!r}: {exc}"))
         return None
-    fields = {key: value.replace("\r\n", "\n") for index, key in columns.extra if (value := cell(index))}
-    return Row(line, email, one_line(cell(columns.first_name)), one_line(cell(columns.last_name)), one_line(cell(columns.name)), fields)
+    fields = {
+        key: value.replace("\r\n", "\n") for index, key in columns.extra if (value := cell(index))
+    }
+    return Row(
+        line,
+        email,
+        one_line(cell(columns.first_name)),
+        one_line(cell(columns.last_name)),
+        one_line(cell(columns.name)),
+        fields,
+    )
 
 
 def import_csv(
@@ -221,7 +254,9 @@ def import_csv(
     report = ImportReport(file=path, list_name=list_name)
     rows = parse(path, report)
     if resubscribe_reason is not None and not resubscribe_reason.strip():
-        raise ImportFileError("--resubscribe needs a reason (--reason TEXT), which is logged", Location(path))
+        raise ImportFileError(
+            "--resubscribe needs a reason (--reason TEXT), which is logged", Location(path)
+        )
     with store.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
             # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
@@ -258,15 +293,31 @@ class _Writer:
         c = self.connection
         now = utcnow()
         hashes = [email_hash(row.email) for row in rows]
-        existing = {r.email_hash: r for r in c.execute(select(s).where(s.c.email_hash.in_(hashes))).all()}
-        blocked = dict(c.execute(select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(hashes))).all())
+        existing = {
+            r.email_hash: r for r in c.execute(select(s).where(s.c.email_hash.in_(hashes))).all()
+        }
+        blocked = dict(
+            c.execute(
+                select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(hashes))
+            ).all()
+        )
         ids = [r.id for r in existing.values()]
         member = dict(
-            c.execute(select(m.c.subscriber_id, m.c.status).where(m.c.list_id == self.list_id, m.c.subscriber_id.in_(ids))).all()
+            c.execute(
+                select(m.c.subscriber_id, m.c.status).where(
+                    m.c.list_id == self.list_id, m.c.subscriber_id.in_(ids)
+                )
+            ).all()
         )
-        chosen = set(
-            c.execute(select(tc.c.subscriber_id, tc.c.topic_id).where(tc.c.subscriber_id.in_(ids))).all()
-        ) if self.topic_ids else set()
+        chosen = (
+            set(
+                c.execute(
+                    select(tc.c.subscriber_id, tc.c.topic_id).where(tc.c.subscriber_id.in_(ids))
+                ).all()
+            )
+            if self.topic_ids
+            else set()
+        )
 
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
@@ -276,7 +327,8 @@ class _Writer:
         for row, hashed in zip(rows, hashes, strict=True):
             old = existing.get(hashed)
             refused = hashed in blocked or (
-                old is not None and (old.status != "subscribed" or member.get(old.id) == "unsubscribed")
+                old is not None
+                and (old.status != "subscribed" or member.get(old.id) == "unsubscribed")
             )
             if refused and self.reason is None:
                 self.report.suppressed_skipped.append((row.line, row.email))
@@ -317,7 +369,13 @@ class _Writer:
             c.execute(
                 update(s)
                 .where(s.c.email_hash.in_(unblocked))
-                .values(status="subscribed", consent_source=self.source, consent_at=now, soft_bounces=0, updated_at=now)
+                .values(
+                    status="subscribed",
+                    consent_source=self.source,
+                    consent_at=now,
+                    soft_bounces=0,
+                    updated_at=now,
+                )
             )
             c.execute(
                 update(m)
@@ -347,14 +405,21 @@ class _Writer:
                 )
             )
 
-    def _log(self, connection: Connection, hashes: list[str], kind: str, detail: str, when: Any) -> None:
+    def _log(
+        self, connection: Connection, hashes: list[str], kind: str, detail: str, when: Any
+    ) -> None:
         """One event per subscriber among `hashes`, in one INSERT ... SELECT."""
         connection.execute(
             insert(events).from_select(
                 ["subscriber_id", "email_hash", "kind", "detail", "source", "created_at"],
-                select(s.c.id, s.c.email_hash, literal(kind), literal(detail), literal(self.source), when).where(
-                    s.c.email_hash.in_(hashes)
-                ),
+                select(
+                    s.c.id,
+                    s.c.email_hash,
+                    literal(kind),
+                    literal(detail),
+                    literal(self.source),
+                    when,
+                ).where(s.c.email_hash.in_(hashes)),
             )
         )
 
@@ -384,5 +449,10 @@ class _Writer:
         name = row.name or (one_line(f"{first} {last}") if derived else old.name)
         fields = {**(old.fields or {}), **row.fields}
         values = {"first_name": first, "last_name": last, "name": name, "fields": fields}
-        current = {"first_name": old.first_name, "last_name": old.last_name, "name": old.name, "fields": old.fields or {}}
+        current = {
+            "first_name": old.first_name,
+            "last_name": old.last_name,
+            "name": old.name,
+            "fields": old.fields or {},
+        }
         return values if values != current else {}

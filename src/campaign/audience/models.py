@@ -14,6 +14,7 @@ from email_validator import validate_email
 CORE_FIELDS = ("email", "name", "first_name", "last_name")
 """Merge fields every recipient has; a CSV's other columns add to these."""
 
+
 def normalise_email(address: str) -> str:
     """The stored form of an address: trimmed, NFC, lowercased (so unique means case-insensitively)."""
     return unicodedata.normalize("NFC", address.strip()).lower()
@@ -44,7 +45,10 @@ def merge_fields(
     """Every merge field of one subscriber as text; the core fields win over extra columns."""
     values = {key: "" if value is None else str(value) for key, value in extra.items()}
     values.update(
-        email=email, name=display_name(name, first_name, last_name), first_name=first_name, last_name=last_name
+        email=email,
+        name=display_name(name, first_name, last_name),
+        first_name=first_name,
+        last_name=last_name,
     )
     return MappingProxyType(values)
 
@@ -100,5 +104,7 @@ class Subscriber:
             public_id=self.public_id,
             email=self.email,
             name=display_name(self.name, self.first_name, self.last_name),
-            fields=merge_fields(self.email, self.name, self.first_name, self.last_name, self.fields),
+            fields=merge_fields(
+                self.email, self.name, self.first_name, self.last_name, self.fields
+            ),
         )

@@ -15,7 +15,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError
-from sqlalchemy import Connection, Engine, Row, Select, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.models import (
@@ -72,19 +85,25 @@ def not_suppressed() -> Any:
 
 
 def in_list(list_id: int) -> Any:
-    return exists().where(m.c.subscriber_id == s.c.id, m.c.list_id == list_id, m.c.status == "active")
+    return exists().where(
+        m.c.subscriber_id == s.c.id, m.c.list_id == list_id, m.c.status == "active"
+    )
 
 
 def chose_any(topic_ids: Sequence[int]) -> Any:
     return exists().where(tc.c.subscriber_id == s.c.id, tc.c.topic_id.in_(topic_ids))
 
 
-def insert_ignore(connection: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+def insert_ignore(
+    connection: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on both backends (another process may have won the race)."""
     if not rows:
         return
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows)
+    connection.execute(
+        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
+    )
 
 
 class Store:
@@ -115,21 +134,31 @@ class Store:
     def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int:
         with self.engine.connect() as connection:
             query = self._recipients_query(connection, list_name, topics)
-            return int(connection.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+            return int(
+                connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            )
 
-    def _recipients_query(self, connection: Connection, list_name: str, topic_names: Sequence[str]) -> Select[Any]:
-        where = [s.c.status == "subscribed", not_suppressed(), in_list(self._list_id(connection, list_name))]
+    def _recipients_query(
+        self, connection: Connection, list_name: str, topic_names: Sequence[str]
+    ) -> Select[Any]:
+        where = [
+            s.c.status == "subscribed",
+            not_suppressed(),
+            in_list(self._list_id(connection, list_name)),
+        ]
         if topic_names:
             where.append(chose_any(self._topic_ids(connection, topic_names)))
-        return select(s.c.id, s.c.public_id, s.c.email, s.c.name, s.c.first_name, s.c.last_name, s.c.fields).where(
-            *where
-        )
+        return select(
+            s.c.id, s.c.public_id, s.c.email, s.c.name, s.c.first_name, s.c.last_name, s.c.fields
+        ).where(*where)
 
     def _stream(self, query: Select[Any], after_id: int, chunk: int) -> Iterator[Recipient]:
         last = after_id
         while True:
             with self.engine.connect() as connection:
-                rows = connection.execute(query.where(s.c.id > last).order_by(s.c.id).limit(chunk)).all()
+                rows = connection.execute(
+                    query.where(s.c.id > last).order_by(s.c.id).limit(chunk)
+                ).all()
             for row in rows:
                 name = display_name(row.name, row.first_name, row.last_name)
                 yield Recipient(
@@ -137,7 +166,9 @@ class Store:
                     public_id=row.public_id,
                     email=row.email,
                     name=name,
-                    fields=merge_fields(row.email, row.name, row.first_name, row.last_name, row.fields or {}),
+                    fields=merge_fields(
+                        row.email, row.name, row.first_name, row.last_name, row.fields or {}
+                    ),
                 )
             if len(rows) < chunk:
                 return
@@ -153,12 +184,16 @@ class Store:
         with self.engine.connect() as connection:
             where = [s.c.status == "subscribed", not_suppressed()]
             if list_name is not None:
-                list_id = connection.execute(select(lst.c.id).where(lst.c.name == list_name)).scalar()
+                list_id = connection.execute(
+                    select(lst.c.id).where(lst.c.name == list_name)
+                ).scalar()
                 if list_id is None:
                     return found
                 where.append(in_list(list_id))
             for part in chunked(list(dict.fromkeys(ids))):
-                found.update(connection.execute(select(s.c.id).where(s.c.id.in_(part), *where)).scalars())
+                found.update(
+                    connection.execute(select(s.c.id).where(s.c.id.in_(part), *where)).scalars()
+                )
         return found
 
     # -- reading one subscriber ------------------------------------------------------------------
@@ -176,7 +211,12 @@ class Store:
             return self._subscribers(connection, [row])[0] if row else None
 
     def subscribers(
-        self, list_name: str | None = None, *, status: str | None = None, after_id: int = 0, chunk: int = 500
+        self,
+        list_name: str | None = None,
+        *,
+        status: str | None = None,
+        after_id: int = 0,
+        chunk: int = 500,
     ) -> Iterator[Subscriber]:
         """Every subscriber (of `list_name`: active or not), by id, streamed; erased ones skipped."""
         where = [s.c.status != "deleted"]
@@ -188,11 +228,15 @@ class Store:
                 where.append(exists().where(m.c.subscriber_id == s.c.id, m.c.list_id == list_id))
         return self._stream_subscribers(select(s).where(*where), after_id, chunk)
 
-    def _stream_subscribers(self, query: Select[Any], after_id: int, chunk: int) -> Iterator[Subscriber]:
+    def _stream_subscribers(
+        self, query: Select[Any], after_id: int, chunk: int
+    ) -> Iterator[Subscriber]:
         last = after_id
         while True:
             with self.engine.connect() as connection:
-                rows = connection.execute(query.where(s.c.id > last).order_by(s.c.id).limit(chunk)).all()
+                rows = connection.execute(
+                    query.where(s.c.id > last).order_by(s.c.id).limit(chunk)
+                ).all()
                 found = self._subscribers(connection, rows)
             yield from found
             if len(rows) < chunk:
@@ -221,7 +265,11 @@ class Store:
                 chosen[sid].add(name)
         hashes = [row.email_hash for row in rows if row.email_hash]
         for part in chunked(hashes):
-            blocked.update(connection.execute(select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(part))).all())
+            blocked.update(
+                connection.execute(
+                    select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(part))
+                ).all()
+            )
         return [
             Subscriber(
                 id=row.id,
@@ -262,7 +310,9 @@ class Store:
             select(lst.c.name, func.count(s.c.id))
             .select_from(lst)
             .outerjoin(m, and_(m.c.list_id == lst.c.id, m.c.status == "active"))
-            .outerjoin(s, and_(s.c.id == m.c.subscriber_id, s.c.status == "subscribed", not_suppressed()))
+            .outerjoin(
+                s, and_(s.c.id == m.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
+            )
             .group_by(lst.c.name)
             .order_by(lst.c.name)
         )
@@ -275,7 +325,9 @@ class Store:
             select(top.c.name, func.count(s.c.id))
             .select_from(top)
             .outerjoin(tc, tc.c.topic_id == top.c.id)
-            .outerjoin(s, and_(s.c.id == tc.c.subscriber_id, s.c.status == "subscribed", not_suppressed()))
+            .outerjoin(
+                s, and_(s.c.id == tc.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
+            )
             .group_by(top.c.name)
             .order_by(top.c.name)
         )
@@ -299,23 +351,37 @@ class Store:
         for name in wanted:
             if not name:
                 raise UserError(f"a {table.name[:-1]} name cannot be empty")
-        insert_ignore(connection, table, [{"name": name, "created_at": utcnow()} for name in wanted], ["name"])
-        return dict(connection.execute(select(table.c.name, table.c.id).where(table.c.name.in_(wanted))).all())
+        insert_ignore(
+            connection, table, [{"name": name, "created_at": utcnow()} for name in wanted], ["name"]
+        )
+        return dict(
+            connection.execute(
+                select(table.c.name, table.c.id).where(table.c.name.in_(wanted))
+            ).all()
+        )
 
     @staticmethod
     def _list_id(connection: Connection, name: str) -> int:
         found = connection.execute(select(lst.c.id).where(lst.c.name == name)).scalar()
         if found is None:
-            known = ", ".join(connection.execute(select(lst.c.name).order_by(lst.c.name)).scalars()) or "none yet"
+            known = (
+                ", ".join(connection.execute(select(lst.c.name).order_by(lst.c.name)).scalars())
+                or "none yet"
+            )
             raise UserError(f"unknown list {name!r} (lists: {known})")
         return int(found)
 
     @staticmethod
     def _topic_ids(connection: Connection, names: Iterable[str]) -> list[int]:
         wanted = set(names)
-        found = dict(connection.execute(select(top.c.name, top.c.id).where(top.c.name.in_(wanted))).all())
+        found = dict(
+            connection.execute(select(top.c.name, top.c.id).where(top.c.name.in_(wanted))).all()
+        )
         if missing := sorted(wanted - found.keys()):
-            known = ", ".join(connection.execute(select(top.c.name).order_by(top.c.name)).scalars()) or "none yet"
+            known = (
+                ", ".join(connection.execute(select(top.c.name).order_by(top.c.name)).scalars())
+                or "none yet"
+            )
             raise UserError(f"unknown topic {', '.join(map(repr, missing))} (topics: {known})")
         return list(found.values())
 
@@ -347,10 +413,14 @@ class Store:
         with self.engine.begin() as connection:
             list_id = self._ensure(connection, lst, [list_name])[list_name.strip()]
             topic_ids = self._ensure(connection, top, topics).values() if topics else []
-            reason = connection.execute(select(sup.c.reason).where(sup.c.email_hash == hashed)).scalar()
-            row = connection.execute(select(s.c.id, s.c.status).where(s.c.email_hash == hashed)).first()
-            if reason or (row and row.status != "subscribed"):
-                raise UserError(f"{address} is {reason or row.status}: only they can resubscribe themselves")
+            reason = connection.execute(
+                select(sup.c.reason).where(sup.c.email_hash == hashed)
+            ).scalar()
+            row = connection.execute(
+                select(s.c.id, s.c.status).where(s.c.email_hash == hashed)
+            ).first()
+            if refused := reason or (row.status if row and row.status != "subscribed" else None):
+                raise UserError(f"{address} is {refused}: only they can resubscribe themselves")
             if row is None:
                 first, last = one_line(first_name), one_line(last_name)
                 subscriber_id = connection.execute(
@@ -375,11 +445,25 @@ class Store:
             else:
                 subscriber_id = row.id
             insert_ignore(
-                connection, m, [{"list_id": list_id, "subscriber_id": subscriber_id, "status": "active", "added_at": now}],
+                connection,
+                m,
+                [
+                    {
+                        "list_id": list_id,
+                        "subscriber_id": subscriber_id,
+                        "status": "active",
+                        "added_at": now,
+                    }
+                ],
                 ["list_id", "subscriber_id"],
             )
             insert_ignore(
-                connection, tc, [{"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now} for t in topic_ids],
+                connection,
+                tc,
+                [
+                    {"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now}
+                    for t in topic_ids
+                ],
                 ["subscriber_id", "topic_id"],
             )
         found = self.find(address)
@@ -389,7 +473,12 @@ class Store:
     # -- status changes -------------------------------------------------------------------------------
 
     def unsubscribe(
-        self, public_id_or_email: str, *, source: str, list_name: str | None = None, detail: str = ""
+        self,
+        public_id_or_email: str,
+        *,
+        source: str,
+        list_name: str | None = None,
+        detail: str = "",
     ) -> None:
         """Stop mail to someone: from one list, or (list_name None) from everything, for good.
 
@@ -409,12 +498,27 @@ class Store:
                 raise UserError(f"no subscriber with id {key!r}")
             if list_name is not None:
                 list_id = self._list_id(connection, list_name)
-                if row is not None and connection.execute(
-                    update(m)
-                    .where(m.c.list_id == list_id, m.c.subscriber_id == row.id, m.c.status == "active")
-                    .values(status="unsubscribed")
-                ).rowcount:
-                    self._event(connection, row.id, row.email_hash, "list_unsubscribed", source, list_name, detail)
+                if (
+                    row is not None
+                    and connection.execute(
+                        update(m)
+                        .where(
+                            m.c.list_id == list_id,
+                            m.c.subscriber_id == row.id,
+                            m.c.status == "active",
+                        )
+                        .values(status="unsubscribed")
+                    ).rowcount
+                ):
+                    self._event(
+                        connection,
+                        row.id,
+                        row.email_hash,
+                        "list_unsubscribed",
+                        source,
+                        list_name,
+                        detail,
+                    )
                 return
             if row is not None and row.status == "deleted":
                 return
@@ -430,7 +534,14 @@ class Store:
             address = row.email if row is not None else normalise_email(key)
             changed = self._suppress(connection, address, "unsubscribed", source) or changed
             if changed:
-                self._event(connection, row.id if row else None, email_hash(address), "unsubscribed", source, detail)
+                self._event(
+                    connection,
+                    row.id if row else None,
+                    email_hash(address),
+                    "unsubscribed",
+                    source,
+                    detail,
+                )
 
     def record_bounce(self, email: str, *, hard: bool, source: str, detail: str = "") -> None:
         """A bounce reported by a mail service: hard suppresses now; the third soft one does too."""
@@ -455,17 +566,30 @@ class Store:
         """A spam complaint: never mail this address again."""
         hashed = email_hash(email)
         with self.engine.begin() as connection:
-            subscriber_id = connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar()
+            subscriber_id = connection.execute(
+                select(s.c.id).where(s.c.email_hash == hashed)
+            ).scalar()
             self._event(connection, subscriber_id, hashed, "complaint", source, detail)
             self._block(connection, subscriber_id, normalise_email(email), "complained", source)
 
-    def _block(self, connection: Connection, subscriber_id: int | None, email: str, reason: str, source: str) -> None:
+    def _block(
+        self,
+        connection: Connection,
+        subscriber_id: int | None,
+        email: str,
+        reason: str,
+        source: str,
+    ) -> None:
         """Set a bounced / complained status (never weakening a stronger one) and suppress."""
         if subscriber_id is not None:
-            weaker = [status for status, strength in _STRENGTH.items() if strength < _STRENGTH[reason]]
+            weaker = [
+                status for status, strength in _STRENGTH.items() if strength < _STRENGTH[reason]
+            ]
             connection.execute(
                 update(s)
-                .where(s.c.id == subscriber_id, or_(s.c.status == "subscribed", s.c.status.in_(weaker)))
+                .where(
+                    s.c.id == subscriber_id, or_(s.c.status == "subscribed", s.c.status.in_(weaker))
+                )
                 .values(status=reason, updated_at=utcnow())
             )
         self._suppress(connection, email, reason, source)
@@ -477,24 +601,43 @@ class Store:
         """
         now = utcnow()
         with self.engine.begin() as connection:
-            row = connection.execute(select(s).where(s.c.public_id == public_id, s.c.status != "deleted")).first()
+            row = connection.execute(
+                select(s).where(s.c.public_id == public_id, s.c.status != "deleted")
+            ).first()
             if row is None:
                 raise UserError(f"no subscriber with id {public_id!r}")
-            reason = connection.execute(select(sup.c.reason).where(sup.c.email_hash == row.email_hash)).scalar()
+            reason = connection.execute(
+                select(sup.c.reason).where(sup.c.email_hash == row.email_hash)
+            ).scalar()
             if row.status in ("bounced", "complained") or reason not in (None, "unsubscribed"):
-                raise UserError(f"{row.email} {reason or row.status}: only an unsubscribe can be undone")
+                raise UserError(
+                    f"{row.email} {reason or row.status}: only an unsubscribe can be undone"
+                )
             changed = False
             if list_name is not None:
                 list_id = self._list_id(connection, list_name)
                 changed = bool(
                     connection.execute(
                         update(m)
-                        .where(m.c.list_id == list_id, m.c.subscriber_id == row.id, m.c.status != "active")
+                        .where(
+                            m.c.list_id == list_id,
+                            m.c.subscriber_id == row.id,
+                            m.c.status != "active",
+                        )
                         .values(status="active", added_at=now)
                     ).rowcount
                 )
                 insert_ignore(
-                    connection, m, [{"list_id": list_id, "subscriber_id": row.id, "status": "active", "added_at": now}],
+                    connection,
+                    m,
+                    [
+                        {
+                            "list_id": list_id,
+                            "subscriber_id": row.id,
+                            "status": "active",
+                            "added_at": now,
+                        }
+                    ],
                     ["list_id", "subscriber_id"],
                 )
             if row.status != "subscribed" or reason is not None:
@@ -503,12 +646,22 @@ class Store:
                 connection.execute(
                     update(s)
                     .where(s.c.id == row.id)
-                    .values(status="subscribed", consent_source=source, consent_at=now, soft_bounces=0, updated_at=now)
+                    .values(
+                        status="subscribed",
+                        consent_source=source,
+                        consent_at=now,
+                        soft_bounces=0,
+                        updated_at=now,
+                    )
                 )
             if changed:
-                self._event(connection, row.id, row.email_hash, "resubscribed", source, list_name or "")
+                self._event(
+                    connection, row.id, row.email_hash, "resubscribed", source, list_name or ""
+                )
 
-    def set_preferences(self, public_id: str, *, lists: set[str], topics: set[str], name: str | None) -> None:
+    def set_preferences(
+        self, public_id: str, *, lists: set[str], topics: set[str], name: str | None
+    ) -> None:
         """What the preferences page saves: exactly these lists and topics, and maybe a new name.
 
         Lists not named are left (membership unsubscribed); named ones are joined. It never
@@ -516,39 +669,61 @@ class Store:
         """
         now = utcnow()
         with self.engine.begin() as connection:
-            row = connection.execute(select(s).where(s.c.public_id == public_id, s.c.status != "deleted")).first()
+            row = connection.execute(
+                select(s).where(s.c.public_id == public_id, s.c.status != "deleted")
+            ).first()
             if row is None:
                 raise UserError(f"no subscriber with id {public_id!r}")
             list_ids = {name_: self._list_id(connection, name_) for name_ in sorted(lists)}
             topic_ids = set(self._topic_ids(connection, topics)) if topics else set()
             current = dict(
-                connection.execute(select(m.c.list_id, m.c.status).where(m.c.subscriber_id == row.id)).all()
+                connection.execute(
+                    select(m.c.list_id, m.c.status).where(m.c.subscriber_id == row.id)
+                ).all()
             )
             wanted = set(list_ids.values())
             joined = [i for i in wanted if current.get(i) != "active"]
             left = [i for i, status in current.items() if status == "active" and i not in wanted]
-            chosen = set(connection.execute(select(tc.c.topic_id).where(tc.c.subscriber_id == row.id)).scalars())
+            chosen = set(
+                connection.execute(
+                    select(tc.c.topic_id).where(tc.c.subscriber_id == row.id)
+                ).scalars()
+            )
             changes = []
             if joined:
                 connection.execute(
-                    update(m).where(m.c.subscriber_id == row.id, m.c.list_id.in_(joined)).values(status="active", added_at=now)
+                    update(m)
+                    .where(m.c.subscriber_id == row.id, m.c.list_id.in_(joined))
+                    .values(status="active", added_at=now)
                 )
                 insert_ignore(
-                    connection, m,
-                    [{"list_id": i, "subscriber_id": row.id, "status": "active", "added_at": now} for i in joined],
+                    connection,
+                    m,
+                    [
+                        {"list_id": i, "subscriber_id": row.id, "status": "active", "added_at": now}
+                        for i in joined
+                    ],
                     ["list_id", "subscriber_id"],
                 )
             if left:
                 connection.execute(
-                    update(m).where(m.c.subscriber_id == row.id, m.c.list_id.in_(left)).values(status="unsubscribed")
+                    update(m)
+                    .where(m.c.subscriber_id == row.id, m.c.list_id.in_(left))
+                    .values(status="unsubscribed")
                 )
             if joined or left:
                 changes.append("lists: " + ", ".join(sorted(lists)))
             if chosen != topic_ids:
-                connection.execute(delete(tc).where(tc.c.subscriber_id == row.id, tc.c.topic_id.not_in(topic_ids)))
+                connection.execute(
+                    delete(tc).where(tc.c.subscriber_id == row.id, tc.c.topic_id.not_in(topic_ids))
+                )
                 insert_ignore(
-                    connection, tc,
-                    [{"subscriber_id": row.id, "topic_id": t, "chosen_at": now} for t in topic_ids - chosen],
+                    connection,
+                    tc,
+                    [
+                        {"subscriber_id": row.id, "topic_id": t, "chosen_at": now}
+                        for t in topic_ids - chosen
+                    ],
                     ["subscriber_id", "topic_id"],
                 )
                 changes.append("topics: " + ", ".join(sorted(topics)))
@@ -557,13 +732,22 @@ class Store:
                 changes.append("name")
             if changes:
                 connection.execute(update(s).where(s.c.id == row.id).values(updated_at=now))
-                self._event(connection, row.id, row.email_hash, "preferences", "preferences page", "; ".join(changes))
+                self._event(
+                    connection,
+                    row.id,
+                    row.email_hash,
+                    "preferences",
+                    "preferences page",
+                    "; ".join(changes),
+                )
 
     def delete(self, email: str, *, source: str = "delete") -> None:
         """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
         hashed = email_hash(email)
         with self.engine.begin() as connection:
-            subscriber_id = connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar()
+            subscriber_id = connection.execute(
+                select(s.c.id).where(s.c.email_hash == hashed)
+            ).scalar()
             self._suppress(connection, None, "deleted", source, hashed=hashed)
             connection.execute(
                 update(events)
@@ -581,8 +765,16 @@ class Store:
                     update(s)
                     .where(s.c.id == subscriber_id)
                     .values(
-                        email=None, email_hash=None, name="", first_name="", last_name="", fields={},
-                        status="deleted", consent_source=None, consent_at=None, updated_at=utcnow(),
+                        email=None,
+                        email_hash=None,
+                        name="",
+                        first_name="",
+                        last_name="",
+                        fields={},
+                        status="deleted",
+                        consent_source=None,
+                        consent_at=None,
+                        updated_at=utcnow(),
                     )
                 )
             self._event(connection, subscriber_id, hashed, "deleted", source)
@@ -591,16 +783,32 @@ class Store:
 
     @staticmethod
     def _suppress(
-        connection: Connection, email: str | None, reason: str, source: str, *, hashed: str | None = None
+        connection: Connection,
+        email: str | None,
+        reason: str,
+        source: str,
+        *,
+        hashed: str | None = None,
     ) -> bool:
         """Block an address (or raise its reason to a stronger one); whether anything changed."""
         hashed = hashed or email_hash(email or "")
         now = utcnow()
-        current = connection.execute(select(sup.c.reason).where(sup.c.email_hash == hashed)).scalar()
+        current = connection.execute(
+            select(sup.c.reason).where(sup.c.email_hash == hashed)
+        ).scalar()
         if current is None:
             insert_ignore(
-                connection, sup,
-                [{"email_hash": hashed, "email": email, "reason": reason, "source": source, "created_at": now}],
+                connection,
+                sup,
+                [
+                    {
+                        "email_hash": hashed,
+                        "email": email,
+                        "reason": reason,
+                        "source": source,
+                        "created_at": now,
+                    }
+                ],
                 ["email_hash"],
             )
             return True

@@ -49,7 +49,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(String(26) if dialect.name == "sqlite" else DateTime(timezone=True))
+        return dialect.type_descriptor(
+            String(26) if dialect.name == "sqlite" else DateTime(timezone=True)
+        )
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
@@ -61,9 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @lru_cache(maxsize=64)
@@ -107,7 +108,13 @@ list_members = Table(
     "list_members",
     metadata,
     Column("list_id", Integer, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
     Column("status", String(16), nullable=False, default="active"),
     Column("added_at", UTCDateTime, nullable=False),
     CheckConstraint(f"status IN {MEMBER_STATUSES!r}", name="ck_list_members_status"),
@@ -124,8 +131,16 @@ topics = Table(
 topic_choices = Table(
     "topic_choices",
     metadata,
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
-    Column("topic_id", Integer, ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column(
+        "subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "topic_id",
+        Integer,
+        ForeignKey("topics.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
     Column("chosen_at", UTCDateTime, nullable=False),
 )
 

@@ -16,7 +16,9 @@ from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
 from campaign.errors import UserError
 
-subscribers = typer.Typer(help="Import, list, show, export, unsubscribe and delete subscribers.", no_args_is_help=True)
+subscribers = typer.Typer(
+    help="Import, list, show, export, unsubscribe and delete subscribers.", no_args_is_help=True
+)
 app.add_typer(subscribers, name="subscribers")
 
 SHOWN_PROBLEMS = 20
@@ -29,17 +31,35 @@ def _store() -> Store:
 
 @subscribers.command("import")
 def import_command(
-    file: Annotated[Path, typer.Argument(help="CSV with a header row: email, first_name, last_name or name, more columns.")],
-    list_name: Annotated[str, typer.Option("--list", help="The list to add everyone to (created if new).")],
-    topic: Annotated[list[str] | None, typer.Option("--topic", help="A topic everyone in the file chose (repeatable).")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with a header row: email, first_name, last_name or name, more columns."
+        ),
+    ],
+    list_name: Annotated[
+        str, typer.Option("--list", help="The list to add everyone to (created if new).")
+    ],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="A topic everyone in the file chose (repeatable)."),
+    ] = None,
     resubscribe: Annotated[
-        bool, typer.Option("--resubscribe", help="Also bring back people who unsubscribed, bounced or complained.")
+        bool,
+        typer.Option(
+            "--resubscribe", help="Also bring back people who unsubscribed, bounced or complained."
+        ),
     ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why --resubscribe is right (logged for each person).")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why --resubscribe is right (logged for each person)."),
+    ] = None,
 ) -> None:
     """Import subscribers from a CSV file into a list."""
     if resubscribe != (reason is not None):
-        raise UserError("--resubscribe and --reason go together: say why these people may be mailed again")
+        raise UserError(
+            "--resubscribe and --reason go together: say why these people may be mailed again"
+        )
     report = import_csv(_store(), file, list_name, topic or [], resubscribe_reason=reason)
     _print_report(report)
 
@@ -55,7 +75,10 @@ def _print_report(report: ImportReport) -> None:
     for title, rows in (
         ("invalid, not imported", report.invalid),
         ("duplicates of an earlier line, skipped", report.duplicates),
-        ("unsubscribed, bounced or complained, skipped (use --resubscribe --reason TEXT)", report.suppressed_skipped),
+        (
+            "unsubscribed, bounced or complained, skipped (use --resubscribe --reason TEXT)",
+            report.suppressed_skipped,
+        ),
     ):
         if rows:
             console.print(f"{len(rows)} {title}:", markup=False)
@@ -67,8 +90,13 @@ def _print_report(report: ImportReport) -> None:
 
 @subscribers.command("list")
 def list_command(
-    list_name: Annotated[str | None, typer.Option("--list", help="Only members of this list.")] = None,
-    status: Annotated[str | None, typer.Option(help="Only this status: subscribed, unsubscribed, bounced, complained.")] = None,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only members of this list.")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only this status: subscribed, unsubscribed, bounced, complained."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many (0: all).")] = 100,
 ) -> None:
     """List subscribers as a table."""
@@ -78,10 +106,10 @@ def list_command(
     table.add_column("status", no_wrap=True)
     table.add_column("lists", overflow="fold")
     table.add_column("topics", overflow="fold")
-    shown = 0
-    for sub in _store().subscribers(list_name, status=status):
+    more = False
+    for shown, sub in enumerate(_store().subscribers(list_name, status=status)):
         if limit and shown >= limit:
-            console.print(f"(first {limit} shown; --limit 0 shows all)", markup=False)
+            more = True
             break
         table.add_row(
             Text(sub.email),
@@ -90,14 +118,17 @@ def list_command(
             Text(", ".join(sorted(sub.lists))),
             Text(", ".join(sorted(sub.topics))),
         )
-        shown += 1
     console.print(table)
+    if more:
+        console.print(f"(first {limit} shown; --limit 0 shows all)", markup=False)
 
 
 def _status(sub: Subscriber) -> Text:
     if sub.mailable:
         return Text("subscribed", style="green")
-    return Text(sub.status if sub.status != "subscribed" else f"suppressed ({sub.suppressed})", style="red")
+    return Text(
+        sub.status if sub.status != "subscribed" else f"suppressed ({sub.suppressed})", style="red"
+    )
 
 
 @subscribers.command("show")
@@ -118,7 +149,10 @@ def show_command(email: Annotated[str, typer.Argument(help="The subscriber's add
         ("lists", ", ".join(sorted(sub.lists))),
         ("left lists", ", ".join(sorted(sub.unsubscribed_lists))),
         ("topics", ", ".join(sorted(sub.topics))),
-        ("consent", f"{sub.consent_source or ''} {sub.consent_at.isoformat() if sub.consent_at else ''}".strip()),
+        (
+            "consent",
+            f"{sub.consent_source or ''} {sub.consent_at.isoformat() if sub.consent_at else ''}".strip(),
+        ),
         ("soft bounces", str(sub.soft_bounces)),
         ("created", sub.created_at.isoformat()),
         ("updated", sub.updated_at.isoformat()),
@@ -128,14 +162,23 @@ def show_command(email: Annotated[str, typer.Argument(help="The subscriber's add
     console.print(table)
     history = Table("when", "what", "source", "detail", title="history")
     for event in store.history(sub.email):
-        history.add_row(event["created_at"].isoformat(timespec="seconds"), Text(event["kind"]), Text(event["source"]), Text(event["detail"]))
+        history.add_row(
+            event["created_at"].isoformat(timespec="seconds"),
+            Text(event["kind"]),
+            Text(event["source"]),
+            Text(event["detail"]),
+        )
     console.print(history)
 
 
 @subscribers.command("export")
 def export_command(
-    list_name: Annotated[str | None, typer.Option("--list", help="Only members of this list.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of standard output.")] = None,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only members of this list.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of standard output.")
+    ] = None,
 ) -> None:
     """Write subscribers as CSV (readable by `subscribers import`)."""
     store = _store()
@@ -152,8 +195,12 @@ def export_command(
 
 @subscribers.command("unsubscribe")
 def unsubscribe_command(
-    email: Annotated[str, typer.Argument(help="The address (blocked even if it is not a subscriber).")],
-    list_name: Annotated[str | None, typer.Option("--list", help="Only from this list (default: from everything).")] = None,
+    email: Annotated[
+        str, typer.Argument(help="The address (blocked even if it is not a subscriber).")
+    ],
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only from this list (default: from everything).")
+    ] = None,
 ) -> None:
     """Stop sending to an address: from one list, or from everything for good."""
     store = _store()
@@ -173,11 +220,15 @@ def delete_command(
     if not yes and not typer.confirm(f"Erase everything stored about {email}?"):
         raise typer.Exit(1)
     _store().delete(email, source="cli")
-    console.print(f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False)
+    console.print(
+        f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
+    )
 
 
 @app.command("lists")
-def lists_command(add: Annotated[str | None, typer.Option("--add", help="Create this list.")] = None) -> None:
+def lists_command(
+    add: Annotated[str | None, typer.Option("--add", help="Create this list.")] = None,
+) -> None:
     """Lists, with how many subscribers a send to each would reach."""
     store = _store()
     if add:
@@ -186,7 +237,9 @@ def lists_command(add: Annotated[str | None, typer.Option("--add", help="Create 
 
 
 @app.command("topics")
-def topics_command(add: Annotated[str | None, typer.Option("--add", help="Create this topic.")] = None) -> None:
+def topics_command(
+    add: Annotated[str | None, typer.Option("--add", help="Create this topic.")] = None,
+) -> None:
     """Topics (offered on the preferences page), with how many subscribers chose each."""
     store = _store()
     if add:

@@ -50,9 +50,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "list_members",
-        sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
         sa.Column(
-            "subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+            "list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "subscriber_id",
+            sa.Integer,
+            sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("status", sa.String(16), nullable=False),
         _when("added_at"),
@@ -69,9 +74,14 @@ def upgrade() -> None:
     op.create_table(
         "topic_choices",
         sa.Column(
-            "subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+            "subscriber_id",
+            sa.Integer,
+            sa.ForeignKey("subscribers.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
-        sa.Column("topic_id", sa.Integer, sa.ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "topic_id", sa.Integer, sa.ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True
+        ),
         _when("chosen_at"),
     )
     op.create_index("ix_topic_choices_topic_id", "topic_choices", ["topic_id"])
@@ -85,14 +95,18 @@ def upgrade() -> None:
         _when("created_at"),
         sa.UniqueConstraint("email_hash", name="uq_suppressions_email_hash"),
         sa.CheckConstraint(
-            "reason IN ('unsubscribed', 'bounced', 'complained', 'deleted')", name="ck_suppressions_reason"
+            "reason IN ('unsubscribed', 'bounced', 'complained', 'deleted')",
+            name="ck_suppressions_reason",
         ),
     )
     op.create_table(
         "events",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True
+            "subscriber_id",
+            sa.Integer,
+            sa.ForeignKey("subscribers.id", ondelete="SET NULL"),
+            nullable=True,
         ),
         sa.Column("email_hash", sa.String(64)),
         sa.Column("kind", sa.String(32), nullable=False),
@@ -105,5 +119,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("events", "suppressions", "topic_choices", "topics", "list_members", "lists", "subscribers"):
+    for table in (
+        "events",
+        "suppressions",
+        "topic_choices",
+        "topics",
+        "list_members",
+        "lists",
+        "subscribers",
+    ):
         op.drop_table(table)
