@@ -308,16 +308,21 @@ def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int
     return Store.open(config).count_recipients(list_name, topics)
 
 
-def get_schedule(engine: Engine, slug: str) -> Schedule:
+def find_schedule(engine: Engine, slug: str) -> Schedule | None:
     with engine.connect() as connection:
         row = (
             connection.execute(select(*_COLUMNS).where(schedules.c.campaign == slug))
             .mappings()
             .first()
         )
-    if row is None:
+    return None if row is None else Schedule.from_row(row)
+
+
+def get_schedule(engine: Engine, slug: str) -> Schedule:
+    schedule = find_schedule(engine, slug)
+    if schedule is None:
         raise ScheduleError(f"{slug} is not scheduled; see `campaign schedule`")
-    return Schedule.from_row(row)
+    return schedule
 
 
 def frozen_compiled(engine: Engine, slug: str) -> Compiled:

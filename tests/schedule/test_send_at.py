@@ -124,3 +124,16 @@ def test_unreadable_at_is_a_clear_error(
 ) -> None:
     code, _, err = run(capsys, "send", SLUG, "--list", "newsletter", "--at", "tuesday 9am")
     assert code == 1 and "cannot read the time 'tuesday 9am'" in err and "Traceback" not in err
+
+
+def test_sending_now_a_scheduled_campaign_asks_to_unschedule_first(
+    sample_list: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00")[0] == 0
+    code, _, err = run(capsys, "send", SLUG, "--list", "newsletter", "--yes")
+    assert code == 1
+    assert (
+        f"{SLUG} is scheduled for 2099-12-01 09:00 MST; `campaign unschedule {SLUG}` first"
+        in " ".join(err.split())
+    )
+    assert not (sample_list.workspace / "outbox" / SLUG).exists()

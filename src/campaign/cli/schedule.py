@@ -17,8 +17,10 @@ from campaign.dispatch import run_dispatch
 from campaign.schedule import (
     Listed,
     Scheduled,
+    ScheduleError,
     State,
     counts_line,
+    find_schedule,
     format_local,
     list_schedules,
     preflight,
@@ -92,9 +94,15 @@ def schedule_instead(
     """For `campaign send`: schedule rather than send when --at is given, or when campaign.yaml
     has `send_at:` and the send has not begun (running it again resumes it). Prints what it did;
     False means: send now."""
-    if at is None and (
-        compiled.send_at is None or summary(connect(config.database_url), compiled.slug)
-    ):
+    engine = connect(config.database_url)
+    if at is None and (compiled.send_at is None or summary(engine, compiled.slug)):
+        waiting = find_schedule(engine, compiled.slug)
+        if waiting is not None and waiting.state == State.SCHEDULED:
+            raise ScheduleError(
+                f"{compiled.slug} is scheduled for {format_local(waiting.send_at, config.tz)}; "
+                f"`campaign unschedule {compiled.slug}` first to send it now, "
+                "or give --at to move it"
+            )
         return False
     count = preflight(config, list_name, topics)
     done = schedule_send(config, compiled, list_name=list_name, topics=topics, at=at)
