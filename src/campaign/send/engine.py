@@ -155,8 +155,13 @@ class _Run:
             await self._deliver(batch)
 
     async def _deliver(self, batch: list[Queued]) -> None:
-        messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
-        await self.limiter.acquire(len(messages))
+        try:
+            messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
+            await self.limiter.acquire(len(messages))
+        except BaseException:
+            # Interrupted (Ctrl-C) or broken before anything left: put the batch back.
+            ledger.release(self.engine, self.worker_id, [q.send_id for q in batch])
+            raise
         try:
             results = await self.provider.send(messages)
         except ProviderError as exc:
