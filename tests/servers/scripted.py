@@ -59,6 +59,8 @@ class Delivered:
     text: str
     headers: dict[str, str]
     metadata: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
+    """When the service took it."""
 
 
 Answer = Callable[["Service", Received], Awaitable[Response]]
@@ -88,6 +90,8 @@ class Service:
         body, more = b"", True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away mid-request (a killed process): nothing arrived
             body += message.get("body", b"")
             more = message.get("more_body", False)
 
