@@ -59,7 +59,10 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CAMPAIGN_WORKSPACE", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "campaign", "preview", "--port", str(port)], cwd=root, env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "campaign", "preview", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -72,16 +75,18 @@ def start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the preview server did not start")
 
 
-def listen(url: str, events: queue.Queue[tuple[float, str, dict[str, object]]], ready: threading.Event) -> None:
+def listen(
+    url: str, events: queue.Queue[tuple[float, str, dict[str, object]]], ready: threading.Event
+) -> None:
     """Read the event stream on a thread, stamping each event with its arrival time."""
     try:
         with httpx.stream("GET", url, timeout=None) as stream:
             name = "message"
             for line in stream.iter_lines():
                 if line.startswith("event: "):
-                    name = line[len("event: "):]
+                    name = line[len("event: ") :]
                 elif line.startswith("data: "):
-                    events.put((time.perf_counter(), name, json.loads(line[len("data: "):])))
+                    events.put((time.perf_counter(), name, json.loads(line[len("data: ") :])))
                     ready.set()
     except httpx.HTTPError:
         pass  # the server stopped
@@ -92,13 +97,18 @@ def summary(label: str, values: list[float]) -> str:
     if not ms:
         return f"{label:>6}: -"
     p90 = ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
-    return f"{label:>6}: median {statistics.median(ms):6.1f} ms  p90 {p90:6.1f} ms  max {ms[-1]:6.1f} ms  (n={len(ms)})"
+    median = statistics.median(ms)
+    return f"{label:>6}: median {median:6.1f} ms  p90 {p90:6.1f} ms  max {ms[-1]:6.1f} ms"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=20, help="saves of each kind of file")
-    parser.add_argument("--browser", action="store_true", help="also measure to the text on screen in Chromium")
+    parser.add_argument(
+        "--browser", action="store_true", help="also measure to the text on screen in Chromium"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +121,9 @@ def main() -> None:
         try:
             events: queue.Queue[tuple[float, str, dict[str, object]]] = queue.Queue()
             ready = threading.Event()
-            threading.Thread(target=listen, args=(f"{base}/events?campaign={SLUG}", events, ready), daemon=True).start()
+            threading.Thread(
+                target=listen, args=(f"{base}/events?campaign={SLUG}", events, ready), daemon=True
+            ).start()
             if not ready.wait(10):
                 raise SystemExit("no hello event from the preview server")
             events.get()
@@ -128,14 +140,22 @@ def main() -> None:
 
             def save_yaml(n: int) -> str:
                 marker = f"Benchmark preheader {n}"
-                text = originals[yaml_file].decode().replace("\npreheader: ", f"\npreheader: {marker} ", 1)
+                text = (
+                    originals[yaml_file]
+                    .decode()
+                    .replace("\npreheader: ", f"\npreheader: {marker} ", 1)
+                )
                 yaml_file.write_text(text)
                 return marker
 
             def save_image(n: int) -> str:
-                data = originals[image] + n.to_bytes(4, "big")  # bytes after IEND: still a valid PNG
+                data = originals[image] + n.to_bytes(
+                    4, "big"
+                )  # bytes after IEND: still a valid PNG
                 image.write_bytes(data)
-                return hashlib.sha256(data).hexdigest()[:12]  # the fingerprint in the new asset name
+                return hashlib.sha256(data).hexdigest()[
+                    :12
+                ]  # the fingerprint in the new asset name
 
             def save_layout(n: int) -> str:
                 partial.write_bytes(originals[partial] + f"{{# benchmark {n} #}}\n".encode())
@@ -148,12 +168,14 @@ def main() -> None:
                 "layout partial": save_layout,
             }
             stray = 0
-            print(f"campaign preview live reload, {args.rounds} saves of each kind ({SLUG}, 2-core machine)")
+            print(f"campaign preview live reload, {args.rounds} saves of each kind ({SLUG})")
             for label, save in kinds.items():
                 to_event: list[float] = []
                 to_page: list[float] = []
                 for n in range(args.rounds):
-                    time.sleep(0.3)  # let the previous save settle, then drop anything it still sent
+                    time.sleep(
+                        0.3
+                    )  # let the previous save settle, then drop anything it still sent
                     while not events.empty():
                         events.get_nowait()
                         stray += 1
@@ -167,7 +189,9 @@ def main() -> None:
                     if marker:
                         html = httpx.get(f"{base}/campaigns/{SLUG}/email.html").text
                         if marker not in html:
-                            raise SystemExit(f"{label}: the page fetched after the event lacks the change")
+                            raise SystemExit(
+                                f"{label}: the page fetched after the event lacks the change"
+                            )
                         to_page.append(time.perf_counter() - saved)
                 print(label)
                 print(summary("event", to_event))
@@ -188,7 +212,9 @@ def browser_rounds(base: str, markdown: Path, original: bytes, rounds: int) -> N
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/campaigns/{SLUG}")
         page.wait_for_selector("#live.on")

@@ -1,4 +1,4 @@
-"""The preview in Debian's Chromium: layout at both widths, live reload, errors, tabs, dark mode, test sends.
+"""The preview in Debian's Chromium: both widths, live reload, errors, tabs, dark mode, test sends.
 
 Every wait is playwright's `expect`, which polls until its deadline; nothing sleeps.
 """
@@ -45,7 +45,10 @@ def open_campaign(page: Page, preview_url: str) -> None:
 def boxes(page: Page, frame: str) -> tuple[dict[str, float], dict[str, float]]:
     """The boxes of the first news item's photo column and text column inside `frame`."""
     item = page.frame_locator(frame).locator(".news-item").first
-    photo, text = item.locator(".news-photo").bounding_box(), item.locator(".news-text").bounding_box()
+    photo, text = (
+        item.locator(".news-photo").bounding_box(),
+        item.locator(".news-text").bounding_box(),
+    )
     assert photo and text
     return photo, text
 
@@ -57,7 +60,9 @@ def test_index_lists_the_example_and_opens_it(page: Page, preview_url: str) -> N
     expect(row).to_contain_text("newsletter")
     row.get_by_role("link", name=EXAMPLE).click()
     expect(page).to_have_url(f"{preview_url}/campaigns/{EXAMPLE}")
-    expect(page.locator("h1.subject")).to_have_text("A Primer on Worker-Driven Social Responsibility")
+    expect(page.locator("h1.subject")).to_have_text(
+        "A Primer on Worker-Driven Social Responsibility"
+    )
 
 
 def test_email_renders_at_desktop_and_phone_widths(page: Page, preview_url: str) -> None:
@@ -81,7 +86,9 @@ def test_email_renders_at_desktop_and_phone_widths(page: Page, preview_url: str)
         assert images.evaluate_all("all => all.every(i => i.complete && i.naturalWidth > 0)")
 
 
-def test_saving_markdown_updates_the_open_page(page: Page, preview_url: str, workspace: Path) -> None:
+def test_saving_markdown_updates_the_open_page(
+    page: Page, preview_url: str, workspace: Path
+) -> None:
     open_campaign(page, preview_url)
     sentence = "Edited on disk while the preview was open."
     expect(page.frame_locator("#desktop").locator("body")).not_to_contain_text(sentence)
@@ -92,7 +99,9 @@ def test_saving_markdown_updates_the_open_page(page: Page, preview_url: str, wor
     expect(page.locator("#text")).to_contain_text(sentence)
 
 
-def test_broken_campaign_yaml_shows_its_error_and_recovers(page: Page, preview_url: str, workspace: Path) -> None:
+def test_broken_campaign_yaml_shows_its_error_and_recovers(
+    page: Page, preview_url: str, workspace: Path
+) -> None:
     open_campaign(page, preview_url)
     path = workspace / "campaigns" / EXAMPLE / "campaign.yaml"
     good = path.read_text()
@@ -133,10 +142,14 @@ def test_dark_mode_toggle_applies_the_emails_dark_styles(page: Page, preview_url
     assert light != "rgb(22, 24, 29)"
     page.reload()  # the choice survives a reload
     expect(page.locator("#dark")).to_be_checked()
-    expect(page.frame_locator("#mobile").locator(".email-body").first).to_have_css("background-color", "rgb(22, 24, 29)")
+    expect(page.frame_locator("#mobile").locator(".email-body").first).to_have_css(
+        "background-color", "rgb(22, 24, 29)"
+    )
 
 
-def test_send_test_form_sends_through_the_outbox(page: Page, preview_url: str, workspace: Path) -> None:
+def test_send_test_form_sends_through_the_outbox(
+    page: Page, preview_url: str, workspace: Path
+) -> None:
     open_campaign(page, preview_url)
     page.locator("input[name=addresses]").fill("editor@example.org, not-an-address")
     page.get_by_role("button", name="Send test").click()
@@ -145,7 +158,9 @@ def test_send_test_form_sends_through_the_outbox(page: Page, preview_url: str, w
 
     page.locator("input[name=addresses]").fill("editor@example.org")
     page.get_by_role("button", name="Send test").click()
-    expect(page.locator("#send-result")).to_contain_text("Sent a test to editor@example.org through outbox")
+    expect(page.locator("#send-result")).to_contain_text(
+        "Sent a test to editor@example.org through outbox"
+    )
     sent = list((workspace / "outbox").rglob("*.eml"))
     assert len(sent) == 1
     message = BytesParser(policy=policy.default).parse(sent[0].open("rb"))

@@ -35,7 +35,9 @@ def running(workspace: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     line = process.stdout.readline()  # the process prints its URL once it listens
     found = re.search(r"http://127\.0\.0\.1:\d+/\S*", line)
     try:
-        assert found, line + (process.stderr.read() if process.poll() is not None and process.stderr else "")
+        assert found, line + (
+            process.stderr.read() if process.poll() is not None and process.stderr else ""
+        )
         yield process, found.group(0)
     finally:
         if process.poll() is None:
@@ -43,7 +45,9 @@ def running(workspace: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         process.wait()
 
 
-def test_serves_the_named_campaign_and_stops_on_ctrl_c(running: tuple[subprocess.Popen[str], str]) -> None:
+def test_serves_the_named_campaign_and_stops_on_ctrl_c(
+    running: tuple[subprocess.Popen[str], str],
+) -> None:
     process, url = running
     assert url.endswith(f"/campaigns/{EXAMPLE}")
     assert "Worker-Driven Social Responsibility" in httpx.get(url, timeout=30).text
@@ -61,7 +65,9 @@ def test_serves_the_named_campaign_and_stops_on_ctrl_c(running: tuple[subprocess
     assert "Traceback" not in errors and "ERROR" not in errors, errors
 
 
-def test_unknown_campaign_is_a_clear_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_campaign_is_a_clear_error(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["preview", "no-such-campaign"])
     assert exit_info.value.code == 1

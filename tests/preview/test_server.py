@@ -30,9 +30,9 @@ def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object]]]:
     name = "message"
     for line in response.iter_lines():
         if line.startswith("event: "):
-            name = line[len("event: "):]
+            name = line[len("event: ") :]
         elif line.startswith("data: "):
-            yield name, json.loads(line[len("data: "):])
+            yield name, json.loads(line[len("data: ") :])
             name = "message"
 
 
@@ -41,7 +41,9 @@ def raw_get(base: str, target: str, host: str | None = None) -> tuple[int, bytes
     parts = urlsplit(base)
     assert parts.hostname and parts.port
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        request = f"GET {target} HTTP/1.1\r\nHost: {host or parts.netloc}\r\nConnection: close\r\n\r\n"
+        request = (
+            f"GET {target} HTTP/1.1\r\nHost: {host or parts.netloc}\r\nConnection: close\r\n\r\n"
+        )
         sock.sendall(request.encode("latin-1"))
         data = b""
         while chunk := sock.recv(65536):
@@ -61,19 +63,28 @@ def test_campaign_page_shows_size_headers_text_and_sample(preview_url: str) -> N
     page = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}")
     assert page.status_code == 200
     size = re.search(r'<meter [^>]*value="(\d+)"', page.text)
-    source = re.search(r'<pre id="source">(.*?)</pre>', page.text, re.S)
+    source = re.search(r'<pre id="source">(.*?)</pre>', page.text, re.DOTALL)
     assert size and source
     sent = html.unescape(source.group(1))
     assert sent.startswith("<!doctype html>") and "{{{" not in sent
     assert int(size.group(1)) == len(sent.encode("utf-8")) < 102 * 1024
     assert "Gmail's 102.0 KB clip" in page.text
-    headers = re.search(r'<table class="headers" id="headers">(.*?)</table>', page.text, re.S)
+    headers = re.search(r'<table class="headers" id="headers">(.*?)</table>', page.text, re.DOTALL)
     assert headers
-    for name in ("From", "To", "Subject", "Reply-To", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
+    for name in (
+        "From",
+        "To",
+        "Subject",
+        "Reply-To",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "List-Id",
+    ):
         assert f"<th>{name}</th>" in headers.group(1)
     assert "List-Unsubscribe=One-Click" in headers.group(1)
     assert "Sam Sample &lt;sam.sample@example.org&gt;" in headers.group(1)
-    text = re.search(r'<pre id="text">(.*?)</pre>', page.text, re.S)
+    text = re.search(r'<pre id="text">(.*?)</pre>', page.text, re.DOTALL)
     assert text and "A Primer on Worker-Driven Social Responsibility" in text.group(1)
     assert f"{preview_url}/preview-pages/unsubscribe/" in text.group(1)
     assert "a made-up subscriber" in page.text
@@ -83,7 +94,10 @@ def test_email_links_lead_to_the_preview_never_to_the_public_site(preview_url: s
     email = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
     hrefs = re.findall(r'href="([^"]+)"', email)
     assert not [h for h in hrefs if h.startswith(PUBLIC)]
-    pages = {kind: next(h for h in hrefs if f"/preview-pages/{kind}/" in h) for kind in ("archive", "forward", "preferences", "unsubscribe")}
+    pages = {
+        kind: next(h for h in hrefs if f"/preview-pages/{kind}/" in h)
+        for kind in ("archive", "forward", "preferences", "unsubscribe")
+    }
     for kind, url in pages.items():
         reply = httpx.get(url)
         assert reply.status_code == 200, kind
@@ -110,7 +124,9 @@ def test_merge_fields_filled_for_the_first_subscriber(workspace: Path) -> None:
     spotlight = workspace / "campaigns" / EXAMPLE / "spotlight.md"
     spotlight.write_text("Dear {{ first_name }},\n\n" + spotlight.read_text())
     config = load_config(workspace)
-    Store.open(config).subscribe("ada@example.org", list_name="newsletter", source="test", first_name="Ada <b>")
+    Store.open(config).subscribe(
+        "ada@example.org", list_name="newsletter", source="test", first_name="Ada <b>"
+    )
     app = create_preview_app(config, None)
     with serve(app) as url:
         page = httpx.get(f"{url}/campaigns/{EXAMPLE}").text
@@ -182,8 +198,15 @@ def test_saving_a_file_announces_the_rebuild(workspace: Path, preview_url: str) 
         spotlight = workspace / "campaigns" / EXAMPLE / "spotlight.md"
         spotlight.write_text(spotlight.read_text() + "\nA sentence added while previewing.\n")
         name, data = next(received)  # a read timeout (10 s) fails the test
-    assert name == "build" and EXAMPLE in data["campaigns"] and data["generation"] == hello["generation"] + 1
-    assert "A sentence added while previewing." in httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
+    assert (
+        name == "build"
+        and EXAMPLE in data["campaigns"]
+        and data["generation"] == hello["generation"] + 1
+    )
+    assert (
+        "A sentence added while previewing."
+        in httpx.get(f"{preview_url}/campaigns/{EXAMPLE}/email.html").text
+    )
 
 
 def test_broken_yaml_shows_file_and_line_and_recovers(workspace: Path, preview_url: str) -> None:
@@ -198,7 +221,11 @@ def test_broken_yaml_shows_file_and_line_and_recovers(workspace: Path, preview_u
         broken = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}").text
         path.write_text(good)
         next(received)
-    assert re.search(rf"campaigns/{EXAMPLE}/campaign.yaml:\d+</code> <span class=\"level\">error:</span> YAML syntax error", broken)
+    assert re.search(
+        rf"campaigns/{EXAMPLE}/campaign.yaml:\d+</code> "
+        r'<span class="level">error:</span> YAML syntax error',
+        broken,
+    )
     assert "showing the last good build" in broken
     fixed = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}").text
     assert 'id="build-errors"' not in fixed and 'id="built-at"' in fixed
@@ -212,7 +239,7 @@ def test_new_campaign_appears_in_the_index(workspace: Path, preview_url: str) ->
         folder = workspace / "campaigns" / "2026-01-new"
         folder.mkdir()
         (folder / "campaign.yaml").write_text("subject: Fresh\nlayout: nope\n")
-        name, data = next(received)
+        _name, data = next(received)
     assert "2026-01-new" in data["campaigns"]
     index = httpx.get(preview_url + "/").text
     assert 'href="/campaigns/2026-01-new"' in index
@@ -220,9 +247,13 @@ def test_new_campaign_appears_in_the_index(workspace: Path, preview_url: str) ->
     assert page.status_code == 200 and "does not build" in page.text and "nope" in page.text
 
 
-def wait_for_build(preview_url: str, slug: str | None, change: Callable[[], None]) -> dict[str, object]:
+def wait_for_build(
+    preview_url: str, slug: str | None, change: Callable[[], None]
+) -> dict[str, object]:
     """Make `change` while listening, and return the build event it causes (10 s read deadline)."""
-    with httpx.stream("GET", f"{preview_url}/events" + (f"?campaign={slug}" if slug else ""), timeout=10) as stream:
+    with httpx.stream(
+        "GET", f"{preview_url}/events" + (f"?campaign={slug}" if slug else ""), timeout=10
+    ) as stream:
         received = events(stream)
         assert next(received)[0] == "hello"
         change()
@@ -236,15 +267,21 @@ def test_layout_and_image_changes_rebuild(workspace: Path, preview_url: str) -> 
     email = f"{preview_url}/campaigns/{EXAMPLE}/email.html"
     before = httpx.get(email).text
     image = next((workspace / "campaigns" / EXAMPLE / "images").glob("*.png"))
-    data = wait_for_build(preview_url, EXAMPLE, lambda: image.write_bytes(image.read_bytes() + b"\0"))
+    data = wait_for_build(
+        preview_url, EXAMPLE, lambda: image.write_bytes(image.read_bytes() + b"\0")
+    )
     assert data["campaigns"] == [EXAMPLE]
     after = httpx.get(email).text
     assert after != before  # a new fingerprint in the image's name
-    new_images = set(re.findall(r'src="([^"]+)"', after)) - set(re.findall(r'src="([^"]+)"', before))
+    new_images = set(re.findall(r'src="([^"]+)"', after)) - set(
+        re.findall(r'src="([^"]+)"', before)
+    )
     assert len(new_images) == 1 and httpx.get(new_images.pop()).status_code == 200
 
     partial = workspace / "layouts" / "newsletter" / "partials" / "spotlight.mjml.j2"
-    partial.write_text(partial.read_text().replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1))
+    partial.write_text(
+        partial.read_text().replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1)
+    )
     assert "Layout edited." not in after
     wait_for_build(preview_url, EXAMPLE, lambda: partial.write_text(partial.read_text() + "\n"))
     assert "Layout edited." in httpx.get(email).text
@@ -255,17 +292,29 @@ def test_broken_campaign_toml_is_shown_and_recovers(workspace: Path, preview_url
     good = toml.read_text()
     page = f"{preview_url}/campaigns/{EXAMPLE}"
     httpx.get(page)
-    wait_for_build(preview_url, EXAMPLE, lambda: toml.write_text(good.replace('timezone = "', 'timezone = "Mars/')))
+    wait_for_build(
+        preview_url,
+        EXAMPLE,
+        lambda: toml.write_text(good.replace('timezone = "', 'timezone = "Mars/')),
+    )
     broken = httpx.get(page).text
     assert "campaign.toml has a problem" in broken and "Mars/" in broken
     assert 'id="built-at"' in broken  # still previewing with the previous settings
-    wait_for_build(preview_url, EXAMPLE, lambda: toml.write_text(good.replace("Colorado Human Trafficking Council", "Renamed Council")))
+    wait_for_build(
+        preview_url,
+        EXAMPLE,
+        lambda: toml.write_text(
+            good.replace("Colorado Human Trafficking Council", "Renamed Council")
+        ),
+    )
     fixed = httpx.get(page).text
     assert "campaign.toml has a problem" not in fixed
     assert "Renamed Council" in httpx.get(f"{page}/email.html").text
 
 
-def test_a_crash_in_the_build_shows_in_the_page(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_in_the_build_shows_in_the_page(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def crash(config: object, ref: object) -> None:
         raise RuntimeError("compiler bug")
 
@@ -302,9 +351,16 @@ def test_campaign_outside_campaigns_folder(workspace: Path) -> None:
     with serve(app) as url:
         index = httpx.get(url + "/").text
         email = httpx.get(f"{url}/campaigns/december/email.html").text
-        images = [httpx.get(src).status_code for src in re.findall(r'<img [^>]*src="(http://127[^"]+)"', email)]
+        images = [
+            httpx.get(src).status_code
+            for src in re.findall(r'<img [^>]*src="(http://127[^"]+)"', email)
+        ]
         markdown = elsewhere / "spotlight.md"
-        wait_for_build(url, "december", lambda: markdown.write_text(markdown.read_text() + "\nDecember draft.\n"))
+        wait_for_build(
+            url,
+            "december",
+            lambda: markdown.write_text(markdown.read_text() + "\nDecember draft.\n"),
+        )
         assert "December draft." in httpx.get(f"{url}/campaigns/december/email.html").text
     app.state.preview.close()
     assert 'href="/campaigns/december"' in index and f'href="/campaigns/{EXAMPLE}"' in index

@@ -1,4 +1,4 @@
-"""The preview's small decisions, without a server: what a save rebuilds, dark mode, link rewriting."""
+"""The preview's small decisions, no server: what a save rebuilds, dark mode, link rewriting."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def test_dark_mode_rewrites_the_emails_own_queries() -> None:
     assert "@media (min-width: 0px) { .a { color: white } }" in dark
     assert "@media screen and (max-width: 0px) { .a { color: black } }" in dark
     assert "<style>:root{color-scheme:dark}</style></head>" in dark
-    assert "color-scheme:dark" not in emulate_dark(html.replace('content="light dark"', 'content="light"'))
+    assert "color-scheme:dark" not in emulate_dark(
+        html.replace('content="light dark"', 'content="light"')
+    )
 
 
 def test_only_the_public_pages_and_images_are_pointed_at_the_preview(workspace: Path) -> None:
@@ -54,7 +56,9 @@ def test_only_the_public_pages_and_images_are_pointed_at_the_preview(workspace: 
         f"{public}/unsubscribe/abc {public}/archive/{EXAMPLE} {public}/assets/x1.png "
         f"{public}/about https://elsewhere.example/unsubscribe/abc"
     )
-    assert preview.for_browser(build, text, "http://127.0.0.1:9") == (
-        f"http://127.0.0.1:9/preview-pages/unsubscribe/abc http://127.0.0.1:9/preview-pages/archive/{EXAMPLE} "
-        f"http://127.0.0.1:9/campaigns/{EXAMPLE}/assets/x1.png {public}/about https://elsewhere.example/unsubscribe/abc"
+    here = "http://127.0.0.1:9"
+    assert preview.for_browser(build, text, here) == (
+        f"{here}/preview-pages/unsubscribe/abc {here}/preview-pages/archive/{EXAMPLE} "
+        f"{here}/campaigns/{EXAMPLE}/assets/x1.png "
+        f"{public}/about https://elsewhere.example/unsubscribe/abc"
     )

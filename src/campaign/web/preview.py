@@ -21,12 +21,13 @@ import socket
 import threading
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+import uvicorn
 from email_validator import EmailNotValidError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,7 +39,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-import uvicorn
 
 from campaign import compile as compiler
 from campaign.audience import Recipient, Store
@@ -67,7 +67,7 @@ DESKTOP_WIDTH = 800
 MOBILE_WIDTH = 375
 
 PUBLIC_PAGES = ("archive", "forward", "preferences", "unsubscribe")
-"""The public pages a message links to (see campaign.links); the preview serves a stand-in for each."""
+"""The public pages a message links to (see campaign.links); the preview has a stand-in for each."""
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -76,7 +76,12 @@ MADE_UP = Recipient(
     public_id="preview-sample",
     email="sam.sample@example.org",
     name="Sam Sample",
-    fields={"email": "sam.sample@example.org", "name": "Sam Sample", "first_name": "Sam", "last_name": "Sample"},
+    fields={
+        "email": "sam.sample@example.org",
+        "name": "Sam Sample",
+        "first_name": "Sam",
+        "last_name": "Sample",
+    },
 )
 """The subscriber a preview is personalised for when the workspace has no audience yet."""
 
@@ -129,7 +134,11 @@ def _has_database(config: Config) -> bool:
     """False for an SQLite file that does not exist yet: previewing must never create one."""
     url = config.database_url
     prefix = "sqlite:///"
-    return not url.startswith(prefix) or url == prefix + ":memory:" or Path(url[len(prefix):]).is_file()
+    return (
+        not url.startswith(prefix)
+        or url == prefix + ":memory:"
+        or Path(url[len(prefix) :]).is_file()
+    )
 
 
 def find_sample(config: Config) -> Sample:
@@ -142,7 +151,9 @@ def find_sample(config: Config) -> Sample:
                     for recipient in store.recipients(list_name, chunk=1):
                         return Sample(recipient, list_name, made_up=False)
         except (SQLAlchemyError, CampaignError):
-            log.warning("preview: could not read a sample subscriber from the database", exc_info=True)
+            log.warning(
+                "preview: could not read a sample subscriber from the database", exc_info=True
+            )
     return Sample(MADE_UP, "newsletter", made_up=True)
 
 
@@ -173,7 +184,9 @@ def emulate_dark(html: str) -> str:
 def _open_links_outside(html: str) -> str:
     """Links clicked inside the preview iframe open in a new tab, not inside the small frame."""
     base = '<base target="_blank">'
-    html, count = re.subn(r"<head(\s[^>]*)?>", lambda m: m.group(0) + base, html, count=1, flags=re.IGNORECASE)
+    html, count = re.subn(
+        r"<head(\s[^>]*)?>", lambda m: m.group(0) + base, html, count=1, flags=re.IGNORECASE
+    )
     return html if count else base + html
 
 
@@ -188,7 +201,7 @@ class Preview:
         self.config_error: Diagnostic | None = None
         self.broadcaster = Broadcaster()
         self.generation = 0
-        """Bumped after every rebuild the watcher makes; a page compares it with its own to know it is stale."""
+        """Bumped by every rebuild the watcher makes; a page holding an older one is stale."""
         self.builds: dict[str, Build] = {}
         self.last_good: dict[str, Build] = {}
         self.extra: dict[str, Path] = {}
@@ -206,19 +219,22 @@ class Preview:
     # ----- campaigns and builds
 
     def _resolve(self, campaign: str) -> str:
-        """The slug of the campaign named on the command line: a slug under campaigns/ or a folder."""
+        """The slug of the campaign named on the command line (a slug or a folder)."""
         try:
             folder = compiler.campaign_folder(self.config, campaign)
         except UserError:
             folder = None
         if folder is None or not (folder / CAMPAIGN_FILE).is_file():
-            raise UserError(f"no campaign {campaign!r}: give a folder name under campaigns/ or a path holding {CAMPAIGN_FILE}")
+            raise UserError(
+                f"no campaign {campaign!r}: give a folder name under campaigns/ "
+                f"or a path holding {CAMPAIGN_FILE}"
+            )
         if folder.parent != self.config.campaigns_dir.resolve():
             self.extra[folder.name] = folder
         return folder.name
 
     def folders(self) -> dict[str, Path]:
-        """Every campaign folder by slug, read afresh each time: campaigns come and go while previewing."""
+        """Every campaign folder by slug, read afresh: campaigns come and go while previewing."""
         found: dict[str, Path] = {}
         if self.config.campaigns_dir.is_dir():
             for entry in sorted(self.config.campaigns_dir.iterdir()):
@@ -227,7 +243,7 @@ class Preview:
         return found | self.extra
 
     def folder(self, slug: str) -> Path:
-        """The folder of `slug`, else 404. Only listed names resolve, so no request reaches other files."""
+        """The folder of `slug`, else 404: only listed names resolve, never other files."""
         folder = self.folders().get(slug)
         if folder is None:
             raise HTTPException(404, f"No campaign {slug!r} in this workspace")
@@ -247,8 +263,10 @@ class Preview:
             log.exception("preview: building %s crashed", slug)
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             where = Location(frame.filename, frame.lineno)
-            diagnostics = (Diagnostic("error", f"internal error: {type(exc).__name__}: {exc}", where),)
-        return Build(slug, compiled, diagnostics, datetime.now(timezone.utc), perf_counter() - started)
+            diagnostics = (
+                Diagnostic("error", f"internal error: {type(exc).__name__}: {exc}", where),
+            )
+        return Build(slug, compiled, diagnostics, datetime.now(UTC), perf_counter() - started)
 
     async def build(self, slug: str) -> Build:
         """The latest build of `slug`, building it now if the last one is out of date."""
@@ -266,21 +284,28 @@ class Preview:
             return self.builds[slug]
 
     def shown(self, slug: str) -> Build | None:
-        """What the page shows: the latest build, or the last good one while the source is broken."""
+        """What a page shows: the latest build, or the last good one while the source is broken."""
         build = self.builds.get(slug)
         return build if build is not None and build.ok else self.last_good.get(slug)
 
     # ----- watching
 
     def start_watching(self) -> None:
-        """Start the watcher on the running loop unless it runs. Lazy: the app may run without lifespan."""
+        """Start the watcher on the running loop unless it runs (lazily: no lifespan needed)."""
         if (self._watcher is None or self._watcher.done()) and not self._stop.is_set():
             workspace = self.config.workspace
-            paths = [self.config.campaigns_dir, self.config.layouts_dir, workspace / CONFIG_FILE, *self.extra.values()]
-            self._watcher = asyncio.get_running_loop().create_task(watch_paths(paths, self.changed, self._stop))
+            paths = [
+                self.config.campaigns_dir,
+                self.config.layouts_dir,
+                workspace / CONFIG_FILE,
+                *self.extra.values(),
+            ]
+            self._watcher = asyncio.get_running_loop().create_task(
+                watch_paths(paths, self.changed, self._stop)
+            )
 
     def close(self) -> None:
-        """Stop watching and end the pages' event streams. Call it on the server's loop, or once it has stopped."""
+        """Stop watching, end the pages' event streams (on the server's loop, or after it)."""
         self._stop.set()
         self.broadcaster.close()
 
@@ -305,7 +330,7 @@ class Preview:
         return slugs
 
     async def changed(self, paths: set[Path]) -> None:
-        """Rebuild what a save affects (the campaigns open in a page right away), then tell the pages."""
+        """Rebuild what a save affects (at once if open in a page), then tell the pages."""
         if any(p.resolve() == self.config.workspace.resolve() / CONFIG_FILE for p in paths):
             self.reload_config()
         slugs = self.affected(paths)
@@ -316,14 +341,18 @@ class Preview:
             if (build := await self.build(slug)).ok:
                 self.render(build)  # ready before the pages ask
         self.generation += 1
-        self.broadcaster.publish(Event("build", {"generation": self.generation, "campaigns": sorted(slugs)}))
+        self.broadcaster.publish(
+            Event("build", {"generation": self.generation, "campaigns": sorted(slugs)})
+        )
 
     def reload_config(self) -> None:
         """Read campaign.toml again; when it is broken, keep the last good settings and say so."""
         try:
             self.config = load_config(self.config.workspace)
         except UserError as exc:
-            self.config_error = Diagnostic("error", f"{exc.message} (the preview keeps the previous settings)", exc.location)
+            self.config_error = Diagnostic(
+                "error", f"{exc.message} (the preview keeps the previous settings)", exc.location
+            )
             return
         self.config_error = None
         self.links = Links(self._key, self.config.public_base_url)
@@ -333,23 +362,32 @@ class Preview:
     # ----- what the pages show
 
     def render(self, build: Build) -> Rendered:
-        """`build` as the sample subscriber would get it (made once per build: a page and its two frames share it)."""
+        """`build` as the sample subscriber gets it, made once per build."""
         cached = self._rendered.get(build.slug)
         if cached is not None and cached[0] is build:
             return cached[1]
         assert build.compiled is not None and self.sample is not None
         compiled = build.compiled
         list_id = list_id_for(self.config, self.sample.list_name, sender_domain(compiled.from_))
-        personaliser = Personaliser(compiled, self.links, list_id=list_id, unsubscribe_mailto=self.config.send.unsubscribe_mailto)
-        rendered = Rendered(personaliser.message(self.sample.recipient, send_id=f"preview-{compiled.slug}"))
+        personaliser = Personaliser(
+            compiled,
+            self.links,
+            list_id=list_id,
+            unsubscribe_mailto=self.config.send.unsubscribe_mailto,
+        )
+        rendered = Rendered(
+            personaliser.message(self.sample.recipient, send_id=f"preview-{compiled.slug}")
+        )
         self._rendered[build.slug] = (build, rendered)
         return rendered
 
     def for_browser(self, build: Build, text: str, base: str) -> str:
-        """`text` with the public site's URLs pointed at this server: the build's images, the pages' stand-ins."""
+        """`text` with the public site's images and pages pointed at this server's stand-ins."""
         public = re.escape(self.links.base_url)
         text = re.sub(public + "/assets/", f"{base}/campaigns/{build.slug}/assets/", text)
-        return re.sub(public + _PUBLIC_LINK.pattern, lambda m: f"{base}/preview-pages/{m.group(1)}/", text)
+        return re.sub(
+            public + _PUBLIC_LINK.pattern, lambda m: f"{base}/preview-pages/{m.group(1)}/", text
+        )
 
     def where(self, location: Location | None) -> str:
         """A diagnostic's place as the user knows it: relative to the workspace when inside it."""
@@ -398,7 +436,9 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def create_preview_app(config: Config, campaign: str | None, *, host: str = "127.0.0.1") -> Starlette:
+def create_preview_app(
+    config: Config, campaign: str | None, *, host: str = "127.0.0.1"
+) -> Starlette:
     """The preview app for the workspace of `config`.
 
     `campaign` (a slug or a folder) is the one the CLI opens; every campaign of the
@@ -407,7 +447,9 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
     """
     preview = Preview(config, campaign)
     templates = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True), undefined=StrictUndefined
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
     )
     templates.globals.update(
         gmail_clip=compiler.MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
@@ -419,7 +461,11 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
     def page(name: str, code: int = 200, **context: Any) -> HTMLResponse:
         preview.start_watching()
         context.setdefault("slug", None)
-        context.update(generation=preview.generation, config_error=preview.config_error, workspace=preview.config.workspace)
+        context.update(
+            generation=preview.generation,
+            config_error=preview.config_error,
+            workspace=preview.config.workspace,
+        )
         return HTMLResponse(templates.get_template(name).render(context), status_code=code)
 
     async def index(request: Request) -> Response:
@@ -443,7 +489,9 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
             build=build,
             shown=shown,
             rendered=rendered,
-            text=preview.for_browser(shown, rendered.message.text, _base(request)) if shown and rendered else "",
+            text=preview.for_browser(shown, rendered.message.text, _base(request))
+            if shown and rendered
+            else "",
             sample=preview.sample,
             scheme="dark" if request.cookies.get("preview_scheme") == "dark" else "light",
             status=preview.status(records[slug], build),
@@ -454,7 +502,9 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
         shown = preview.shown(slug)
         if shown is None:
             raise HTTPException(404, f"{slug} has not built yet")
-        html = _open_links_outside(preview.for_browser(shown, preview.render(shown).message.html, _base(request)))
+        html = _open_links_outside(
+            preview.for_browser(shown, preview.render(shown).message.html, _base(request))
+        )
         if request.query_params.get("scheme") == "dark":
             html = emulate_dark(html)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -468,14 +518,18 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
         shown = preview.shown(slug)
         for item in shown.compiled.assets if shown and shown.compiled else ():
             source = Path(shown.compiled.workspace) / item.source
-            if item.name == name and source.is_file():  # the name holds a hash of the content: cache it
+            if (
+                item.name == name and source.is_file()
+            ):  # the name holds a hash of the content: cache it
                 return FileResponse(source, headers={"Cache-Control": "max-age=86400, immutable"})
         raise HTTPException(404, f"No image {name!r} in {slug}")
 
     async def events(request: Request) -> Response:
         preview.start_watching()
         topic = request.query_params.get("campaign") or None
-        return event_stream(preview.broadcaster, topic, Event("hello", {"generation": preview.generation}))
+        return event_stream(
+            preview.broadcaster, topic, Event("hello", {"generation": preview.generation})
+        )
 
     async def public_page(request: Request) -> Response:
         kind, rest = request.path_params["page"], request.path_params["rest"]
@@ -493,21 +547,27 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
         slug = request.path_params["slug"]
         origin = request.headers.get("origin")
         if origin is not None and origin.rstrip("/") != _base(request):
-            return JSONResponse({"ok": False, "message": "Refused: the form was not sent from this preview."}, 403)
+            return JSONResponse(
+                {"ok": False, "message": "Refused: the form was not sent from this preview."}, 403
+            )
         form = await request.form()
         addresses = [a for a in re.split(r"[\s,;]+", str(form.get("addresses", ""))) if a]
         if not addresses:
             return JSONResponse({"ok": False, "message": "Type at least one address."}, 400)
         build = await preview.build(slug)
         if build.compiled is None:
-            return JSONResponse({"ok": False, "message": f"{slug} does not build: fix it first."}, 409)
+            return JSONResponse(
+                {"ok": False, "message": f"{slug} does not build: fix it first."}, 409
+            )
         try:
             message = await send_test_message(preview.config, build.compiled, addresses)
         except CampaignError as exc:
             return JSONResponse({"ok": False, "message": str(exc)}, 400)
         except Exception as exc:  # the form answers in JSON whatever happens
             log.exception("preview: sending a test failed")
-            return JSONResponse({"ok": False, "message": f"Internal error: {type(exc).__name__}: {exc}"}, 500)
+            return JSONResponse(
+                {"ok": False, "message": f"Internal error: {type(exc).__name__}: {exc}"}, 500
+            )
         return JSONResponse({"ok": True, "message": message})
 
     async def refused(request: Request, exc: Exception) -> Response:
@@ -517,7 +577,11 @@ def create_preview_app(config: Config, campaign: str | None, *, host: str = "127
     async def crashed(request: Request, exc: Exception) -> Response:
         log.error("preview: %s failed", request.url.path, exc_info=exc)
         detail = escape(f"{type(exc).__name__}: {exc}")  # no template: it may be what failed
-        return HTMLResponse(f"<!doctype html><title>Internal error</title><h1>Internal error</h1><pre>{detail}</pre>", 500)
+        return HTMLResponse(
+            f"<!doctype html><title>Internal error</title><h1>Internal error</h1>"
+            f"<pre>{detail}</pre>",
+            500,
+        )
 
     allowed = [*LOOPBACK_HOSTS, host] if host in LOOPBACK_HOSTS else ["*"]
     app = Starlette(
@@ -547,11 +611,20 @@ async def send_test_message(config: Config, compiled: Compiled, addresses: list[
         except EmailNotValidError as exc:
             raise UserError(f"{address!r} is not an email address: {exc}") from None
     results = await send_test(config, compiled, checked)
-    refused = [f"{result.status}: {result.reason}" for result in results if result.status != Status.ACCEPTED]
+    refused = [
+        f"{result.status}: {result.reason}"
+        for result in results
+        if result.status != Status.ACCEPTED
+    ]
     if refused:
-        raise UserError(f"{config.provider.name} did not take {len(refused)} of {len(results)}: {'; '.join(refused)}")
+        raise UserError(
+            f"{config.provider.name} did not take {len(refused)} of {len(results)}: "
+            + "; ".join(refused)
+        )
     ids = ", ".join(result.provider_id for result in results if result.provider_id)
-    return f"Sent a test to {', '.join(checked)} through {config.provider.name}" + (f" ({ids})." if ids else ".")
+    return f"Sent a test to {', '.join(checked)} through {config.provider.name}" + (
+        f" ({ids})." if ids else "."
+    )
 
 
 SHUTDOWN_SECONDS = 1
@@ -563,7 +636,9 @@ class _Server(uvicorn.Server):
 
     def __init__(self, app: Starlette) -> None:
         super().__init__(
-            uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+            uvicorn.Config(
+                app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_SECONDS
+            )
         )
         self.preview: Preview = app.state.preview
 
@@ -581,7 +656,9 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} on {host} is in use (another preview?): choose another with --port") from None
+            raise UserError(
+                f"port {port} on {host} is in use (another preview?): choose another with --port"
+            ) from None
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(128)
     return sock

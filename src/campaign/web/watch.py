@@ -132,4 +132,8 @@ async def watch_paths(
             except Exception:
                 log.exception("preview: rebuilding after a change failed")
     except (OSError, RuntimeError) as exc:
-        log.warning("preview: watching %s stopped (%s); it restarts with the next page", ", ".join(map(str, existing)), exc)
+        log.warning(
+            "preview: watching %s stopped (%s); it restarts with the next page",
+            ", ".join(map(str, existing)),
+            exc,
+        )
