@@ -68,6 +68,8 @@ def fill(url: str, count: int) -> Store:
         )
         connection.execute(sqlalchemy.text(MEMBERS))
         connection.execute(sqlalchemy.text(SUPPRESS))  # text(): its % is no placeholder
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("ANALYZE")  # as `subscribers import` does
     print(f"generated {count:,} subscribers in {time.perf_counter() - started:.1f} s")
     return Store(engine)
 

@@ -98,6 +98,8 @@ def test_unsubscribe_from_one_list(store: Store) -> None:
     jane_id = store.get(jane).id  # type: ignore[union-attr]
     assert store.is_mailable(jane_id) and store.is_mailable(jane_id, "other")
     assert not store.is_mailable(jane_id, "news") and not store.is_mailable(jane_id, "unknown")
+    with pytest.raises(UserError, match="left list 'news'"):
+        store.subscribe("jane@example.org", list_name="news", source="form")
     store.resubscribe(jane, source="web", list_name="news")
     assert store.subscriber_lists(jane) == {"news", "other"}
 

@@ -8,12 +8,17 @@ Every unsubscribe, bounce and complaint goes through the store, which suppresses
 the address (by its hash) so no later import or send can reach it again.
 """
 
-from campaign.audience.models import Recipient, Subscriber, checked_email, email_hash, normalise_email
-from campaign.audience.store import SOFT_BOUNCE_LIMIT, Store
+from campaign.audience.models import (
+    Recipient,
+    Subscriber,
+    checked_email,
+    email_hash,
+    normalise_email,
+)
+from campaign.audience.store import Store
 
 __all__ = [
     "Recipient",
-    "SOFT_BOUNCE_LIMIT",
     "Store",
     "Subscriber",
     "checked_email",

@@ -262,6 +262,9 @@ def import_csv(
             # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
             connection.exec_driver_sql("PRAGMA cache_size=-65536")
         _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(rows)
+        if connection.dialect.name == "postgresql" and report.added:
+            # Fresh statistics, so the planner walks the keyset indexes when a send streams.
+            connection.exec_driver_sql("ANALYZE subscribers, list_members, topic_choices")
     return report
 
 

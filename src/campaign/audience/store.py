@@ -141,24 +141,37 @@ class Store:
     def _recipients_query(
         self, connection: Connection, list_name: str, topic_names: Sequence[str]
     ) -> Select[Any]:
+        """Driven by the list's memberships: their primary key (list_id, subscriber_id) is
+        already in keyset order, so each chunk reads only its own rows, whatever the list's size."""
         where = [
+            m.c.list_id == self._list_id(connection, list_name),
+            m.c.status == "active",
             s.c.status == "subscribed",
             not_suppressed(),
-            in_list(self._list_id(connection, list_name)),
         ]
         if topic_names:
             where.append(chose_any(self._topic_ids(connection, topic_names)))
-        return select(
-            s.c.id, s.c.public_id, s.c.email, s.c.name, s.c.first_name, s.c.last_name, s.c.fields
-        ).where(*where)
+        return (
+            select(
+                s.c.id,
+                s.c.public_id,
+                s.c.email,
+                s.c.name,
+                s.c.first_name,
+                s.c.last_name,
+                s.c.fields,
+            )
+            .select_from(m.join(s, s.c.id == m.c.subscriber_id))
+            .where(*where)
+        )
 
     def _stream(self, query: Select[Any], after_id: int, chunk: int) -> Iterator[Recipient]:
         last = after_id
         while True:
+            # The bound on both sides of the join lets PostgreSQL's merge join start at `last`.
+            page = query.where(m.c.subscriber_id > last, s.c.id > last)
             with self.engine.connect() as connection:
-                rows = connection.execute(
-                    query.where(s.c.id > last).order_by(s.c.id).limit(chunk)
-                ).all()
+                rows = connection.execute(page.order_by(m.c.subscriber_id).limit(chunk)).all()
             for row in rows:
                 name = display_name(row.name, row.first_name, row.last_name)
                 yield Recipient(
@@ -421,6 +434,14 @@ class Store:
             ).first()
             if refused := reason or (row.status if row and row.status != "subscribed" else None):
                 raise UserError(f"{address} is {refused}: only they can resubscribe themselves")
+            if (
+                row
+                and connection.execute(
+                    select(m.c.status).where(m.c.list_id == list_id, m.c.subscriber_id == row.id)
+                ).scalar()
+                == "unsubscribed"
+            ):
+                raise UserError(f"{address} left list {list_name!r}: only they can rejoin it")
             if row is None:
                 first, last = one_line(first_name), one_line(last_name)
                 subscriber_id = connection.execute(
