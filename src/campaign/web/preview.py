@@ -516,11 +516,13 @@ def create_preview_app(
         slug, name = request.path_params["slug"], request.path_params["name"]
         await preview.build(slug)
         shown = preview.shown(slug)
-        for item in shown.compiled.assets if shown and shown.compiled else ():
-            source = Path(shown.compiled.workspace) / item.source
-            if (
-                item.name == name and source.is_file()
-            ):  # the name holds a hash of the content: cache it
+        compiled = shown.compiled if shown else None
+        if compiled is None:
+            raise HTTPException(404, f"{slug} has not built yet")
+        for item in compiled.assets:
+            source = Path(compiled.workspace) / item.source
+            if item.name == name and source.is_file():
+                # The name holds a hash of the content: the browser may keep it.
                 return FileResponse(source, headers={"Cache-Control": "max-age=86400, immutable"})
         raise HTTPException(404, f"No image {name!r} in {slug}")
 
