@@ -95,9 +95,10 @@ class PostmarkProvider(base.HTTPProvider):
         return item
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
-        body = json.dumps([self.payload(m) for m in batch], ensure_ascii=False, separators=(",", ":"))
+        # ASCII JSON (non-ASCII as \u escapes): the C encoder's fastest path, and a plain copy to bytes.
+        body = json.dumps([self.payload(m) for m in batch], separators=(",", ":"))
         return self.client.build_request(
-            "POST", "/email/batch", content=body.encode("utf-8"), headers={"Content-Type": "application/json"}
+            "POST", "/email/batch", content=body.encode("ascii"), headers={"Content-Type": "application/json"}
         )
 
     def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:

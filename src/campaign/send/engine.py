@@ -85,9 +85,10 @@ def _open_store(engine: Engine) -> Audience:
     return Store(engine)
 
 
-IN_FLIGHT_BYTES = 40_000_000
+IN_FLIGHT_BYTES = 24_000_000
 """About how much message content all concurrent batches may hold at once: a 50 KB
-newsletter in batches of 500, four at a time, would otherwise hold 300 MB."""
+newsletter in batches of 500, four at a time, would otherwise hold 300 MB (and memory
+must stay flat and small for a million recipients)."""
 
 
 def batch_size(config: Config, provider: Provider, compiled: Compiled) -> int:
