@@ -101,8 +101,24 @@ def test_email_links_lead_to_the_preview_never_to_the_public_site(preview_url: s
     for kind, url in pages.items():
         reply = httpx.get(url)
         assert reply.status_code == 200, kind
-    assert "Preview of the unsubscribe page" in httpx.get(pages["unsubscribe"]).text
-    assert "Primer on Worker-Driven" in httpx.get(pages["archive"]).text
+    unsubscribe = httpx.get(pages["unsubscribe"]).text
+    assert "<strong>Preview</strong> of the public unsubscribe page" in unsubscribe
+    assert "Unsubscribe s•••@example.org?" in unsubscribe  # the public site's own template
+    action = re.search(r'<form method="post" action="([^"]+)"', unsubscribe)
+    assert action and action.group(1) == urlsplit(pages["unsubscribe"]).path
+    submitted = httpx.post(
+        preview_url + action.group(1), data={"action": "unsubscribe", "scope": "all"}
+    )
+    assert "Nothing was changed: this is a preview" in submitted.text
+    preferences = httpx.get(pages["preferences"]).text
+    assert "<strong>Preview</strong> of the public preferences page" in preferences
+    assert f'href="{preview_url}/preview-pages/unsubscribe/' in preferences
+    forward = httpx.get(pages["forward"]).text
+    assert "<strong>Preview</strong> of the public forward page" in forward
+    assert "A Primer on Worker-Driven Social Responsibility" in forward
+    archive = httpx.get(pages["archive"]).text  # the impersonal web copy, as the archive shows it
+    assert "Primer on Worker-Driven" in archive and "/preview-pages/unsubscribe/" not in archive
+    assert not [h for h in re.findall(r'href="([^"]+)"', archive) if h.startswith(PUBLIC)]
     # Only tokens this preview signed open a stand-in page.
     assert httpx.get(f"{preview_url}/preview-pages/unsubscribe/forged.token").status_code == 404
     forward_token = pages["forward"].rsplit("/", 1)[1]
@@ -131,10 +147,16 @@ def test_merge_fields_filled_for_the_first_subscriber(workspace: Path) -> None:
     with serve(app) as url:
         page = httpx.get(f"{url}/campaigns/{EXAMPLE}").text
         email = httpx.get(f"{url}/campaigns/{EXAMPLE}/email.html").text
+        unsubscribe = re.search(r'href="(http://127[^"]+/preview-pages/unsubscribe/[^"]+)"', email)
+        assert unsubscribe
+        posted = httpx.post(unsubscribe.group(1), data={"action": "unsubscribe", "scope": "all"})
     app.state.preview.close()
     assert "Dear Ada &lt;b&gt;," in email
     assert "the first subscriber of the list newsletter" in page
     assert "ada@example.org" in page
+    assert "Nothing was changed" in posted.text
+    found = Store.open(config).find("ada@example.org")
+    assert found and found.mailable and found.lists == {"newsletter"}
 
 
 @pytest.mark.parametrize(

@@ -55,12 +55,16 @@ from campaign.providers.base import Status
 from campaign.schedule import Schedule, format_local, load_schedules
 from campaign.send import send_test
 from campaign.send.ledger import SendInfo, get_send
+from campaign.web.public import MAX_FRIENDS, MAX_NOTE, masked
 from campaign.web.watch import Broadcaster, Event, event_stream, watch_paths
+from campaign.web.webcopy import web_copy
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates" / "preview"
+PUBLIC_TEMPLATES = HERE / "templates"
+"""The public site's own templates (campaign serve): the preview shows its pages with them."""
 STATIC = HERE / "static" / "preview"
 
 DESKTOP_WIDTH = 800
@@ -108,6 +112,18 @@ class Sample:
     recipient: Recipient
     list_name: str
     made_up: bool
+    topics: tuple[str, ...] = ()
+    """The workspace's topics, offered on the preferences page."""
+
+
+@dataclass(frozen=True)
+class _PageSubscriber:
+    """What the public pages' templates read of a subscriber."""
+
+    name: str
+    lists: frozenset[str]
+    topics: frozenset[str] = frozenset()
+    mailable: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,10 +162,11 @@ def find_sample(config: Config) -> Sample:
     if _has_database(config):
         try:
             store = Store.open(config)
+            topics = tuple(name for name, _count in store.topics())
             for list_name, count in store.lists():
                 if count:
                     for recipient in store.recipients(list_name, chunk=1):
-                        return Sample(recipient, list_name, made_up=False)
+                        return Sample(recipient, list_name, made_up=False, topics=topics)
         except (SQLAlchemyError, CampaignError):
             log.warning(
                 "preview: could not read a sample subscriber from the database", exc_info=True
@@ -190,6 +207,7 @@ def _open_links_outside(html: str) -> str:
     return html if count else base + html
 
 
+_MAIN = re.compile(r"<main\b[^>]*>", re.IGNORECASE)
 _PUBLIC_LINK = re.compile(r"/(archive|forward|preferences|unsubscribe)/")
 
 
@@ -454,6 +472,9 @@ def create_preview_app(
     templates.globals.update(
         gmail_clip=compiler.MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
     )
+    public_templates = Environment(
+        loader=FileSystemLoader(PUBLIC_TEMPLATES), autoescape=select_autoescape(default=True)
+    )
     templates.filters["where"] = preview.where
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
@@ -534,16 +555,60 @@ def create_preview_app(
         )
 
     async def public_page(request: Request) -> Response:
+        """The public site's page as the sample subscriber sees it; its forms change nothing."""
         kind, rest = request.path_params["page"], request.path_params["rest"]
         if kind == "archive":
-            return await email_html(request, rest)
+            await preview.build(rest)
+            shown = preview.shown(rest)
+            if shown is None or shown.compiled is None:
+                raise HTTPException(404, f"{rest} has not built yet")
+            copy = web_copy(shown.compiled, preview.links.view_url(rest))
+            return HTMLResponse(preview.for_browser(shown, copy.html, _base(request)))
         if kind not in PUBLIC_PAGES:
             raise HTTPException(404, "No such page")
         try:
             claims = preview.links.verify(kind, rest)
         except BadLink:
             raise HTTPException(404, "This link was not made by this preview") from None
-        return page("page.html", kind=kind, claims=claims, sample=preview.sample)
+        sample = preview.sample
+        assert sample is not None  # a preview link exists only once a page was rendered
+        if request.method == "POST":
+            return page("page.html", kind=kind, claims=claims, sample=sample)
+        await preview.build(claims.campaign)
+        shown = preview.shown(claims.campaign)
+        if shown is None or shown.compiled is None:
+            raise HTTPException(404, f"{claims.campaign} has not built yet")
+        config, base = preview.config, _base(request)
+        context: dict[str, Any] = {
+            "organisation": config.organisation,
+            "colour": config.organisation.colour,
+            "base_url": base,
+            "address": masked(sample.recipient.email),
+            "action": request.url.path,
+            "csrf": "",
+        }
+        if kind == "unsubscribe":
+            link = preview.links.url("preferences", sample.recipient.public_id, claims.campaign)
+            context |= {"state": "subscribed", "this_list": sample.list_name, "done": ""}
+            context["preferences_url"] = preview.for_browser(shown, link, base)
+        elif kind == "preferences":
+            link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
+            subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
+            context |= {
+                "subscriber": subscriber,
+                "lists": [sample.list_name],
+                "topics": list(sample.topics),
+            }
+            context |= {"saved": False, "unsubscribe_url": preview.for_browser(shown, link, base)}
+        else:
+            copy = web_copy(shown.compiled, preview.links.view_url(claims.campaign))
+            context |= {"copy": copy, "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE}
+            context |= {"errors": [], "values": {}}
+        html = public_templates.get_template(f"{kind}.html").render(context)
+        banner = templates.get_template("banner.html").render(
+            kind=kind, claims=claims, sample=sample
+        )
+        return HTMLResponse(_MAIN.sub(lambda m: m.group(0) + banner, html, count=1))
 
     async def send_test(request: Request) -> Response:
         slug = request.path_params["slug"]
@@ -594,7 +659,7 @@ def create_preview_app(
             Route("/campaigns/{slug}/email.html", email),
             Route("/campaigns/{slug}/assets/{name}", asset),
             Route("/campaigns/{slug}/send-test", send_test, methods=["POST"]),
-            Route("/preview-pages/{page}/{rest}", public_page),
+            Route("/preview-pages/{page}/{rest}", public_page, methods=["GET", "POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)],
