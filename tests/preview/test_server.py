@@ -387,3 +387,14 @@ def test_campaign_outside_campaigns_folder(workspace: Path) -> None:
     app.state.preview.close()
     assert 'href="/campaigns/december"' in index and f'href="/campaigns/{EXAMPLE}"' in index
     assert images and set(images) == {200}
+
+
+def test_build_warnings_are_listed(workspace: Path, preview_url: str) -> None:
+    yaml_file = workspace / "campaigns" / EXAMPLE / "campaign.yaml"
+    yaml_file.write_text(re.sub(r"(?m)^preheader:.*\n", "", yaml_file.read_text()))
+    page = httpx.get(f"{preview_url}/campaigns/{EXAMPLE}").text
+    warnings = re.search(
+        r'<section class="warnings" id="warnings">(.*?)</section>', page, re.DOTALL
+    )
+    assert warnings and "1 warning" in warnings.group(1) and "no preheader" in warnings.group(1)
+    assert re.search(r"<td>1</td>\s*<td></td>\s*</tr>", httpx.get(preview_url + "/").text)
