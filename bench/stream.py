@@ -11,10 +11,10 @@ chunk at a time, never the whole list. Figures only; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import sqlalchemy
 
@@ -45,16 +45,10 @@ SUPPRESS = f"""INSERT INTO suppressions (email_hash, reason, source, created_at)
 SELECT email_hash, 'bounced', 'bench', {NOW} FROM subscribers WHERE id % 101 = 0"""
 
 
-def rss_mb() -> float:
-    """Resident memory now (Linux /proc), in MB."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 1e6
-
-
-def peak_mb() -> float:
-    return (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    )  # ru_maxrss is in KiB on Linux
+def memory_mb() -> tuple[float, float]:
+    """Resident memory now and its peak so far (VmRSS, VmHWM from Linux /proc), in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
 
 
 def fill(url: str, count: int) -> Store:
@@ -76,7 +70,10 @@ def fill(url: str, count: int) -> Store:
 
 def stream(label: str, store: Store, chunk: int) -> None:
     expected = store.count_recipients("bench")
-    print(f"{label}: streaming {expected:,} recipients, chunk {chunk}; start RSS {rss_mb():.1f} MB")
+    rss, peak = memory_mb()
+    print(
+        f"{label}: streaming {expected:,} recipients, chunk {chunk}; RSS {rss:.1f} MB, peak {peak:.1f} MB"
+    )
     started = time.perf_counter()
     cpu = time.process_time()
     seen = 0
@@ -84,14 +81,15 @@ def stream(label: str, store: Store, chunk: int) -> None:
         seen += 1
         if seen % 100_000 == 0:
             elapsed = time.perf_counter() - started
+            rss, peak = memory_mb()
             print(
                 f"  {seen:>9,} recipients  {elapsed:6.1f} s  {seen / elapsed:8,.0f}/s  "
-                f"RSS {rss_mb():6.1f} MB  peak {peak_mb():6.1f} MB  (last: {recipient.email})"
+                f"RSS {rss:6.1f} MB  peak {peak:6.1f} MB  (last: {recipient.email})"
             )
     elapsed = time.perf_counter() - started
     print(
         f"  done: {seen:,} recipients in {elapsed:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
-        f"peak RSS {peak_mb():.1f} MB"
+        f"peak RSS {memory_mb()[1]:.1f} MB"
     )
     assert seen == expected
 

@@ -145,6 +145,16 @@ def test_undecodable_bytes_refused_naming_the_line(store: Store, tmp_path: Path)
     assert table_counts(store) == (0, 0, 0)
 
 
+def test_unclosed_quote_refused_rather_than_swallowing_rows(store: Store, tmp_path: Path) -> None:
+    text = 'email,name\na@example.org,"Jane\nb@example.org,Bob\nc@example.org,Carl\n'
+    with pytest.raises(ImportFileError, match="never closed") as info:
+        import_csv(store, write(tmp_path, text), "news")
+    assert ":2:" in str(info.value)
+    assert table_counts(store) == (0, 0, 0)
+    closed = 'email,name\na@example.org,"Jane\nDoe"\nb@example.org,Bob ""B"" x\n'
+    assert import_csv(store, write(tmp_path, closed, "ok.csv"), "news").added == 2
+
+
 def test_empty_file_refused_header_only_imports_nothing(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match="empty"):
         import_csv(store, write(tmp_path, ""), "news")

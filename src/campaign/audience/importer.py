@@ -166,8 +166,7 @@ def parse(path: Path, report: ImportReport) -> list[Row]:
     """The file's valid rows, first occurrence of each address; broken rows go into `report`."""
     text = decode(path)
     delimiter = sniff_delimiter(text.lstrip("\r\n").split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records = _records(reader, path)
+    records = _records(text, delimiter, path)
     header_line, header = next(
         ((line, cells) for line, cells in records if any(c.strip() for c in cells)), (1, [])
     )
@@ -197,17 +196,38 @@ def parse(path: Path, report: ImportReport) -> list[Row]:
     return list(rows.values())
 
 
-def _records(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first line, cells) of each CSV record; a record may span lines (quoted line breaks)."""
-    line = 1
+def _records(text: str, delimiter: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, cells) of each CSV record; a record may span lines (quoted line breaks).
+
+    A quote opened and never closed would silently swallow every row after it, so the
+    file is refused, naming the line where that quote opened.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    line = start = 1
     try:
         for cells in reader:
+            start = line
             yield line, cells
             line = reader.line_num + 1
     except csv.Error as exc:
         raise ImportFileError(
             f"not readable as CSV: {exc}", Location(path, reader.line_num)
         ) from None
+    if reader.line_num > start and _unclosed_quote(text, start, delimiter):
+        raise ImportFileError(
+            'a quoted value opens here and is never closed (a missing " in the file)',
+            Location(path, start),
+        )
+
+
+def _unclosed_quote(text: str, line: int, delimiter: str) -> bool:
+    """Whether the text from `line` to the end ends inside a quoted value."""
+    tail = "".join(io.StringIO(text, newline="").readlines()[line - 1 :])
+    try:
+        list(csv.reader(io.StringIO(tail, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) -> Row | None:
