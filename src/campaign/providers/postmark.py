@@ -9,11 +9,11 @@ with Postmark's message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
+import orjson
 
 from campaign.errors import ProviderError
 from campaign.message import Message
@@ -95,11 +95,10 @@ class PostmarkProvider(base.HTTPProvider):
         return item
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
-        # ASCII JSON (non-ASCII as \u escapes): the C encoder's fastest path, and a plain copy to bytes.
-        body = json.dumps([self.payload(m) for m in batch], separators=(",", ":"))
-        return self.client.build_request(
-            "POST", "/email/batch", content=body.encode("ascii"), headers={"Content-Type": "application/json"}
-        )
+        # orjson: encoding 500 bodies of 50 KB was half the CPU of a send with the json module.
+        body = orjson.dumps([self.payload(m) for m in batch])
+        headers = {"Content-Type": "application/json"}
+        return self.client.build_request("POST", "/email/batch", content=body, headers=headers)
 
     def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
         if response.status_code == 422:
