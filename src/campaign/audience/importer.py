@@ -45,7 +45,8 @@ SKIPPED_HEADERS = {
 than turning them into merge fields (status comes from the store, never from a file)."""
 
 DELIMITERS = ",;\t"
-_BATCH = 1000
+BATCH = 1000
+"""Rows per batch: one `IN (...)` lookup of what exists, then one statement per table."""
 
 
 @dataclass
@@ -278,6 +279,10 @@ def import_csv(
             "--resubscribe needs a reason (--reason TEXT), which is logged", Location(path)
         )
     with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Every lookup here is by a unique index, but PostgreSQL's planner answers an
+            # IN list of 1,000 hashes with a scan of the whole (growing) table: 2x slower.
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         if connection.dialect.name == "sqlite":
             # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
             connection.exec_driver_sql("PRAGMA cache_size=-65536")
@@ -309,7 +314,7 @@ class _Writer:
         self.topic_ids = list(Store._ensure(connection, top, topics).values()) if topics else []
 
     def write(self, rows: list[Row]) -> None:
-        for batch in chunked(rows, _BATCH):
+        for batch in chunked(rows, BATCH):
             self._batch(batch)
 
     def _batch(self, rows: Sequence[Row]) -> None:
