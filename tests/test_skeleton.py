@@ -42,3 +42,14 @@ def test_secret_from_dotenv_and_missing_secret_named(tmp_path: Path) -> None:
 def test_database_migrates_on_first_use(db_url: str) -> None:
     engine = connect(db_url)
     assert "alembic_version" in inspect(engine).get_table_names()
+
+
+def test_unreachable_database_is_a_clear_error_without_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        connect("postgresql://someone:hunter2@127.0.0.1:1/nowhere")
+    message = str(info.value)
+    assert "cannot open the database" in message and "hunter2" not in message and "***" in message
+    with pytest.raises(ConfigError, match="not a database URL"):
+        connect("nonsense://x")
+    with pytest.raises(ConfigError, match="cannot open the database"):
+        connect(f"sqlite:///{tmp_path}/missing-folder/x.db")

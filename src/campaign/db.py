@@ -12,6 +12,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from campaign.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -50,12 +54,27 @@ _engines: dict[str, Engine] = {}
 def connect(url: str) -> Engine:
     """An engine for `url`, migrated to the newest schema (once per process and URL)."""
     if url not in _engines:
-        engine = create_engine(normalise_url(url), pool_pre_ping=True)
+        try:
+            engine = create_engine(normalise_url(url), pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ConfigError(f"not a database URL: {shown_url(url)} (try sqlite:///campaign.db or postgresql://...)") from None
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        migrate(engine)
+        try:
+            migrate(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise ConfigError(f"cannot open the database {shown_url(url)}: {str(exc.orig).strip()}") from None
         _engines[url] = engine
     return _engines[url]
+
+
+def shown_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparseable URL>"
 
 
 def dispose(url: str) -> None:
