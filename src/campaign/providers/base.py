@@ -181,6 +181,9 @@ class HTTPProvider(Provider):
             return self._all(batch, Status.RETRY, f"{self.name} unreachable: {type(exc).__name__}")
         except httpx.TransportError as exc:
             return self._all(batch, Status.UNKNOWN, f"{self.name} did not answer: {type(exc).__name__}")
+        # The body is read. httpx's response and its stream refer to each other, so without this
+        # the request (the whole batch, megabytes) lives until the next full garbage collection.
+        response.stream = httpx.ByteStream(b"")
         if response.status_code >= 400 and (results := self.read_error(batch, response)) is not None:
             return results
         if response.status_code == 429 or response.status_code >= 500:
