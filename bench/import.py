@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlalchemy
 
+from _report import emit
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
 from campaign.db import connect, dispose, normalise_url
@@ -43,6 +44,7 @@ def run(label: str, url: str, path: Path, rows: int) -> None:
             f"{label:10} {attempt:16} {rows:>9,} rows {elapsed:6.2f} s wall {cpu:6.2f} s CPU "
             f"{rows / elapsed:8,.0f} rows/s  (added {report.added:,}, unchanged {report.unchanged:,})"
         )
+        emit("import", f"{rows:,}-row CSV, {attempt}, {label}", elapsed, "s", better="lower")
     assert store.count_recipients("newsletter") == rows
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from _report import emit
 
 REPO = Path(__file__).resolve().parent.parent
 SLUG = "2018-11-wsr-primer"
@@ -90,6 +91,10 @@ def listen(
                     ready.set()
     except httpx.HTTPError:
         pass  # the server stopped
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
 
 
 def summary(label: str, values: list[float]) -> str:
@@ -195,6 +200,7 @@ def main() -> None:
                         to_page.append(time.perf_counter() - saved)
                 print(label)
                 print(summary("event", to_event))
+                emit("preview", f"save {label} -> reload event (median)", median_ms(to_event), "ms", better="lower")
                 if to_page:
                     print(summary("page", to_page))
             for path, data in originals.items():
@@ -230,6 +236,7 @@ def browser_rounds(base: str, markdown: Path, original: bytes, rounds: int) -> N
     markdown.write_bytes(original)
     print("Chromium: save Markdown -> page reloaded by itself -> new text in the desktop iframe")
     print(summary("screen", on_screen))
+    emit("preview", "save Markdown -> new text on screen in Chromium (median)", median_ms(on_screen), "ms", better="lower")
 
 
 if __name__ == "__main__":
