@@ -1,4 +1,4 @@
-"""docs/serve.md documents every route, every webhook service and every secret it reads."""
+"""The README documents every route, every webhook service and every secret `campaign serve` reads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from campaign.web.webhooks import NORMALISERS, SECRETS
 from tests.conftest import REPO
 from tests.web.conftest import make_config
 
-DOC = (REPO / "docs" / "serve.md").read_text()
+DOC = (REPO / "README.md").read_text()
 
 
 def test_every_secret_service_and_setting_is_documented() -> None:

@@ -16,7 +16,7 @@ def serve(
 ) -> None:
     """Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.
 
-    Run it behind a reverse proxy that terminates HTTPS (see docs/serve.md). Webhook
+    Run it behind a reverse proxy that terminates HTTPS (see the README). Webhook
     secrets come from environment variables such as POSTMARK_WEBHOOK_AUTH.
     """
     import uvicorn
