@@ -5,14 +5,55 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
-from campaign.cli import audience, build, preview, schedule, send, web  # noqa: F401  (register commands)
 from campaign.cli.app import app, err_console
 from campaign.errors import BuildError, CampaignError
+
+COMMANDS: dict[str, str] = {
+    "build": "build",
+    "new": "build",
+    "schema": "build",
+    "subscribers": "audience",
+    "lists": "audience",
+    "topics": "audience",
+    "send": "send",
+    "status": "send",
+    "schedule": "schedule",
+    "unschedule": "schedule",
+    "dispatch": "schedule",
+    "preview": "preview",
+    "serve": "web",
+}
+"""Which module of campaign.cli registers each command. Only the module of the
+command being run is imported, so `campaign build` does not load the web server,
+the database layer and every mail service before it starts."""
+
+
+def _command_name(args: Sequence[str]) -> str | None:
+    """The command word in `args`, skipping the global options."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("-w", "--workspace"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def register(args: Sequence[str] | None = None) -> None:
+    """Import the module of the command in `args` (every module when there is none)."""
+    name = _command_name(sys.argv[1:] if args is None else args)
+    modules = [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values()))
+    for module in modules:
+        import_module(f"campaign.cli.{module}")
 
 
 def main(args: Sequence[str] | None = None) -> None:
     """Run the CLI; a user's mistake ends with its message and exit code 1, never a traceback."""
+    register(args)
     try:
         app(args=list(args) if args is not None else None, prog_name="campaign")
     except BuildError as exc:
@@ -27,4 +68,4 @@ def main(args: Sequence[str] | None = None) -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main", "register"]
