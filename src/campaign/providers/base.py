@@ -54,6 +54,13 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class HTTPOptions(Options):
+    """Settings every HTTP service takes."""
+
+    base_url: str | None = None
+    """The API's address; unset: the service's own (`HTTPProvider.default_base_url`)."""
+
+
 class Provider(ABC):
     name: ClassVar[str]
     max_batch: ClassVar[int] = 1
@@ -118,6 +125,7 @@ class HTTPProvider(Provider):
     """Base for services with an HTTP API. Subclasses set `default_base_url` and
     implement `build_request` and `parse_response`."""
 
+    Options: ClassVar[type[Options]] = HTTPOptions
     default_base_url: ClassVar[str]
     timeout: ClassVar[httpx.Timeout] = httpx.Timeout(30.0, connect=10.0)
 
@@ -138,7 +146,7 @@ class HTTPProvider(Provider):
 
     @property
     def base_url(self) -> str:
-        """`base_url` from the options when the service's Options declare it, else the default."""
+        """`base_url` from the options when set, else the default."""
         return str(getattr(self.options, "base_url", None) or self.default_base_url).rstrip("/")
 
     @abstractmethod

@@ -136,6 +136,17 @@ def sender(address: str) -> tuple[str, str]:
     return name, email
 
 
+def address_object(email: str, name: str = "") -> dict[str, str]:
+    """An address as SendGrid, Brevo and Mandrill take it: {"email", "name"}, no empty name."""
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def sender_object(address: str) -> dict[str, str]:
+    """A From or Reply-To value (`Name <email>`) as an `address_object`."""
+    name, email = sender(address)
+    return address_object(email, name)
+
+
 def passed_headers(message: Message) -> dict[str, str]:
     """The message's headers that a service takes as custom headers."""
     return {k: v for k, v in message.headers.items() if k.lower() not in STAMPED_BY_SERVICE}

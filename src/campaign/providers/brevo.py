@@ -10,30 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, sender, split_headers
+from campaign.providers.batching import UnsupportedFeature, address_object, sender_object, split_headers
 
-
-class Options(base.Options):
-    base_url: str | None = None
-    """Default https://api.brevo.com."""
-
-
-def _address(value: str) -> dict[str, str]:
-    name, email = sender(value)
-    return {"email": email, "name": name} if name else {"email": email}
 
 
 class BrevoProvider(base.HTTPProvider):
     name = "brevo"
     max_batch = 1000
-    Options: ClassVar[type[base.Options]] = Options
     default_base_url = "https://api.brevo.com"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -51,8 +41,7 @@ class BrevoProvider(base.HTTPProvider):
                 raise UnsupportedFeature(self.name, f"non-ASCII characters in the {name} header")
         for message, headers in zip(batch, own_headers, strict=True):
             headers = {**headers, "X-Mailin-custom": json.dumps({"send_id": message.send_id})}
-            to = {"email": message.to_email, "name": message.to_name} if message.to_name else {"email": message.to_email}
-            version: dict[str, Any] = {"to": [to], "headers": headers}
+            version: dict[str, Any] = {"to": [address_object(message.to_email, message.to_name)], "headers": headers}
             for key, mine, default in (
                 ("subject", message.subject, first.subject),
                 ("htmlContent", message.html, first.html),
@@ -62,7 +51,7 @@ class BrevoProvider(base.HTTPProvider):
                     version[key] = mine
             versions.append(version)
         payload: dict[str, Any] = {
-            "sender": _address(first.from_),
+            "sender": sender_object(first.from_),
             "subject": first.subject,
             "htmlContent": first.html,
             "textContent": first.text,
@@ -70,7 +59,7 @@ class BrevoProvider(base.HTTPProvider):
             "messageVersions": versions,
         }
         if first.reply_to:
-            payload["replyTo"] = _address(first.reply_to)
+            payload["replyTo"] = sender_object(first.reply_to)
         if common:
             payload["headers"] = common
         return self.client.build_request("POST", "/v3/smtp/email", json=payload)

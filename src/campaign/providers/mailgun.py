@@ -25,12 +25,12 @@ from campaign.providers.batching import UnsupportedFeature, shared, split_header
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
 
-class Options(base.Options):
+class Options(base.HTTPOptions):
+    """`base_url`, when set, overrides the region's API host."""
+
     domain: str
     """The sending domain as set up in Mailgun (e.g. mg.example.org)."""
     region: Literal["us", "eu"] = "us"
-    base_url: str | None = None
-    """Overrides the region's API host."""
 
 
 class MailgunProvider(base.HTTPProvider):

@@ -19,16 +19,14 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import passed_headers, sender
+from campaign.providers.batching import address_object, passed_headers, sender
 
 ACCEPTED = {"sent", "queued", "scheduled"}
 REJECTED = {"rejected", "invalid"}
 RETRYABLE_ERRORS = {"GeneralError", "ServiceUnavailable"}
 
 
-class Options(base.Options):
-    base_url: str | None = None
-    """Default https://mandrillapp.com/api/1.0."""
+class Options(base.HTTPOptions):
     subaccount: str | None = None
 
 
@@ -53,7 +51,7 @@ class MandrillProvider(base.HTTPProvider):
             "text": m.text,
             "subject": m.subject,
             "from_email": from_email,
-            "to": [{"email": m.to_email, "name": m.to_name, "type": "to"} if m.to_name else {"email": m.to_email, "type": "to"}],
+            "to": [{**address_object(m.to_email, m.to_name), "type": "to"}],
             "headers": headers,
             "preserve_recipients": False,
             "merge": False,

@@ -27,9 +27,7 @@ from campaign.providers.batching import passed_headers
 QUOTAS = {"daily_quota_exceeded", "monthly_quota_exceeded"}
 
 
-class Options(base.Options):
-    base_url: str | None = None
-    """Default https://api.resend.com."""
+class Options(base.HTTPOptions):
     requests_per_second: float = Field(2.0, gt=0)
     """Resend's rate limit for the API key (2 unless Resend raised it for you)."""
 

@@ -11,34 +11,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, sender, shared, split_headers
+from campaign.providers.batching import UnsupportedFeature, address_object, sender_object, shared, split_headers
 
 SUBSTITUTION_LIMIT = 10_000
 """Bytes of substitutions (keys and values) SendGrid takes per personalization."""
 
 
-class Options(base.Options):
-    base_url: str | None = None
-    """Default https://api.sendgrid.com; https://api.eu.sendgrid.com for EU regional subusers."""
-
-
-def _address(value: str) -> dict[str, str]:
-    name, email = sender(value)
-    return {"email": email, "name": name} if name else {"email": email}
-
 
 class SendGridProvider(base.HTTPProvider):
     name = "sendgrid"
     max_batch = 1000
-    Options: ClassVar[type[base.Options]] = Options
     default_base_url = "https://api.sendgrid.com"
+    """EU regional subusers set `base_url = "https://api.eu.sendgrid.com"`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,8 +39,11 @@ class SendGridProvider(base.HTTPProvider):
         common, own_headers = split_headers(batch, self.name)
         personalizations: list[dict[str, Any]] = []
         for message, headers in zip(batch, own_headers, strict=True):
-            to = {"email": message.to_email, "name": message.to_name} if message.to_name else {"email": message.to_email}
-            item: dict[str, Any] = {"to": [to], "subject": message.subject, "custom_args": {"send_id": message.send_id}}
+            item: dict[str, Any] = {
+                "to": [address_object(message.to_email, message.to_name)],
+                "subject": message.subject,
+                "custom_args": {"send_id": message.send_id},
+            }
             if headers:
                 item["headers"] = headers
             personalizations.append(item)
@@ -70,12 +64,12 @@ class SendGridProvider(base.HTTPProvider):
                 )
         payload: dict[str, Any] = {
             "personalizations": personalizations,
-            "from": _address(batch[0].from_),
+            "from": sender_object(batch[0].from_),
             "content": content,
             "custom_args": {"campaign": batch[0].campaign},
         }
         if batch[0].reply_to:
-            payload["reply_to"] = _address(batch[0].reply_to)
+            payload["reply_to"] = sender_object(batch[0].reply_to)
         if common:
             payload["headers"] = common
         return self.client.build_request("POST", "/v3/mail/send", json=payload)

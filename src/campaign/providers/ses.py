@@ -37,10 +37,10 @@ PAUSED = (
 )
 
 
-class Options(base.Options):
+class Options(base.HTTPOptions):
+    """`base_url` defaults to https://email.{region}.amazonaws.com."""
+
     region: str = "us-east-1"
-    base_url: str | None = None
-    """Default https://email.{region}.amazonaws.com."""
     configuration_set: str | None = None
     """Configuration set for event publishing (bounces, complaints) to SNS."""
 
