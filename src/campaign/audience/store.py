@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
     Select,
+    Table,
     and_,
     delete,
     exists,
@@ -319,30 +321,26 @@ class Store:
 
     def lists(self) -> list[tuple[str, int]]:
         """Every list with its number of mailable active members, by name."""
-        counted = (
-            select(lst.c.name, func.count(s.c.id))
-            .select_from(lst)
-            .outerjoin(m, and_(m.c.list_id == lst.c.id, m.c.status == "active"))
-            .outerjoin(
-                s, and_(s.c.id == m.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
-            )
-            .group_by(lst.c.name)
-            .order_by(lst.c.name)
-        )
-        with self.engine.connect() as connection:
-            return [(name, int(count)) for name, count in connection.execute(counted)]
+        return self._mailable_counts(lst, m, and_(m.c.list_id == lst.c.id, m.c.status == "active"))
 
     def topics(self) -> list[tuple[str, int]]:
         """Every topic with its number of mailable subscribers who chose it, by name."""
+        return self._mailable_counts(top, tc, tc.c.topic_id == top.c.id)
+
+    def _mailable_counts(
+        self, groups: Table, links: Table, linked: ColumnElement[bool]
+    ) -> list[tuple[str, int]]:
+        """Each of `groups` (lists or topics) by name, with how many mailable subscribers
+        its `links` rows (joined on `linked`) point to; a group with none counts 0."""
         counted = (
-            select(top.c.name, func.count(s.c.id))
-            .select_from(top)
-            .outerjoin(tc, tc.c.topic_id == top.c.id)
+            select(groups.c.name, func.count(s.c.id))
+            .select_from(groups)
+            .outerjoin(links, linked)
             .outerjoin(
-                s, and_(s.c.id == tc.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
+                s, and_(s.c.id == links.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
             )
-            .group_by(top.c.name)
-            .order_by(top.c.name)
+            .group_by(groups.c.name)
+            .order_by(groups.c.name)
         )
         with self.engine.connect() as connection:
             return [(name, int(count)) for name, count in connection.execute(counted)]
