@@ -16,8 +16,10 @@ redirects.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, make_msgid, parseaddr
@@ -69,17 +71,58 @@ def masked(email: str) -> str:
     return f"{local[:1]}•••@{domain}" if domain else "•••"
 
 
-async def _subscriber(request: Request, purpose: Purpose) -> tuple[Claims, Subscriber] | Response:
-    """The claims and subscriber of the page's link, or the one 400 page for every bad link."""
-    site = site_of(request)
-    try:
-        claims = site.links.verify(purpose, request.path_params["token"])
-    except BadLink:
-        return bad_link(request)
-    subscriber = await site.db(site.store.get, claims.subscriber)
-    if subscriber is None or subscriber.status == "deleted":
-        return bad_link(request)
-    return claims, subscriber
+@dataclass(frozen=True, slots=True)
+class LinkVisit:
+    """A page opened through a subscriber's signed link, the link already checked."""
+
+    site: Site
+    claims: Claims
+    subscriber: Subscriber
+    token: str
+
+    @property
+    def csrf(self) -> str:
+        """The CSRF token this link's forms carry."""
+        return self.site.csrf.token(self.token)
+
+    def genuine(self, form: FormData) -> bool:
+        """The form was sent from this link's page (its CSRF token is bound to the link)."""
+        return self.site.csrf.valid(self.token, _str(form.get(CSRF_FIELD)))
+
+    async def reloaded(self) -> Subscriber:
+        """The subscriber as stored now, after the page changed something."""
+        return await self.site.db(self.site.store.get, self.subscriber.public_id) or self.subscriber
+
+    def page_url(self, purpose: Purpose) -> str:
+        """The subscriber's link to another of these pages, for the same campaign."""
+        return f"/{purpose}/{self.site.links.token(purpose, self.subscriber.public_id, self.claims.campaign)}"
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+LinkPage = Callable[[Request, LinkVisit], Awaitable[Response]]
+
+
+def signed_link(purpose: Purpose) -> Callable[[LinkPage], Endpoint]:
+    """A page behind a `purpose` link: it runs with the checked `LinkVisit`, and every bad
+    link (forged, altered, of another purpose, expired, subscriber gone) gets the one 400 page."""
+
+    def decorate(page: LinkPage) -> Endpoint:
+        @functools.wraps(page)
+        async def endpoint(request: Request) -> Response:
+            site = site_of(request)
+            token = request.path_params["token"]
+            try:
+                claims = site.links.verify(purpose, token)
+            except BadLink:
+                return bad_link(request)
+            subscriber = await site.db(site.store.get, claims.subscriber)
+            if subscriber is None or subscriber.status == "deleted":
+                return bad_link(request)
+            return await page(request, LinkVisit(site, claims, subscriber, token))
+
+        return endpoint
+
+    return decorate
 
 
 def bad_link(request: Request) -> Response:
@@ -137,13 +180,9 @@ def _this_list(site: Site, claims: Claims, subscriber: Subscriber) -> str | None
     return next(iter(known)) if len(known) == 1 else None
 
 
-async def unsubscribe(request: Request) -> Response:
-    site = site_of(request)
-    found = await _subscriber(request, "unsubscribe")
-    if isinstance(found, Response):
-        return found
-    claims, subscriber = found
-    token = request.path_params["token"]
+@signed_link("unsubscribe")
+async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
+    site, claims, subscriber = visit.site, visit.claims, visit.subscriber
     this_list = await site.db(_this_list, site, claims, subscriber)
     done = ""
     if request.method == "POST":
@@ -154,7 +193,7 @@ async def unsubscribe(request: Request) -> Response:
             await site.db(site.store.unsubscribe, subscriber.public_id, source="one-click",
                           list_name=None, detail=f"campaign {claims.campaign}")
             return PlainTextResponse("You are unsubscribed.\n")
-        if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+        if not visit.genuine(form):
             return refused_form(request)
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
@@ -169,13 +208,12 @@ async def unsubscribe(request: Request) -> Response:
             done = "resubscribed"
         else:
             return site.message(request, 400, "Bad request", "The form asked for something this page does not do.")
-        refreshed = await site.db(site.store.get, subscriber.public_id)
-        subscriber = refreshed or subscriber
+        subscriber = await visit.reloaded()
     return site.page(
         request, "unsubscribe.html",
         state=_unsubscribe_state(subscriber, this_list), address=masked(subscriber.email), this_list=this_list,
-        done=done, csrf=site.csrf.token(token), action=request.url.path,
-        preferences_url=f"/preferences/{site.links.token('preferences', subscriber.public_id, claims.campaign)}",
+        done=done, csrf=visit.csrf, action=request.url.path,
+        preferences_url=visit.page_url("preferences"),
     )
 
 
@@ -192,32 +230,27 @@ def _unsubscribe_state(subscriber: Subscriber, this_list: str | None) -> str:
 # ---------------------------------------------------------------- preferences
 
 
-async def preferences(request: Request) -> Response:
-    site = site_of(request)
-    found = await _subscriber(request, "preferences")
-    if isinstance(found, Response):
-        return found
-    claims, subscriber = found
-    token = request.path_params["token"]
+@signed_link("preferences")
+async def preferences(request: Request, visit: LinkVisit) -> Response:
+    site, subscriber = visit.site, visit.subscriber
     lists = sorted(subscriber.lists | subscriber.unsubscribed_lists)
     topics = sorted(await site.db(_topic_names, site))
     saved = False
     if request.method == "POST":
         form = await request.form()
-        if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+        if not visit.genuine(form):
             return refused_form(request)
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
         name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
         await site.db(site.store.set_preferences, subscriber.public_id, lists=chosen_lists, topics=chosen_topics, name=name)
-        refreshed = await site.db(site.store.get, subscriber.public_id)
-        subscriber = refreshed or subscriber
+        subscriber = await visit.reloaded()
         saved = True
     return site.page(
         request, "preferences.html",
         subscriber=subscriber, address=masked(subscriber.email), lists=lists, topics=topics, saved=saved,
-        csrf=site.csrf.token(token), action=request.url.path,
-        unsubscribe_url=f"/unsubscribe/{site.links.token('unsubscribe', subscriber.public_id, claims.campaign)}",
+        csrf=visit.csrf, action=request.url.path,
+        unsubscribe_url=visit.page_url("unsubscribe"),
     )
 
 
@@ -311,22 +344,18 @@ def _within_limits(site: Site, subscriber_hash: str, ip_hash: str, count: int) -
     return True
 
 
-async def forward(request: Request) -> Response:
-    site = site_of(request)
-    found = await _subscriber(request, "forward")
-    if isinstance(found, Response):
-        return found
-    claims, subscriber = found
-    token = request.path_params["token"]
-    copy = await site.db(site.web_copy, claims.campaign)
+@signed_link("forward")
+async def forward(request: Request, visit: LinkVisit) -> Response:
+    site, subscriber = visit.site, visit.subscriber
+    copy = await site.db(site.web_copy, visit.claims.campaign)
     if copy is None:
         return site.message(request, 404, "Not found", "This campaign is not in the archive.")
-    context: dict[str, Any] = {"copy": copy, "csrf": site.csrf.token(token), "action": request.url.path,
+    context: dict[str, Any] = {"copy": copy, "csrf": visit.csrf, "action": request.url.path,
                "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE, "errors": [], "values": {}}
     if request.method == "GET":
         return site.page(request, "forward.html", **context)
     form = await request.form()
-    if not site.csrf.valid(token, _str(form.get(CSRF_FIELD))):
+    if not visit.genuine(form):
         return refused_form(request)
     parsed = read_forward_form(form)
     values = {"friends": [_str(v) for v in form.getlist("friend")], "name": _str(form.get("name")),
