@@ -26,9 +26,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Engine,
     ForeignKey,
     Integer,
@@ -82,22 +84,11 @@ Log = Callable[[str], None]
 
 def mark_missed(engine: Engine, now: datetime, grace: timedelta) -> list[Schedule]:
     """Mark every schedule later than `grace` as missed; returns those this call marked."""
-    late = schedules.c.state == State.SCHEDULED, schedules.c.send_at < now - grace
-    with engine.connect() as connection:
-        candidates = connection.execute(select(schedules.c.campaign).where(*late)).scalars().all()
-    marked = []
-    for slug in candidates:
-        with engine.begin() as connection:
-            changed = connection.execute(
-                update(schedules)
-                .where(schedules.c.campaign == slug, *late)
-                .values(
-                    state=State.MISSED, finished_at=now, detail="not sent within the grace period"
-                )
-            ).rowcount
-        if changed:
-            marked.append(_load(engine, slug))
-    return marked
+    late = (schedules.c.state == State.SCHEDULED, schedules.c.send_at < now - grace)
+    marked = _claim_each(
+        engine, late, state=State.MISSED, finished_at=now, detail="not sent within the grace period"
+    )
+    return [_load(engine, slug) for slug in marked]
 
 
 def start_due(engine: Engine, now: datetime, grace: timedelta) -> list[str]:
@@ -107,25 +98,30 @@ def start_due(engine: Engine, now: datetime, grace: timedelta) -> list[str]:
         schedules.c.send_at <= now,
         schedules.c.send_at >= now - grace,
     )
+    return _claim_each(engine, due, state=State.RUNNING, started_at=now)
+
+
+def _claim_each(engine: Engine, where: tuple[ColumnElement[bool], ...], **values: Any) -> list[str]:
+    """Set `values` on each schedule matching `where`, in order of `send_at`, one conditional
+    update per campaign: of dispatchers racing for a schedule, only one changes it. Returns
+    the campaigns this call changed."""
     with engine.connect() as connection:
         candidates = (
             connection.execute(
-                select(schedules.c.campaign).where(*due).order_by(schedules.c.send_at)
+                select(schedules.c.campaign).where(*where).order_by(schedules.c.send_at)
             )
             .scalars()
             .all()
         )
-    started = []
+    changed = []
     for slug in candidates:
         with engine.begin() as connection:
-            changed = connection.execute(
-                update(schedules)
-                .where(schedules.c.campaign == slug, *due)
-                .values(state=State.RUNNING, started_at=now)
+            rows = connection.execute(
+                update(schedules).where(schedules.c.campaign == slug, *where).values(**values)
             ).rowcount
-        if changed:
-            started.append(slug)
-    return started
+        if rows:
+            changed.append(slug)
+    return changed
 
 
 def claim_slot(
