@@ -7,7 +7,6 @@ success delivers everyone once within the rate limit. Real engine, real ledger
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
