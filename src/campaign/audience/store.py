@@ -613,6 +613,16 @@ class Store:
             )
         self._suppress(connection, email, reason, source)
 
+    @staticmethod
+    def _existing(connection: Connection, public_id: str) -> Row[Any]:
+        """The subscriber row of `public_id`; a UserError if there is none (or it was deleted)."""
+        row = connection.execute(
+            select(s).where(s.c.public_id == public_id, s.c.status != "deleted")
+        ).first()
+        if row is None:
+            raise UserError(f"no subscriber with id {public_id!r}")
+        return row
+
     def resubscribe(self, public_id: str, *, source: str, list_name: str | None = None) -> None:
         """Bring back someone who unsubscribed themselves (to `list_name` too, if given); logged.
 
@@ -620,11 +630,7 @@ class Store:
         """
         now = utcnow()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(s).where(s.c.public_id == public_id, s.c.status != "deleted")
-            ).first()
-            if row is None:
-                raise UserError(f"no subscriber with id {public_id!r}")
+            row = self._existing(connection, public_id)
             reason = connection.execute(
                 select(sup.c.reason).where(sup.c.email_hash == row.email_hash)
             ).scalar()
@@ -688,11 +694,7 @@ class Store:
         """
         now = utcnow()
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(s).where(s.c.public_id == public_id, s.c.status != "deleted")
-            ).first()
-            if row is None:
-                raise UserError(f"no subscriber with id {public_id!r}")
+            row = self._existing(connection, public_id)
             list_ids = {name_: self._list_id(connection, name_) for name_ in sorted(lists)}
             topic_ids = set(self._topic_ids(connection, topics)) if topics else set()
             current = dict(
