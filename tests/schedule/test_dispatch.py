@@ -195,8 +195,11 @@ def test_killed_dispatcher_is_finished_by_the_next(
     counts = postmark[0].deliveries()
     assert max(counts.values()) == 1  # nobody twice
     assert done.sent + done.unknown == 5000
-    # Unknown: only rows claimed at the kill (at most `concurrency` batches); not resent blindly.
-    assert done.unknown <= config.send.concurrency * 1000
+    # Unknown: only batches in flight at the kill, not resent blindly. At 1,000/s in batches of
+    # 500 one batch leaves every 0.5 s and the local server answers long before the next, so at
+    # most one is in flight (before the engine waited for the rate limit before claiming, the
+    # batches waiting for their turn were left claimed too: 1,500-2,000 unknown).
+    assert done.unknown <= 500
     assert report.ok is (done.unknown == 0)
     missing = [a for a in addresses if a not in counts]
     assert len(missing) <= done.unknown

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, select
 
 from campaign.db import connect, normalise_url
 from campaign.errors import ConfigError, ProviderError
+from campaign.message import Message
+from campaign.providers import Result, create
 from campaign.send import ledger, send_campaign, send_test
 from campaign.send.ledger import deliveries
 from tests.servers import serve
@@ -55,6 +57,33 @@ def test_429_then_500s_then_success_everyone_once_rate_respected(
     for second in range(int(times[-1] - times[0]) + 1):
         window = [t for t in times if times[0] + second <= t < times[0] + second + 1]
         assert len(window) <= 400 + 50
+
+
+def test_rows_wait_for_the_rate_limit_unclaimed(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+    """A batch is claimed (`sending`) only once the rate limit lets it go: a kill while the
+    workers wait for their turn leaves nothing unknown."""
+    _, url = postmark
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    populate(db_url, tmp_path, 400)
+    config = make_config(
+        tmp_path / "ws", db_url, provider="postmark", toml=settings(url, rate_limit=400, batch_size=50, concurrency=4)
+    )
+    ledger_db = connect(db_url)
+    provider = create(config)
+    leave = provider.send
+    claimed_when_leaving: list[int] = []
+
+    async def send(batch: Sequence[Message]) -> list[Result]:
+        with ledger_db.connect() as c:
+            claimed_when_leaving.append(len(c.execute(select(deliveries.c.send_id).where(deliveries.c.status == "sending")).all()))
+        return await leave(batch)
+
+    provider.send = send  # type: ignore[method-assign]
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", provider=provider))
+    assert summary.ok and summary.sent == 400 and len(claimed_when_leaving) == 8
+    # One batch leaves every 1/8 s and the local server answers in far less: the one leaving is
+    # the only one claimed (claiming before the wait held all four workers' batches: 200).
+    assert max(claimed_when_leaving) <= 2 * 50
 
 
 def test_pause_after_failures_in_a_row_then_resume(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:

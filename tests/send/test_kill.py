@@ -52,6 +52,11 @@ def _start(root: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _claimed(root: Path) -> int:
+    with connect(load_config(root).database_url).connect() as c:
+        return len(c.execute(select(deliveries.c.send_id).where(deliveries.c.status == "sending")).all())
+
+
 @pytest.mark.slow
 def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
     server = PostmarkServer()
@@ -72,6 +77,8 @@ def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
                 time.sleep(0.005)
             process.kill()  # SIGKILL: no cleanup of any kind
             process.wait()
+            # What the kill left claimed (the next run calls it unknown): the batches in flight.
+            assert _claimed(workspace) <= CONCURRENCY * BATCH
         final = _start(workspace, log)
         assert final.wait(timeout=120) in (0, 1), log.read_text()
 

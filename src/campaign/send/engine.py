@@ -1,13 +1,16 @@
 """The send engine: recipients -> ledger -> personalised batches -> provider, exactly once.
 
 A run opens (or resumes) the campaign's send, queues every recipient in the
-ledger, then `concurrency` workers each loop: claim a batch (marked `sending`,
-committed), personalise it, wait for the rate limit, hand it to the provider, and
-record each recipient's result. Retryable failures come back later with
-exponential backoff (or the service's Retry-After, which also holds every worker);
-too many failed calls in a row pause the send; a ProviderError (bad credentials,
-a request the service refuses) stops it at once. Any number of engines, in any
-number of processes, may work on one send: the ledger's claims never overlap.
+ledger, then `concurrency` workers each loop: wait for the rate limit, claim a
+batch (marked `sending`, committed), personalise it, hand it to the provider at
+once, and record each recipient's result. Claiming only when the batch can leave
+means a row is `sending` only while its request is on its way: a killed process
+leaves unknown no more than the batches in flight at that moment. Retryable
+failures come back later with exponential backoff (or the service's Retry-After,
+which also holds every worker); too many failed calls in a row pause the send; a
+ProviderError (bad credentials, a request the service refuses) stops it at once.
+Any number of engines, in any number of processes, may work on one send: the
+ledger's claims never overlap.
 """
 
 from __future__ import annotations
@@ -142,9 +145,15 @@ class _Run:
             if (wait := self.hold_until - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 continue
+            # The rate limit first, the claim after: rows waiting for their turn stay pending.
+            await self.limiter.acquire(self.size)
+            if self.stopped or self.hold_until > time.monotonic():
+                self.limiter.refund(self.size)
+                continue
             batch = await asyncio.to_thread(
                 ledger.claim, self.engine, self.send.id, worker=self.worker_id, limit=self.size, mailable=self._mailable
             )
+            self.limiter.refund(self.size - len(batch or ()))
             if batch is None:
                 return
             if not batch:
@@ -158,9 +167,8 @@ class _Run:
     async def _deliver(self, batch: list[Queued]) -> None:
         try:
             messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
-            await self.limiter.acquire(len(messages))
         except BaseException:
-            # Interrupted (Ctrl-C) or broken before anything left: put the batch back.
+            # Broken before anything left: put the batch back.
             ledger.release(self.engine, self.worker_id, [q.send_id for q in batch])
             raise
         try:

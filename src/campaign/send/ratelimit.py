@@ -25,3 +25,8 @@ class RateLimiter:
         self._next = start + messages / self.rate
         if start > now:
             await asyncio.sleep(start - now)
+
+    def refund(self, messages: int) -> None:
+        """Give back part of a reservation that did not go out (fewer messages were due)."""
+        if self.rate > 0 and messages > 0:
+            self._next = max(time.monotonic(), self._next - messages / self.rate)
