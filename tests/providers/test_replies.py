@@ -5,7 +5,6 @@ ever showing the secret."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from campaign.providers.resend import ResendProvider
 from campaign.providers.sendgrid import SendGridProvider
 from campaign.providers.ses import SESProvider
 from tests.providers.samples import batch, running
-from tests.servers import brevo, mailgun, mandrill, resend, sendgrid, ses
+from tests.servers import brevo, free_port, mailgun, mandrill, resend, sendgrid, ses
 from tests.servers.scripted import DROP, HANG, Service
 
 
@@ -87,10 +86,7 @@ async def test_timeout_is_unknown(case: Case) -> None:
 
 
 async def test_unreachable_service_is_retried(case: Case) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with case.cls({**case.options, "base_url": f"http://127.0.0.1:{port}"}, case.env) as provider:
+    async with case.cls({**case.options, "base_url": f"http://127.0.0.1:{free_port()}"}, case.env) as provider:
         results = await provider.send(batch(_size(case)))
     assert {r.status for r in results} == {Status.RETRY}
 

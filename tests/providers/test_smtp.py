@@ -7,7 +7,6 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
 from campaign.providers import Status
 from campaign.providers.smtp import SMTPProvider
+from tests.servers import free_port
 
 USER, PASSWORD = "mailer", "s3cret-smtp-password"
 
@@ -85,12 +85,6 @@ class Recorder:
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*map(str, certificate))
@@ -100,7 +94,7 @@ def _context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
 @pytest.fixture
 def starttls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[Recorder, int]]:
     handler = Recorder()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
@@ -156,7 +150,7 @@ async def test_starttls_auth_and_exact_bytes(starttls_server: tuple[Recorder, in
 
 async def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
     handler = Recorder()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=_context(certificate))
     controller.start()
     try:
@@ -202,7 +196,7 @@ async def test_untrusted_certificate_is_not_sent_to(starttls_server: tuple[Recor
 
 
 async def test_unreachable_server_is_retried() -> None:
-    results = await SMTPProvider({"host": "127.0.0.1", "port": _free_port(), "security": "none"}, {}).send([message(1)])
+    results = await SMTPProvider({"host": "127.0.0.1", "port": free_port(), "security": "none"}, {}).send([message(1)])
     assert results[0].status is Status.RETRY and "unreachable" in results[0].reason
 
 

@@ -13,6 +13,13 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for a server a test starts, or one it finds closed)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
 def serve(app: ASGIApp, *, host: str = "127.0.0.1") -> Iterator[str]:
     """Run `app` on a free loopback port until the block ends; yields its base URL."""
