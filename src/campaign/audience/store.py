@@ -72,6 +72,14 @@ s, m, tc, sup = subscribers, list_members, topic_choices, suppressions
 lst, top = lists, topics
 
 
+def _names(connection: Connection, table: Table) -> str:
+    """The names in `table` (lists or topics), for an error that says what exists."""
+    return (
+        ", ".join(connection.execute(select(table.c.name).order_by(table.c.name)).scalars())
+        or "none yet"
+    )
+
+
 def new_public_id() -> str:
     """The random id that links carry; never the sequential row id."""
     return secrets.token_urlsafe(16)
@@ -337,7 +345,8 @@ class Store:
             .select_from(groups)
             .outerjoin(links, linked)
             .outerjoin(
-                s, and_(s.c.id == links.c.subscriber_id, s.c.status == "subscribed", not_suppressed())
+                s,
+                and_(s.c.id == links.c.subscriber_id, s.c.status == "subscribed", not_suppressed()),
             )
             .group_by(groups.c.name)
             .order_by(groups.c.name)
@@ -375,11 +384,7 @@ class Store:
     def _list_id(connection: Connection, name: str) -> int:
         found = connection.execute(select(lst.c.id).where(lst.c.name == name)).scalar()
         if found is None:
-            known = (
-                ", ".join(connection.execute(select(lst.c.name).order_by(lst.c.name)).scalars())
-                or "none yet"
-            )
-            raise UserError(f"unknown list {name!r} (lists: {known})")
+            raise UserError(f"unknown list {name!r} (lists: {_names(connection, lst)})")
         return int(found)
 
     @staticmethod
@@ -389,11 +394,9 @@ class Store:
             connection.execute(select(top.c.name, top.c.id).where(top.c.name.in_(wanted))).all()
         )
         if missing := sorted(wanted - found.keys()):
-            known = (
-                ", ".join(connection.execute(select(top.c.name).order_by(top.c.name)).scalars())
-                or "none yet"
+            raise UserError(
+                f"unknown topic {', '.join(map(repr, missing))} (topics: {_names(connection, top)})"
             )
-            raise UserError(f"unknown topic {', '.join(map(repr, missing))} (topics: {known})")
         return list(found.values())
 
     # -- subscribing ----------------------------------------------------------------------------------
