@@ -24,7 +24,7 @@ from email_validator import EmailNotValidError
 from sqlalchemy import Connection, bindparam, delete, exists, insert, literal, select, update
 
 from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line
-from campaign.audience.store import Store, chunked, lst, m, new_public_id, s, sup, tc, top
+from campaign.audience.store import Store, chunked, lst, m, new_subscriber, s, sup, tc, top
 from campaign.audience.tables import UTCDateTime, events, utcnow
 from campaign.errors import ImportFileError, Location
 
@@ -365,7 +365,10 @@ class _Writer:
                 self.report.resubscribed += 1
                 unblocked.append(hashed)
             if old is None:
-                new.append(self._new(row, hashed, now))
+                new.append(
+                    new_subscriber(row.email, hashed, row.name, row.first_name, row.last_name,
+                                   row.fields, self.source, now)
+                )
                 join.append(hashed)
                 choose.append(hashed)
                 continue
@@ -450,23 +453,6 @@ class _Writer:
                 ).where(s.c.email_hash.in_(hashes)),
             )
         )
-
-    def _new(self, row: Row, hashed: str, now: Any) -> dict[str, Any]:
-        return {
-            "public_id": new_public_id(),
-            "email": row.email,
-            "email_hash": hashed,
-            "name": row.name or one_line(f"{row.first_name} {row.last_name}"),
-            "first_name": row.first_name,
-            "last_name": row.last_name,
-            "fields": row.fields,
-            "status": "subscribed",
-            "consent_source": self.source,
-            "consent_at": now,
-            "soft_bounces": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
 
     @staticmethod
     def _changes(old: Any, row: Row) -> dict[str, Any]:

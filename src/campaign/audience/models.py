@@ -67,6 +67,26 @@ class Recipient:
     name: str
     fields: Mapping[str, str]
 
+    @classmethod
+    def of(
+        cls,
+        id: int,
+        public_id: str,
+        email: str,
+        name: str,
+        first_name: str,
+        last_name: str,
+        extra: Mapping[str, object],
+    ) -> Recipient:
+        """The recipient of a stored subscriber: display name and every merge field as text."""
+        return cls(
+            id=id,
+            public_id=public_id,
+            email=email,
+            name=display_name(name, first_name, last_name),
+            fields=merge_fields(email, name, first_name, last_name, extra),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
@@ -99,12 +119,12 @@ class Subscriber:
         return self.status == "subscribed" and self.suppressed is None
 
     def recipient(self) -> Recipient:
-        return Recipient(
-            id=self.id,
-            public_id=self.public_id,
-            email=self.email,
-            name=display_name(self.name, self.first_name, self.last_name),
-            fields=merge_fields(
-                self.email, self.name, self.first_name, self.last_name, self.fields
-            ),
+        return Recipient.of(
+            self.id,
+            self.public_id,
+            self.email,
+            self.name,
+            self.first_name,
+            self.last_name,
+            self.fields,
         )

@@ -11,7 +11,8 @@ sender and the web host) recording the same unsubscribe agree on one outcome.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError
@@ -39,7 +40,6 @@ from campaign.audience.models import (
     checked_email,
     display_name,
     email_hash,
-    merge_fields,
     normalise_email,
     one_line,
 )
@@ -83,6 +83,34 @@ def _names(connection: Connection, table: Table) -> str:
 def new_public_id() -> str:
     """The random id that links carry; never the sequential row id."""
     return secrets.token_urlsafe(16)
+
+
+def new_subscriber(
+    email: str,
+    hashed: str,
+    name: str,
+    first_name: str,
+    last_name: str,
+    fields: Mapping[str, Any],
+    source: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of someone subscribed for the first time (by `subscribe` or an import)."""
+    return {
+        "public_id": new_public_id(),
+        "email": email,
+        "email_hash": hashed,
+        "name": display_name(name, first_name, last_name),
+        "first_name": first_name,
+        "last_name": last_name,
+        "fields": fields,
+        "status": "subscribed",
+        "consent_source": source,
+        "consent_at": now,
+        "soft_bounces": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def chunked(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -183,15 +211,14 @@ class Store:
             with self.engine.connect() as connection:
                 rows = connection.execute(page.order_by(m.c.subscriber_id).limit(chunk)).all()
             for row in rows:
-                name = display_name(row.name, row.first_name, row.last_name)
-                yield Recipient(
-                    id=row.id,
-                    public_id=row.public_id,
-                    email=row.email,
-                    name=name,
-                    fields=merge_fields(
-                        row.email, row.name, row.first_name, row.last_name, row.fields or {}
-                    ),
+                yield Recipient.of(
+                    row.id,
+                    row.public_id,
+                    row.email,
+                    row.name,
+                    row.first_name,
+                    row.last_name,
+                    row.fields or {},
                 )
             if len(rows) < chunk:
                 return
@@ -447,21 +474,16 @@ class Store:
                 first, last = one_line(first_name), one_line(last_name)
                 subscriber_id = connection.execute(
                     insert(s).returning(s.c.id),
-                    {
-                        "public_id": new_public_id(),
-                        "email": address,
-                        "email_hash": hashed,
-                        "name": one_line(name) or one_line(f"{first} {last}"),
-                        "first_name": first,
-                        "last_name": last,
-                        "fields": dict(fields or {}),
-                        "status": "subscribed",
-                        "consent_source": source,
-                        "consent_at": now,
-                        "soft_bounces": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
+                    new_subscriber(
+                        address,
+                        hashed,
+                        one_line(name),
+                        first,
+                        last,
+                        dict(fields or {}),
+                        source,
+                        now,
+                    ),
                 ).scalar_one()
                 self._event(connection, subscriber_id, hashed, "subscribed", source, list_name)
             else:
