@@ -20,6 +20,16 @@ ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET_KEY = "test-secret-key-not-for-production"
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`campaign ARGS...` run in-process: its exit code, stdout and stderr."""
+    from campaign.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
 def unavailable(reason: str) -> None:
     """Skip on a developer's machine; fail on CI, where every test must run."""
     if ON_CI:

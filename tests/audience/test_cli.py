@@ -9,19 +9,12 @@ from pathlib import Path
 import pytest
 
 from campaign.audience import Store
-from campaign.cli import main
 from campaign.config import load_config
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
+from tests.conftest import run_cli
 
 
 def ok(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     return out
 
@@ -67,7 +60,7 @@ def test_export_unsubscribe_delete(workspace: Path, capsys: pytest.CaptureFixtur
     assert "emma" not in exported and "ben.okafor@example.net" in exported
     store = Store.open(load_config(workspace))
     assert store.count_recipients("newsletter") == 3
-    code, _, err = run(capsys, "subscribers", "show", "emma.schmidt@example.org")
+    code, _, err = run_cli(capsys, "subscribers", "show", "emma.schmidt@example.org")
     assert code == 1 and "no subscriber" in err
     again = ok(capsys, "subscribers", "import", "samples/subscribers.csv", "--list", "newsletter")
     assert "2 unsubscribed, bounced or complained, skipped" in again
@@ -77,15 +70,15 @@ def test_user_mistakes_end_without_traceback(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (workspace / "bad.csv").write_bytes(b"email\nok@example.org\n\xff\xfe@example.org\n")
-    code, _, err = run(capsys, "subscribers", "import", "bad.csv", "--list", "newsletter")
+    code, _, err = run_cli(capsys, "subscribers", "import", "bad.csv", "--list", "newsletter")
     assert code == 1 and "bad.csv:3" in err and "Traceback" not in err
-    code, _, err = run(capsys, "subscribers", "import", "missing.csv", "--list", "newsletter")
+    code, _, err = run_cli(capsys, "subscribers", "import", "missing.csv", "--list", "newsletter")
     assert code == 1 and "missing.csv" in err
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "subscribers", "import", "samples/subscribers.csv", "--list", "n", "--resubscribe"
     )
     assert code == 1 and "--reason" in err
-    code, _, err = run(capsys, "subscribers", "list", "--list", "nope")
+    code, _, err = run_cli(capsys, "subscribers", "list", "--list", "nope")
     assert code == 1 and "unknown list 'nope'" in err
 
 

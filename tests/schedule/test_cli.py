@@ -8,25 +8,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from campaign.audience.tables import utcnow
-from campaign.cli import main
 from campaign.config import Config
 from campaign.db import connect
 from campaign.dispatch import run_dispatch
 from campaign.schedule import State, get_schedule, schedule_send
+from tests.conftest import run_cli
 from tests.schedule.conftest import make_compiled
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_schedule_lists_states_and_local_times(
     config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "schedule", "--no-check")[1].strip() == "nothing scheduled"
+    assert run_cli(capsys, "schedule", "--no-check")[1].strip() == "nothing scheduled"
     now = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
     schedule_send(
         config,
@@ -42,7 +35,7 @@ def test_schedule_lists_states_and_local_times(
     run_dispatch(
         config, now=datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
     )  # nov-news: 7 h late, missed
-    code, out, _ = run(capsys, "schedule", "--no-check")
+    code, out, _ = run_cli(capsys, "schedule", "--no-check")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["campaign", "state", "send", "at", "list", "notes"]
@@ -61,9 +54,9 @@ def test_schedule_lists_states_and_local_times(
 
 def test_unschedule_command(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     schedule_send(config, make_compiled("dec-news"), list_name="newsletter", at="2099-12-01 09:00")
-    code, out, _ = run(capsys, "unschedule", "dec-news")
+    code, out, _ = run_cli(capsys, "unschedule", "dec-news")
     assert (code, out.strip()) == (0, "dec-news: unscheduled (was due 2099-12-01 09:00 MST)")
-    code, _, err = run(capsys, "unschedule", "dec-news")
+    code, _, err = run_cli(capsys, "unschedule", "dec-news")
     assert code == 1 and "dec-news is not scheduled" in err and "Traceback" not in err
 
 
@@ -71,7 +64,7 @@ def test_dispatch_is_silent_with_nothing_due(
     config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     schedule_send(config, make_compiled(), list_name="newsletter", at="2099-12-01 09:00")
-    assert run(capsys, "dispatch") == (0, "", "")
+    assert run_cli(capsys, "dispatch") == (0, "", "")
 
 
 def test_dispatch_reports_a_missed_schedule_once_and_fails(config: Config) -> None:
@@ -119,7 +112,7 @@ def test_dispatch_command_exits_1_on_a_missed_schedule(
     schedule_send(
         config, make_compiled(), list_name="newsletter", at=due, now=due - timedelta(days=1)
     )
-    code, out, _ = run(capsys, "dispatch")
+    code, out, _ = run_cli(capsys, "dispatch")
     assert code == 1
     assert re.fullmatch(r"\S+ 2026-12-news: MISSED, not sent: .+\n", out)
-    assert run(capsys, "dispatch") == (0, "", "")  # reported once
+    assert run_cli(capsys, "dispatch") == (0, "", "")  # reported once
