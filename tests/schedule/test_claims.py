@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from campaign.config import Config
 from campaign.db import connect
@@ -14,6 +17,19 @@ from tests.schedule.conftest import make_compiled
 SCHEDULED_AT = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
 DUE = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 09:00 in Denver
 GRACE = timedelta(hours=6)
+
+
+def at_once(work: Callable[[Any], Any], args: Sequence[Any]) -> list[Any]:
+    """`work(arg)` for each of `args`, each in its own thread, all let go at the same moment
+    (as racing dispatchers are); the results in the order of `args`."""
+    barrier = threading.Barrier(len(args))
+
+    def released(arg: Any) -> Any:
+        barrier.wait()
+        return work(arg)
+
+    with ThreadPoolExecutor(len(args)) as pool:
+        return list(pool.map(released, args))
 
 
 def _schedule(config: Config, slug: str = "2026-12-news", at: str = "2026-12-01 09:00") -> None:
@@ -60,18 +76,7 @@ def test_two_dispatchers_start_a_schedule_once(config: Config) -> None:
     for n in range(20):
         _schedule(config, f"campaign-{n:02}")
     engine = connect(config.database_url)
-    barrier = threading.Barrier(4)
-    started: list[list[str]] = [[] for _ in range(4)]
-
-    def dispatcher(i: int) -> None:
-        barrier.wait()
-        started[i] = start_due(engine, DUE, GRACE)
-
-    threads = [threading.Thread(target=dispatcher, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started = at_once(lambda _dispatcher: start_due(engine, DUE, GRACE), range(4))
     everything = sorted(slug for run in started for slug in run)
     assert everything == [f"campaign-{n:02}" for n in range(20)]
 
@@ -103,17 +108,7 @@ def test_concurrent_slot_claims_give_each_slot_once(config: Config) -> None:
     _schedule(config)
     engine = connect(config.database_url)
     start_due(engine, DUE, GRACE)
-    barrier = threading.Barrier(6)
-    slots: dict[str, int | None] = {}
-
-    def worker(name: str) -> None:
-        barrier.wait()
-        slots[name] = claim_slot(engine, "2026-12-news", name, DUE, workers=3)
-
-    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    taken = sorted(slot for slot in slots.values() if slot is not None)
+    workers = [f"w{i}" for i in range(6)]
+    slots = at_once(lambda name: claim_slot(engine, "2026-12-news", name, DUE, workers=3), workers)
+    taken = sorted(slot for slot in slots if slot is not None)
     assert taken == [0, 1, 2]
