@@ -14,7 +14,6 @@ message taken, so a test can count deliveries per recipient.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,8 +83,10 @@ class PostmarkServer:
             body = reply.body if reply.body is not None else {"ErrorCode": reply.status, "Message": f"scripted {reply.status}"}
             return JSONResponse(body, status_code=reply.status, headers=reply.headers)
         try:
-            messages = json.loads(await request.body())
-        except ValueError:
+            # orjson: a batch is up to 500 messages of 50 KB, and the json module parsed about
+            # 110 MB/s, a whole core of the machine a send benchmark runs on.
+            messages = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
             return JSONResponse({"ErrorCode": 402, "Message": "Received invalid JSON input."}, status_code=422)
         if not isinstance(messages, list):
             return JSONResponse({"ErrorCode": 402, "Message": "Expected a JSON array of messages."}, status_code=422)
