@@ -36,6 +36,9 @@ class Message:
     raw: bytes | None = None
     """The whole message as RFC 5322 bytes (CRLF line ends), filled by the engine for
     providers that send MIME (`Provider.wants_raw`); else `campaign.mime.render(message)`."""
+    json_bodies: tuple[bytes, bytes] | None = None
+    """`html` and `text` as JSON string literals (UTF-8, quotes included), filled by the engine
+    for providers that send JSON (`Provider.wants_json`) from pieces escaped once per campaign."""
 
     @property
     def to(self) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from email.utils import formatdate, parseaddr
 from typing import Any, Protocol
 
+import orjson
+
 from campaign import mime
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -60,6 +62,24 @@ class Template:
         joined[0::2] = self.pieces
         joined[1::2] = values
         return "".join(joined)
+
+
+class JSONBody:
+    """A template's pieces escaped as JSON once per campaign; per recipient only the values are
+    escaped. JSON escapes character by character, so the escaped pieces and values joined are
+    exactly the escape of the filled text."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        self.pieces: tuple[bytes, ...] = tuple(orjson.dumps(piece)[1:-1] for piece in pieces)
+
+    def fill(self, values: Sequence[str]) -> bytes:
+        """The filled text as a JSON string literal, quotes included."""
+        joined = [b'"'] * (2 * len(self.pieces) + 1)
+        joined[1:-1:2] = self.pieces
+        joined[2:-1:2] = [orjson.dumps(value)[1:-1] for value in values]
+        return b"".join(joined)
 
 
 def field_value(recipient: Recipient, name: str) -> str:
@@ -116,6 +136,7 @@ class Personaliser:
         unsubscribe_mailto: str | None = None,
         subject_prefix: str = "",
         raw: bool = False,
+        json: bool = False,
     ) -> None:
         self.compiled = compiled
         self.links = links
@@ -129,6 +150,7 @@ class Personaliser:
         self._view = links.view_url(compiled.slug)
         self._html_body = mime.Body(self.html.pieces) if raw else None
         self._text_body = mime.Body(self.text.pieces) if raw else None
+        self._json_bodies = (JSONBody(self.html.pieces), JSONBody(self.text.pieces)) if json else None
         self.domain = sender_domain(compiled.from_)
         self._mailto = f", <mailto:{unsubscribe_mailto}?subject=unsubscribe>" if unsubscribe_mailto else ""
         self._constant_headers = {
@@ -140,7 +162,14 @@ class Personaliser:
 
     @classmethod
     def for_config(
-        cls, config: Config, compiled: Compiled, *, list_name: str, subject_prefix: str = "", raw: bool = False
+        cls,
+        config: Config,
+        compiled: Compiled,
+        *,
+        list_name: str,
+        subject_prefix: str = "",
+        raw: bool = False,
+        json: bool = False,
     ) -> Personaliser:
         """A personaliser with the workspace's signing key (ConfigError when unset) and settings."""
         links = Links(config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days)
@@ -151,6 +180,7 @@ class Personaliser:
             unsubscribe_mailto=config.send.unsubscribe_mailto,
             subject_prefix=subject_prefix,
             raw=raw,
+            json=json,
         )
 
     def message(self, recipient: Recipient, send_id: str) -> Message:
@@ -181,6 +211,9 @@ class Personaliser:
                 self.compiled.from_, to_name, to_email, subject, self.compiled.reply_to, headers,
                 self._html_body.fill(html_list), self._text_body.fill(text_list),
             )
+        json_bodies = None
+        if self._json_bodies is not None:
+            json_bodies = (self._json_bodies[0].fill(html_list), self._json_bodies[1].fill(text_list))
         return Message(
             send_id=send_id,
             campaign=slug,
@@ -194,4 +227,5 @@ class Personaliser:
             headers=headers,
             merge=fields,
             raw=raw,
+            json_bodies=json_bodies,
         )

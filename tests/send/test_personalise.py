@@ -8,6 +8,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
+import orjson
 import pytest
 
 from campaign.links import Links
@@ -122,3 +123,13 @@ def test_fast_urls_are_the_urls_links_makes() -> None:
         if all(fast[p] == LINKS.url(p, "pub-1", "c1") for p in fast):
             return
     raise AssertionError(f"Links.urls differs from Links.url: {fast}")
+
+
+def test_json_bodies_are_exactly_the_escaped_bodies() -> None:
+    """Pieces escaped once per campaign + values escaped per recipient == escaping the whole."""
+    fields = {"first_name": 'Zoë "the \\ quote"\t\x01 \u2028 😀', "organisation": "</script>{{{x}}}"}
+    message = personaliser(raw=False, json=True).message(R("pub1", "zoe@example.com", "Zoë", fields), "sid1")
+    assert message.json_bodies is not None
+    html_json, text_json = message.json_bodies
+    assert html_json == orjson.dumps(message.html) and text_json == orjson.dumps(message.text)
+    assert personaliser(raw=False).message(R("pub1", "zoe@example.com"), "sid1").json_bodies is None

@@ -68,6 +68,9 @@ class Provider(ABC):
     wants_raw: ClassVar[bool] = False
     """True for services that take the message as MIME bytes: the engine then fills
     `Message.raw` from a template encoded once per campaign (fast)."""
+    wants_json: ClassVar[bool] = False
+    """True for services that take the bodies as JSON strings: the engine then fills
+    `Message.json_bodies` the same way (escaping 50 KB per message was most of a send's CPU)."""
     Options: ClassVar[type[Options]] = Options
 
     def __init__(

@@ -61,6 +61,7 @@ class Options(base.Options):
 class PostmarkProvider(base.HTTPProvider):
     name = "postmark"
     max_batch = 500
+    wants_json = True
     Options: ClassVar[type[base.Options]] = Options
     default_base_url = "https://api.postmarkapp.com"
 
@@ -75,8 +76,9 @@ class PostmarkProvider(base.HTTPProvider):
             "From": message.from_,
             "To": recipient(message),
             "Subject": message.subject,
-            "HtmlBody": message.html,
-            "TextBody": message.text,
+            # Escaped once per campaign by the engine (Message.json_bodies) when it made the message.
+            "HtmlBody": orjson.Fragment(message.json_bodies[0]) if message.json_bodies else message.html,
+            "TextBody": orjson.Fragment(message.json_bodies[1]) if message.json_bodies else message.text,
             "MessageStream": options.message_stream,
             "Tag": message.campaign,
             "Metadata": {"send_id": message.send_id, "campaign": message.campaign},
@@ -95,7 +97,8 @@ class PostmarkProvider(base.HTTPProvider):
         return item
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
-        # orjson: encoding 500 bodies of 50 KB was half the CPU of a send with the json module.
+        # orjson: encoding 500 bodies of 50 KB was half the CPU of a send with the json module
+        # (and still a third of it with orjson before the bodies came escaped in json_bodies).
         body = orjson.dumps([self.payload(m) for m in batch])
         headers = {"Content-Type": "application/json"}
         return self.client.build_request("POST", "/email/batch", content=body, headers=headers)

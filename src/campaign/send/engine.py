@@ -94,15 +94,22 @@ newsletter in batches of 500, four at a time, would otherwise hold 300 MB (and m
 must stay flat and small for a million recipients)."""
 
 
-def batch_size(config: Config, provider: Provider, compiled: Compiled) -> int:
-    """Messages per provider call: [send] batch_size capped by the provider, by one second's
-    worth of messages when a rate limit is set, and by the in-flight memory budget."""
+def sizing(config: Config, provider: Provider, compiled: Compiled) -> tuple[int, int]:
+    """Messages per provider call, and how many batches may hold their messages at once.
+
+    A batch is [send] batch_size capped by the provider, by one second's worth of messages
+    when a rate limit is set, and by half the in-flight memory budget: two batches always
+    fit (one built while another is on its way). Up to `concurrency` batches fit when the
+    messages are small; large ones take fewer, bigger batches (each costs ledger round trips
+    and a request, so bigger ones are cheaper per message)."""
     size = min(config.send.batch_size or provider.max_batch, provider.max_batch)
     if config.send.rate_limit > 0:
         size = min(size, max(1, int(config.send.rate_limit)))
-    copies = 3 if provider.wants_raw else 2  # the strings, plus the MIME bytes or the request body
+    # The strings and the request body, plus the MIME bytes or JSON bodies made for the provider.
+    copies = 3 if provider.wants_raw or provider.wants_json else 2
     per_message = (len(compiled.html) + len(compiled.text)) * copies
-    return max(1, min(size, IN_FLIGHT_BYTES // (per_message * config.send.concurrency)))
+    size = max(1, min(size, IN_FLIGHT_BYTES // (per_message * min(config.send.concurrency, 2))))
+    return size, max(1, min(config.send.concurrency, IN_FLIGHT_BYTES // (per_message * size)))
 
 
 class _Run:
@@ -130,7 +137,8 @@ class _Run:
         self.worker_id = worker_id
         self.progress = progress
         self.on_progress = on_progress
-        self.size = batch_size(config, provider, send.compiled)
+        self.size, in_memory = sizing(config, provider, send.compiled)
+        self.in_memory = asyncio.Semaphore(in_memory)
         self.limiter = RateLimiter(config.send.rate_limit)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
@@ -145,15 +153,16 @@ class _Run:
             if (wait := self.hold_until - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 continue
-            # The rate limit first, the claim after: rows waiting for their turn stay pending.
-            await self.limiter.acquire(self.size)
-            if self.stopped or self.hold_until > time.monotonic():
-                self.limiter.refund(self.size)
-                continue
-            batch = await asyncio.to_thread(
-                ledger.claim, self.engine, self.send.id, worker=self.worker_id, limit=self.size, mailable=self._mailable
-            )
-            self.limiter.refund(self.size - len(batch or ()))
+            async with self.in_memory:
+                # The rate limit first, the claim after: rows waiting for their turn stay pending.
+                async with self.limiter.turn():
+                    if self.stopped or self.hold_until > time.monotonic():
+                        continue
+                    batch = await asyncio.to_thread(
+                        ledger.claim, self.engine, self.send.id, worker=self.worker_id, limit=self.size, mailable=self._mailable
+                    )
+                    self.limiter.took(len(batch or ()))
+                results = await self._send(batch) if batch else None
             if batch is None:
                 return
             if not batch:
@@ -162,9 +171,14 @@ class _Run:
                     return
                 await asyncio.sleep(min(max((due - utcnow()).total_seconds(), 0.01), 1.0))
                 continue
-            await self._deliver(batch)
+            if results is not None:
+                outcomes = self._outcomes(batch, results)
+                await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
+                self._count(outcomes, results)
 
-    async def _deliver(self, batch: list[Queued]) -> None:
+    async def _send(self, batch: list[Queued]) -> list[Result] | None:
+        """Personalise `batch` and hand it to the provider; None when the provider refused the
+        request as a whole (the batch is back to pending and the send stopped)."""
         try:
             messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
         except BaseException:
@@ -172,20 +186,17 @@ class _Run:
             ledger.release(self.engine, self.worker_id, [q.send_id for q in batch])
             raise
         try:
-            results = await self.provider.send(messages)
+            return await self.provider.send(messages)
         except ProviderError as exc:
             await asyncio.to_thread(ledger.release, self.engine, self.worker_id, [q.send_id for q in batch])
             if self.error is None:
                 self.error = exc
                 self.stopped = "failed"
                 await asyncio.to_thread(ledger.set_status, self.engine, self.send.id, "failed", str(exc))
-            return
+            return None
         except Exception as exc:  # a provider bug must not lose track of the batch
             reason = f"{self.provider.name}: {type(exc).__name__}: {exc}"[:500]
-            results = [Result(m.send_id, Status.UNKNOWN, reason=reason) for m in messages]
-        outcomes = self._outcomes(batch, results)
-        await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
-        self._count(outcomes, results)
+            return [Result(q.send_id, Status.UNKNOWN, reason=reason) for q in batch]
 
     def _outcomes(self, batch: list[Queued], results: list[Result]) -> list[Outcome]:
         by_id = {r.send_id: r for r in results}
@@ -268,7 +279,9 @@ async def send_campaign(
         interrupted = await asyncio.to_thread(ledger.prepare, engine, send.id, resend_unknown=resend_unknown)
         before = ledger.summary(engine, send.campaign)
         assert before is not None
-        personaliser = Personaliser.for_config(config, send.compiled, list_name=list_name, raw=provider.wants_raw)
+        personaliser = Personaliser.for_config(
+            config, send.compiled, list_name=list_name, raw=provider.wants_raw, json=provider.wants_json
+        )
         run = _Run(
             config,
             engine,
@@ -319,7 +332,7 @@ async def send_test(
     own_provider = provider is None
     provider = provider or create(config)
     personaliser = Personaliser.for_config(
-        config, compiled, list_name="test", subject_prefix=TEST_PREFIX, raw=provider.wants_raw
+        config, compiled, list_name="test", subject_prefix=TEST_PREFIX, raw=provider.wants_raw, json=provider.wants_json
     )
     messages = [personaliser.message(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
     results: list[Result] = []
@@ -360,7 +373,7 @@ def dry_run(
     engine = engine or connect(config.database_url)
     store = store or _open_store(engine)
     existing = ledger.summary(engine, compiled.slug)
-    personaliser = Personaliser.for_config(config, compiled, list_name=list_name, raw=cls.wants_raw)
+    personaliser = Personaliser.for_config(config, compiled, list_name=list_name, raw=cls.wants_raw, json=cls.wants_json)
     count = size = 0
     sample = None
     for recipient in store.recipients(list_name, topics, chunk=2000):

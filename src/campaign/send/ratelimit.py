@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 
 class RateLimiter:
@@ -16,17 +18,21 @@ class RateLimiter:
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self._next = time.monotonic()
+        self._turn = asyncio.Lock()
 
-    async def acquire(self, messages: int) -> None:
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait until a batch may go out, and hold the turn while the caller takes its batch and
+        reports it with `took`. One caller at a time: nothing is taken before it may leave."""
         if self.rate <= 0:
+            yield
             return
-        now = time.monotonic()
-        start = max(now, self._next)
-        self._next = start + messages / self.rate
-        if start > now:
-            await asyncio.sleep(start - now)
+        async with self._turn:
+            if (wait := self._next - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            yield
 
-    def refund(self, messages: int) -> None:
-        """Give back part of a reservation that did not go out (fewer messages were due)."""
-        if self.rate > 0 and messages > 0:
-            self._next = max(time.monotonic(), self._next - messages / self.rate)
+    def took(self, messages: int) -> None:
+        """The batch taken in this turn holds `messages`: the next one waits their time."""
+        if self.rate > 0:
+            self._next = max(time.monotonic(), self._next) + messages / self.rate
