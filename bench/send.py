@@ -6,7 +6,9 @@ Each run gets a fresh database (SQLite in a temporary folder, or a fresh schema 
 --postgres URL), filled by bench/stream.py's generator, and runs in a child process
 of its own so that its peak memory is its own. Postmark is the local server of the
 tests, in another process (its CPU is not counted). Prints messages per second,
-peak RSS of the sending process, and CPU seconds per 1,000 messages. Figures only.
+peak RSS of the sending process, CPU seconds per 1,000 messages and the load average
+at the end (the machine may be shared), and reports them through bench/_report.py.
+Figures only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import subprocess
@@ -26,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from _report import emit  # noqa: E402
 
 
 def _serve_postmark(ready: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -121,8 +126,13 @@ def main() -> None:
                 print(
                     f"{provider:8} {backend:10} {figures['sent']:>9,.0f} sent ({figures['html_kb']:.0f} KB HTML each) "
                     f"in {figures['seconds']:6.1f} s = {figures['per_second']:7,.0f} msg/s; "
-                    f"peak RSS {figures['peak_rss_mb']:5.0f} MB; CPU {figures['cpu_per_1000']:.2f} s per 1,000"
+                    f"peak RSS {figures['peak_rss_mb']:5.0f} MB; CPU {figures['cpu_per_1000']:.2f} s per 1,000; "
+                    f"load average {os.getloadavg()[0]:.1f}"
                 )
+                run = f"{args.size:,} to {provider}, {backend}"
+                emit("send", f"{run}: rate", figures["per_second"], "messages/s", better="higher")
+                emit("send", f"{run}: peak RSS", figures["peak_rss_mb"], "MB", better="lower")
+                emit("send", f"{run}: CPU per 1,000", figures["cpu_per_1000"], "s", better="lower")
     finally:
         server.terminate()
 
