@@ -13,15 +13,13 @@ import csv
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy
-
+from _postgres import postgres_schema
 from _report import emit
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
-from campaign.db import connect, dispose, normalise_url
+from campaign.db import connect
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -63,21 +61,8 @@ def main() -> None:
         )
         run("sqlite", f"sqlite:///{folder}/bench.db", path, args.rows)
         if args.postgres:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = sqlalchemy.create_engine(
-                normalise_url(args.postgres), isolation_level="AUTOCOMMIT"
-            )
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-            url = f"{args.postgres}?options=-csearch_path%3D{schema}"
-            try:
+            with postgres_schema(args.postgres) as url:
                 run("postgresql", url, path, args.rows)
-            finally:
-                dispose(url)
-                with admin.connect() as connection:
-                    connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-                admin.dispose()
-
 
 if __name__ == "__main__":
     main()

@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy
 
+from _postgres import postgres_schema
 from campaign.audience import Store
-from campaign.db import connect, dispose, normalise_url
+from campaign.db import connect
 
 NOW = "'2024-01-01 00:00:00.000000'"
 
@@ -105,19 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         stream("sqlite", fill(f"sqlite:///{folder}/bench.db", args.subscribers), args.chunk)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = sqlalchemy.create_engine(normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = f"{args.postgres}?options=-csearch_path%3D{schema}"
-        try:
+        with postgres_schema(args.postgres) as url:
             stream("postgresql", fill(url, args.subscribers), args.chunk)
-        finally:
-            dispose(url)
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
-
 
 if __name__ == "__main__":
     main()
