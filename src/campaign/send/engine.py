@@ -172,6 +172,7 @@ class _Run:
                 await asyncio.sleep(min(max((due - utcnow()).total_seconds(), 0.01), 1.0))
                 continue
             if results is not None:
+                self._hold(results)  # before the ledger write, which lets other workers run
                 outcomes = self._outcomes(batch, results)
                 await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
                 self._count(outcomes, results)
@@ -222,6 +223,12 @@ class _Run:
                 outcomes.append(Outcome(queued.send_id, "pending", None, result.reason, now + timedelta(seconds=delay)))
         return outcomes
 
+    def _hold(self, results: list[Result]) -> None:
+        """A Retry-After holds every worker, not just the one that got it."""
+        waits = [r.retry_after for r in results if r.status is Status.RETRY and r.retry_after is not None]
+        if waits:
+            self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
+
     def _count(self, outcomes: list[Outcome], results: list[Result]) -> None:
         progress = self.progress
         for outcome in outcomes:
@@ -235,9 +242,6 @@ class _Run:
             self.failures_in_a_row = 0
         elif trouble:
             self.failures_in_a_row += 1
-            waits = [r.retry_after for r in trouble if r.retry_after is not None]
-            if waits:
-                self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
             if self.failures_in_a_row >= self.config.send.max_consecutive_failures and not self.stopped:
                 self.stopped = "paused"
                 note = (
