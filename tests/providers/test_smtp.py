@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from campaign import mime
+from campaign.config import load_config
 from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
-from campaign.providers import Status
+from campaign.providers import Status, create
 from campaign.providers.smtp import SMTPProvider
 from tests.servers import free_port
 
@@ -205,3 +206,10 @@ def test_password_comes_from_environment() -> None:
         SMTPProvider({"host": "mail.example.org", "username": "u"}, {})
     with pytest.raises(ConfigError, match="host"):
         SMTPProvider({}, {})
+
+
+def test_ca_file_is_relative_to_the_workspace(tmp_path: Path) -> None:
+    (tmp_path / "campaign.toml").write_text('[provider]\nname = "smtp"\nhost = "127.0.0.1"\nca_file = "certs/relay.pem"\n')
+    provider = create(load_config(tmp_path, environ={}))
+    assert isinstance(provider, SMTPProvider)
+    assert provider._client().cert_bundle == str(tmp_path.resolve() / "certs" / "relay.pem")

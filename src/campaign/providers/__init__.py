@@ -39,10 +39,7 @@ def provider_class(name: str) -> type[Provider]:
 def create(config: Config, *, transport: httpx.AsyncBaseTransport | None = None) -> Provider:
     """The provider that campaign.toml names, with its options and secrets."""
     cls = provider_class(config.provider.name)
-    options = config.provider.options
-    if cls.name == "outbox":
-        options["directory"] = str(config.workspace / options.get("directory", "outbox"))
-    return cls(options, config.env, transport=transport)
+    return cls(config.provider.options, config.env, transport=transport, workspace=config.workspace)
 
 
 __all__ = ["HTTPProvider", "Provider", "REGISTRY", "Result", "Status", "create", "provider_class"]

@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -79,6 +80,7 @@ class Provider(ABC):
         env: Mapping[str, str],
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        workspace: Path | None = None,
     ) -> None:
         try:
             self.options = self.Options.model_validate(dict(options))
@@ -86,6 +88,11 @@ class Provider(ABC):
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"[provider] for {self.name}: {problems}", None) from None
         self.env = env
+        self.workspace = workspace or Path.cwd()
+
+    def path(self, value: str) -> Path:
+        """A file setting, taken relative to the workspace (an absolute path stays as it is)."""
+        return self.workspace / Path(value).expanduser()
 
     def secret(self, variable: str) -> str:
         """A secret from the environment; a clear error names the variable if unset."""
@@ -138,8 +145,9 @@ class HTTPProvider(Provider):
         env: Mapping[str, str],
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        workspace: Path | None = None,
     ) -> None:
-        super().__init__(options, env, transport=transport)
+        super().__init__(options, env, transport=transport, workspace=workspace)
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,

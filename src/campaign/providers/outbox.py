@@ -30,7 +30,7 @@ class OutboxProvider(Provider):
 
     @property
     def directory(self) -> Path:
-        return Path(self.options.directory)  # type: ignore[attr-defined]
+        return self.path(self.options.directory)  # type: ignore[attr-defined]
 
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         return await asyncio.to_thread(self._write, batch)

@@ -63,7 +63,7 @@ class SMTPProvider(Provider):
             timeout=options.timeout,
             use_tls=options.security == "tls",
             start_tls=options.security == "starttls",
-            cert_bundle=options.ca_file,
+            cert_bundle=str(self.path(options.ca_file)) if options.ca_file else None,
             local_hostname=options.local_hostname,
         )
 
