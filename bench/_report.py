@@ -11,9 +11,16 @@ import os
 from typing import Literal
 
 
-def emit(area: str, row: str, value: float, unit: str, *, better: Literal["higher", "lower"]) -> None:
+def emit(
+    area: str, row: str, value: float, unit: str, *, better: Literal["higher", "lower"]
+) -> None:
     """Report one figure; `better` says which way is an improvement."""
     path = os.environ.get("BENCH_ROWS")
     if path:
         with open(path, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"area": area, "row": row, "value": value, "unit": unit, "better": better}) + "\n")
+            out.write(
+                json.dumps(
+                    {"area": area, "row": row, "value": value, "unit": unit, "better": better}
+                )
+                + "\n"
+            )

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mjml
-
 from _report import emit
+
 from campaign.compile import build, inline_css, render_mjml
 from campaign.config import load_config
 
@@ -69,14 +69,25 @@ def ensure_node_mjml() -> Path:
             sys.exit("npm is needed to install the official mjml compiler (apt-get install npm)")
         print("installing mjml with npm under bench/node_modules ...", file=sys.stderr)
         subprocess.run(
-            ["npm", "install", "--prefix", str(BENCH), "--no-audit", "--no-fund", "--no-package-lock", "--silent"],
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(BENCH),
+                "--no-audit",
+                "--no-fund",
+                "--no-package-lock",
+                "--silent",
+            ],
             check=True,
         )
     return cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("slug", nargs="?", default="2018-11-wsr-primer")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
@@ -96,36 +107,85 @@ def main() -> None:
     premailer_ms, premailer_cpu = medians(args.runs, lambda: inline_css(html))
 
     process_runs = max(3, args.runs // 4)
-    command = [str(Path(sys.executable).parent / "campaign"), "--workspace", str(ROOT), "build", args.slug, "--out", str(out / "site")]
+    command = [
+        str(Path(sys.executable).parent / "campaign"),
+        "--workspace",
+        str(ROOT),
+        "build",
+        args.slug,
+        "--out",
+        str(out / "site"),
+    ]
     wall, cpu = process_ms(process_runs, command)
 
     cli = ensure_node_mjml()
     cli_wall, cli_cpu = process_ms(
-        process_runs, [str(cli), str(source_file), "-o", str(out / "node.html"), "--config.validationLevel", "skip"],
+        process_runs,
+        [
+            str(cli),
+            str(source_file),
+            "-o",
+            str(out / "node.html"),
+            "--config.validationLevel",
+            "skip",
+        ],
     )
-    node_times = json.loads(subprocess.run(
-        ["node", str(BENCH / "mjml-node.js"), str(source_file), str(args.runs)],
-        check=True, capture_output=True, text=True, cwd=BENCH,
-    ).stdout)
+    node_times = json.loads(
+        subprocess.run(
+            ["node", str(BENCH / "mjml-node.js"), str(source_file), str(args.runs)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=BENCH,
+        ).stdout
+    )
     node_ms = statistics.median(node_times["wall"][1:])
     node_cpu = statistics.median(node_times["cpu"][1:])
-    node_version = json.loads((BENCH / "node_modules" / "mjml" / "package.json").read_text())["version"]
+    node_version = json.loads((BENCH / "node_modules" / "mjml" / "package.json").read_text())[
+        "version"
+    ]
     shutil.rmtree(out)
 
-    print(f"campaign build {args.slug}: HTML {size / 1024:.1f} KB, MJML source {len(source) / 1024:.1f} KB,"
-          f" medians of {args.runs} runs (processes: {process_runs})")
+    print(
+        f"campaign build {args.slug}: HTML {size / 1024:.1f} KB, MJML source {len(source) / 1024:.1f} KB,"
+        f" medians of {args.runs} runs (processes: {process_runs})"
+    )
     print(f"{'':34}{'campaign (Python)':>20}{'mjml ' + node_version + ' (node)':>22}{'ratio':>8}")
-    print(f"{'MJML -> HTML, in-process, wall':34}{mjml_ms:>17.1f} ms{node_ms:>19.1f} ms{mjml_ms / node_ms:>8.2f}")
-    print(f"{'MJML -> HTML, in-process, CPU':34}{mjml_cpu:>17.1f} ms{node_cpu:>19.1f} ms{mjml_cpu / node_cpu:>8.2f}")
-    print(f"{'CSS inlining (premailer), wall/CPU':34}{premailer_ms:>17.1f} ms / {premailer_cpu:.1f} ms")
-    print(f"{'whole build, in-process, wall/CPU':34}{build_ms:>17.1f} ms / {build_cpu:.1f} ms   (first build: {first:.0f} ms)")
+    print(
+        f"{'MJML -> HTML, in-process, wall':34}{mjml_ms:>17.1f} ms{node_ms:>19.1f} ms{mjml_ms / node_ms:>8.2f}"
+    )
+    print(
+        f"{'MJML -> HTML, in-process, CPU':34}{mjml_cpu:>17.1f} ms{node_cpu:>19.1f} ms{mjml_cpu / node_cpu:>8.2f}"
+    )
+    print(
+        f"{'CSS inlining (premailer), wall/CPU':34}{premailer_ms:>17.1f} ms / {premailer_cpu:.1f} ms"
+    )
+    print(
+        f"{'whole build, in-process, wall/CPU':34}{build_ms:>17.1f} ms / {build_cpu:.1f} ms   (first build: {first:.0f} ms)"
+    )
     print(f"{'as a process, wall':34}{wall:>17.0f} ms{cli_wall:>19.0f} ms{wall / cli_wall:>8.2f}")
-    print(f"{'as a process, CPU (user+sys)':34}{cpu:>17.0f} ms{cli_cpu:>19.0f} ms{cpu / cli_cpu:>8.2f}")
-    print("(process: `campaign build` with its imports, writing the output | the mjml CLI on the same MJML)")
+    print(
+        f"{'as a process, CPU (user+sys)':34}{cpu:>17.0f} ms{cli_cpu:>19.0f} ms{cpu / cli_cpu:>8.2f}"
+    )
+    print(
+        "(process: `campaign build` with its imports, writing the output | the mjml CLI on the same MJML)"
+    )
     emit("build", "whole build, in-process (CPU)", build_cpu, "ms", better="lower")
-    emit("build", "MJML -> HTML in-process, Python/node (CPU)", mjml_cpu / node_cpu, "ratio", better="lower")
+    emit(
+        "build",
+        "MJML -> HTML in-process, Python/node (CPU)",
+        mjml_cpu / node_cpu,
+        "ratio",
+        better="lower",
+    )
     emit("build", "`campaign build` as a process (CPU)", cpu, "ms", better="lower")
-    emit("build", "`campaign build` / node mjml CLI, as processes (CPU)", cpu / cli_cpu, "ratio", better="lower")
+    emit(
+        "build",
+        "`campaign build` / node mjml CLI, as processes (CPU)",
+        cpu / cli_cpu,
+        "ratio",
+        better="lower",
+    )
 
 
 if __name__ == "__main__":

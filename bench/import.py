@@ -17,6 +17,7 @@ from pathlib import Path
 
 from _postgres import postgres_schema
 from _report import emit
+
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
 from campaign.db import connect
@@ -63,6 +64,7 @@ def main() -> None:
         if args.postgres:
             with postgres_schema(args.postgres) as url:
                 run("postgresql", url, path, args.rows)
+
 
 if __name__ == "__main__":
     main()

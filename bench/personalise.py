@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from _report import emit  # noqa: E402
+
 from campaign.audience.models import Recipient  # noqa: E402
 from campaign.compile import build  # noqa: E402
 from campaign.compiled import Compiled  # noqa: E402
@@ -44,7 +45,12 @@ def recipients(count: int) -> list[Recipient]:
             public_id=f"pUbLiC{i:010d}xyz",
             email=f"person{i}@example.org",
             name=f"Person {i}",
-            fields={"email": f"person{i}@example.org", "name": f"Person {i}", "first_name": "Person", "last_name": str(i)},
+            fields={
+                "email": f"person{i}@example.org",
+                "name": f"Person {i}",
+                "first_name": "Person",
+                "last_name": str(i),
+            },
         )
         for i in range(count)
     ]
@@ -62,7 +68,11 @@ def naive(compiled: Compiled, links: Links) -> Callable[[Recipient, str], bytes]
             html = html.replace("{{{" + key + "}}}", value)
             text = text.replace("{{{" + key + "}}}", value)
         message = EmailMessage()
-        message["From"], message["To"], message["Subject"] = compiled.from_, recipient.email, compiled.subject
+        message["From"], message["To"], message["Subject"] = (
+            compiled.from_,
+            recipient.email,
+            compiled.subject,
+        )
         message["List-Unsubscribe"] = f"<{values['link:unsubscribe']}>"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
@@ -76,8 +86,16 @@ def measure(label: str, make: Callable[[Recipient, str], object], people: list[R
     for n, recipient in enumerate(people):
         make(recipient, f"{n:032x}")
     elapsed, used = time.perf_counter() - started, time.process_time() - cpu
-    print(f"{label:10} {len(people):>7,} messages: {len(people) / used:>9,.0f} per CPU second ({len(people) / elapsed:,.0f}/s wall)")
-    emit("personalise", f"{label} (per CPU second)", len(people) / used, "messages/s", better="higher")
+    print(
+        f"{label:10} {len(people):>7,} messages: {len(people) / used:>9,.0f} per CPU second ({len(people) / elapsed:,.0f}/s wall)"
+    )
+    emit(
+        "personalise",
+        f"{label} (per CPU second)",
+        len(people) / used,
+        "messages/s",
+        better="higher",
+    )
 
 
 def main() -> None:
@@ -90,7 +108,9 @@ def main() -> None:
             (shutil.copytree if source.is_dir() else shutil.copy)(source, Path(tmp) / folder)
         config = load_config(Path(tmp), environ={"CAMPAIGN_SECRET_KEY": "bench-secret-key"})
         compiled = build(config, "2018-11-wsr-primer")
-    print(f"{compiled.slug}: HTML {len(compiled.html) / 1024:.0f} KB, text {len(compiled.text) / 1024:.0f} KB")
+    print(
+        f"{compiled.slug}: HTML {len(compiled.html) / 1024:.0f} KB, text {len(compiled.text) / 1024:.0f} KB"
+    )
     people = recipients(args.count)
     plain = Personaliser.for_config(config, compiled, list_name="newsletter")
     mime = Personaliser.for_config(config, compiled, list_name="newsletter", raw=True)

@@ -200,7 +200,13 @@ def main() -> None:
                         to_page.append(time.perf_counter() - saved)
                 print(label)
                 print(summary("event", to_event))
-                emit("preview", f"save {label} -> reload event (median)", median_ms(to_event), "ms", better="lower")
+                emit(
+                    "preview",
+                    f"save {label} -> reload event (median)",
+                    median_ms(to_event),
+                    "ms",
+                    better="lower",
+                )
                 if to_page:
                     print(summary("page", to_page))
             for path, data in originals.items():
@@ -236,7 +242,13 @@ def browser_rounds(base: str, markdown: Path, original: bytes, rounds: int) -> N
     markdown.write_bytes(original)
     print("Chromium: save Markdown -> page reloaded by itself -> new text in the desktop iframe")
     print(summary("screen", on_screen))
-    emit("preview", "save Markdown -> new text on screen in Chromium (median)", median_ms(on_screen), "ms", better="lower")
+    emit(
+        "preview",
+        "save Markdown -> new text on screen in Chromium (median)",
+        median_ms(on_screen),
+        "ms",
+        better="lower",
+    )
 
 
 if __name__ == "__main__":

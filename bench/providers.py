@@ -31,8 +31,14 @@ from campaign.providers.ses import SESProvider
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {
-    "CAMPAIGN_SECRET_KEY": "bench", "MAILGUN_API_KEY": "k", "SENDGRID_API_KEY": "k", "AWS_ACCESS_KEY_ID": "k",
-    "AWS_SECRET_ACCESS_KEY": "k", "RESEND_API_KEY": "k", "BREVO_API_KEY": "k", "MANDRILL_API_KEY": "k",
+    "CAMPAIGN_SECRET_KEY": "bench",
+    "MAILGUN_API_KEY": "k",
+    "SENDGRID_API_KEY": "k",
+    "AWS_ACCESS_KEY_ID": "k",
+    "AWS_SECRET_ACCESS_KEY": "k",
+    "RESEND_API_KEY": "k",
+    "BREVO_API_KEY": "k",
+    "MANDRILL_API_KEY": "k",
 }
 
 
@@ -49,28 +55,41 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=5000)
     count = parser.parse_args().recipients
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(REPO, environ={**ENV, "CAMPAIGN_DATABASE_URL": f"sqlite:///{tmp}/b.db"})
+        config = load_config(
+            REPO, environ={**ENV, "CAMPAIGN_DATABASE_URL": f"sqlite:///{tmp}/b.db"}
+        )
         compiled = build(config, "2018-11-wsr-primer")
     personaliser = Personaliser.for_config(config, compiled, list_name="newsletter")
-    readers = [Reader(f"pid{i:07d}", f"reader{i}@example.org", f"Reader {i}", {"first_name": f"Reader{i}"}) for i in range(count)]
+    readers = [
+        Reader(f"pid{i:07d}", f"reader{i}@example.org", f"Reader {i}", {"first_name": f"Reader{i}"})
+        for i in range(count)
+    ]
     started = time.perf_counter()
     messages = [personaliser.message(r, f"send-{i:07d}") for i, r in enumerate(readers)]
     made = time.perf_counter() - started
-    print(f"example: {len(compiled.html):,} bytes of HTML; personalised {count:,} in {made:.2f}s ({count / made:,.0f}/s)")
+    print(
+        f"example: {len(compiled.html):,} bytes of HTML; personalised {count:,} in {made:.2f}s ({count / made:,.0f}/s)"
+    )
     for cls, options in (
-        (MailgunProvider, {"domain": "mg.example.org"}), (SendGridProvider, {}), (SESProvider, {}),
-        (ResendProvider, {}), (BrevoProvider, {}), (MandrillProvider, {}),
+        (MailgunProvider, {"domain": "mg.example.org"}),
+        (SendGridProvider, {}),
+        (SESProvider, {}),
+        (ResendProvider, {}),
+        (BrevoProvider, {}),
+        (MandrillProvider, {}),
     ):
         provider = cls(options, ENV)
         size = cls.max_batch
         started = time.perf_counter()
         total_bytes = 0
         for start in range(0, count, size):
-            request = provider.build_request(messages[start:start + size])
+            request = provider.build_request(messages[start : start + size])
             total_bytes += len(request.read())
         elapsed = time.perf_counter() - started
-        print(f"{cls.name:9} batch {size:5}: {count / elapsed:10,.0f} messages/s built; "
-              f"{total_bytes / count:9,.0f} request bytes per recipient")
+        print(
+            f"{cls.name:9} batch {size:5}: {count / elapsed:10,.0f} messages/s built; "
+            f"{total_bytes / count:9,.0f} request bytes per recipient"
+        )
 
 
 if __name__ == "__main__":

@@ -63,14 +63,30 @@ class Row:
 
 
 def machine() -> str:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
-    mem_kb = next(
-        (int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")),
-        0,
-    ) if Path("/proc/meminfo").exists() else 0
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    mem_kb = (
+        next(
+            (
+                int(line.split()[1])
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ),
+            0,
+        )
+        if Path("/proc/meminfo").exists()
+        else 0
+    )
     return (
         f"{os.cpu_count()} cores ({model}), {mem_kb / 1024 / 1024:.0f} GiB memory, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
@@ -84,7 +100,9 @@ def read_results() -> dict[tuple[str, str], Row]:
     for line in RESULTS.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and re.fullmatch(r"-?[\d,]+(\.\d+)?", cells[2]):
-            row = Row(cells[0], cells[1], float(cells[2].replace(",", "")), cells[3], cells[4].split()[0])
+            row = Row(
+                cells[0], cells[1], float(cells[2].replace(",", "")), cells[3], cells[4].split()[0]
+            )
             rows[row.key] = row
     return rows
 
@@ -95,7 +113,9 @@ def shown(value: float) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = ["| area | figure | value | unit | better |", "|---|---|---:|---|---|"]
-    lines += [f"| {r.area} | {r.row} | {shown(r.value)} | {r.unit} | {r.better} is better |" for r in rows]
+    lines += [
+        f"| {r.area} | {r.row} | {shown(r.value)} | {r.unit} | {r.better} is better |" for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -123,9 +143,15 @@ def run_plan(only: set[str] | None) -> tuple[list[Row], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="record the figures in bench/results.md")
-    parser.add_argument("--only", help="comma-separated areas: " + ", ".join(dict.fromkeys(a for a, _ in PLAN)))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="record the figures in bench/results.md"
+    )
+    parser.add_argument(
+        "--only", help="comma-separated areas: " + ", ".join(dict.fromkeys(a for a, _ in PLAN))
+    )
     args = parser.parse_args()
 
     started = time.monotonic()

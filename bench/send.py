@@ -53,7 +53,9 @@ class _Count(list):  # type: ignore[type-arg]
 def _workspace(root: Path, database: str, provider: str, url: str, concurrency: int) -> None:
     for folder in ("campaigns", "layouts"):
         shutil.copytree(REPO / folder, root / folder)
-    extra = f'base_url = "{url}"\n' if provider == "postmark" else f'directory = "{root / "outbox"}"\n'
+    extra = (
+        f'base_url = "{url}"\n' if provider == "postmark" else f'directory = "{root / "outbox"}"\n'
+    )
     (root / "campaign.toml").write_text(
         f'public_base_url = "https://news.example.org"\n[database]\nurl = "{database}"\n'
         f'[provider]\nname = "{provider}"\n{extra}[send]\nconcurrency = {concurrency}\n'
@@ -62,12 +64,19 @@ def _workspace(root: Path, database: str, provider: str, url: str, concurrency: 
 
 def run_one(root: Path, size: int) -> dict[str, float]:
     """In the child: fill, build, send; report figures as JSON."""
+    from stream import fill
+
     from campaign.compile import build
     from campaign.config import load_config
     from campaign.send import send_campaign
-    from stream import fill
 
-    config = load_config(root, environ={"CAMPAIGN_SECRET_KEY": "bench-key", "POSTMARK_SERVER_TOKEN": "postmark-test-token"})
+    config = load_config(
+        root,
+        environ={
+            "CAMPAIGN_SECRET_KEY": "bench-key",
+            "POSTMARK_SERVER_TOKEN": "postmark-test-token",
+        },
+    )
     fill(config.database_url, size)
     compiled = build(config, "2018-11-wsr-primer")
     cpu = resource.getrusage(resource.RUSAGE_SELF)
@@ -91,7 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--provider", choices=["postmark", "outbox", "both"], default="both")
-    parser.add_argument("--postgres", metavar="URL", help="use a fresh schema of this PostgreSQL database")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="use a fresh schema of this PostgreSQL database"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,7 +127,9 @@ def main() -> None:
                 try:
                     child = subprocess.run(
                         [sys.executable, __file__, "--child", str(root), "--size", str(args.size)],
-                        capture_output=True, text=True, check=True,
+                        capture_output=True,
+                        text=True,
+                        check=True,
                     )
                 finally:
                     if schema:

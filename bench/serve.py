@@ -38,9 +38,12 @@ SLUG = "2018-11-wsr-primer"
 AUTH = "bench:password"
 
 
-async def timed(label: str, urls: list[tuple[str, str, bytes, dict[str, str]]], concurrency: int) -> None:
+async def timed(
+    label: str, urls: list[tuple[str, str, bytes, dict[str, str]]], concurrency: int
+) -> None:
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as http:
+
         async def one(method: str, url: str, body: bytes, headers: dict[str, str]) -> int:
             async with limit:
                 return (await http.request(method, url, content=body, headers=headers)).status_code
@@ -62,7 +65,9 @@ def main() -> None:
         for name in ("campaign.toml", "campaigns", "layouts"):
             source = REPO / name
             (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / name)
-        config = load_config(folder, environ={"CAMPAIGN_SECRET_KEY": "bench", "POSTMARK_WEBHOOK_AUTH": AUTH})
+        config = load_config(
+            folder, environ={"CAMPAIGN_SECRET_KEY": "bench", "POSTMARK_WEBHOOK_AUTH": AUTH}
+        )
         store = Store(connect(config.database_url))
         ids = [
             store.subscribe(f"p{i}@example.org", list_name="newsletter", source="bench").public_id
@@ -74,18 +79,45 @@ def main() -> None:
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         with serve(create_app(config)) as url:
             unsub = [f"{url}/unsubscribe/{links.token('unsubscribe', i, SLUG)}" for i in ids]
-            asyncio.run(timed("GET /unsubscribe/<token>", [("GET", u, b"", {}) for u in unsub], args.concurrency))
-            asyncio.run(timed("POST one-click", [("POST", u, b"List-Unsubscribe=One-Click", form) for u in unsub],
-                              args.concurrency))
+            asyncio.run(
+                timed(
+                    "GET /unsubscribe/<token>",
+                    [("GET", u, b"", {}) for u in unsub],
+                    args.concurrency,
+                )
+            )
+            asyncio.run(
+                timed(
+                    "POST one-click",
+                    [("POST", u, b"List-Unsubscribe=One-Click", form) for u in unsub],
+                    args.concurrency,
+                )
+            )
             bounces = [
-                ("POST", f"{url}/webhooks/postmark",
-                 json.dumps({"RecordType": "Bounce", "ID": n, "Type": "SoftBounce", "Email": f"x{n}@example.net",
-                             "MessageID": str(n)}).encode(), {**auth, "Content-Type": "application/json"})
+                (
+                    "POST",
+                    f"{url}/webhooks/postmark",
+                    json.dumps(
+                        {
+                            "RecordType": "Bounce",
+                            "ID": n,
+                            "Type": "SoftBounce",
+                            "Email": f"x{n}@example.net",
+                            "MessageID": str(n),
+                        }
+                    ).encode(),
+                    {**auth, "Content-Type": "application/json"},
+                )
                 for n in range(args.requests)
             ]
             asyncio.run(timed("POST /webhooks/postmark", bounces, args.concurrency))
-            asyncio.run(timed("GET /archive/<slug>", [("GET", f"{url}/archive/{SLUG}", b"", {})] * args.requests,
-                              args.concurrency))
+            asyncio.run(
+                timed(
+                    "GET /archive/<slug>",
+                    [("GET", f"{url}/archive/{SLUG}", b"", {})] * args.requests,
+                    args.concurrency,
+                )
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

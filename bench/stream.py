@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import sqlalchemy
-
 from _postgres import postgres_schema
+
 from campaign.audience import Store
 from campaign.db import connect
 
@@ -107,6 +107,7 @@ def main() -> None:
     if args.postgres:
         with postgres_schema(args.postgres) as url:
             stream("postgresql", fill(url, args.subscribers), args.chunk)
+
 
 if __name__ == "__main__":
     main()

@@ -101,7 +101,9 @@ def browser() -> Iterator[object]:
     Module-scoped: playwright's sync API keeps an event loop running in the main
     thread while it is open, which would break the async tests of other modules."""
     if not CHROMIUM.exists():
-        unavailable("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+        unavailable(
+            "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -22,7 +22,9 @@ def test_build_does_not_load_the_database_or_web_layers() -> None:
         "import sys; from campaign.cli import register; register(['build', 'x']);"
         "print(sorted(m for m in ('sqlalchemy', 'starlette', 'campaign.send', 'campaign.audience') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -63,10 +63,11 @@ COLOR_SCHEME_META = (
 )
 _KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
-_ENCODED_TOKEN = re.compile(r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%7D%7D", re.IGNORECASE)
+_ENCODED_TOKEN = re.compile(
+    r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%7D%7D", re.IGNORECASE
+)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REMOTE = ("http://", "https://")
-
 
 
 def sent_size(html: str, public_base_url: str, slug: str) -> int:
@@ -91,7 +92,9 @@ def campaign_folder(config: Config, ref: str | Path) -> Path:
             return candidate.resolve()
     if as_path.is_dir():
         return as_path.resolve()
-    raise UserError(f"no campaign {str(ref)!r}: neither {shown_path(config.campaigns_dir / as_path, config.workspace)}/ nor {ref}/ holds a campaign.yaml")
+    raise UserError(
+        f"no campaign {str(ref)!r}: neither {shown_path(config.campaigns_dir / as_path, config.workspace)}/ nor {ref}/ holds a campaign.yaml"
+    )
 
 
 def build(config: Config, ref: str | Path) -> Compiled:
@@ -117,7 +120,10 @@ def write_output(compiled: Compiled, out: Path) -> None:
     for asset in compiled.assets:
         source = Path(compiled.workspace) / asset.source
         if not source.is_file() or _fingerprint(source.read_bytes()) not in asset.name:
-            raise UserError(f"{asset.source} changed or vanished since the build: build again", Location(asset.source))
+            raise UserError(
+                f"{asset.source} changed or vanished since the build: build again",
+                Location(asset.source),
+            )
         shutil.copyfile(source, assets / asset.name)
 
 
@@ -131,7 +137,9 @@ def markdown_merge_tags(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if not _NAME.fullmatch(name):
-            raise ValueError(f"'{match.group(0)}' is not a merge tag: write {{{{ first_name }}}} or {{{{ unsubscribe_url }}}}")
+            raise ValueError(
+                f"'{match.group(0)}' is not a merge tag: write {{{{ first_name }}}} or {{{{ unsubscribe_url }}}}"
+            )
         if name.endswith("_url") and name[: -len("_url")] in placeholders.LINKS:
             return placeholders.link(name[: -len("_url")])
         return placeholders.field(name)
@@ -153,14 +161,16 @@ def plain_text(html: str) -> str:
 def inline_css(html: str) -> str:
     """premailer with the options email needs: no network, <style> kept with its !important
     (the responsive @media rules depend on both), no validation of mjml's CSS."""
-    inlined = str(premailer.Premailer(
-        html,
-        allow_network=False,
-        keep_style_tags=True,
-        strip_important=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-    ).transform())
+    inlined = str(
+        premailer.Premailer(
+            html,
+            allow_network=False,
+            keep_style_tags=True,
+            strip_important=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    )
     # premailer drops the doctype; without it browsers render in quirks mode.
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined
@@ -170,7 +180,9 @@ def inline_css(html: str) -> str:
 def squeeze(html: str) -> str:
     """Drop the indentation mjml writes (a fifth of the size) outside <pre>: Gmail clips at 102 KB."""
     parts = re.split(r"(<pre[\s>].*?</pre>)", html, flags=re.DOTALL | re.IGNORECASE)
-    return "".join(part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts))
+    return "".join(
+        part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)
+    )
 
 
 def _fingerprint(data: bytes) -> str:
@@ -313,16 +325,24 @@ class _Build:
 
         banner = self.banner(loaded, layout_dir, settings, settings_source)
         footer = self.footer(loaded, layout_dir, settings, settings_source)
-        sections = [self.section(loaded, index, section, layout_dir) for index, section in enumerate(campaign.sections)]
+        sections = [
+            self.section(loaded, index, section, layout_dir)
+            for index, section in enumerate(campaign.sections)
+        ]
         if not campaign.preheader:
-            self.warning("no preheader: inboxes will show the first words of the email instead", loaded.source.location("subject"))
+            self.warning(
+                "no preheader: inboxes will show the first words of the email instead",
+                loaded.source.location("subject"),
+            )
         self.stop_on_errors()
 
         for template in sorted(layout_dir.rglob("*.j2")):
             self.record(template, template.read_bytes())
         context = self.context(loaded, banner, footer)
         rendered = [
-            Markup(self.render(layout_dir, f"{PARTIALS}/{s.kind}.mjml.j2", {**context, "section": s}))
+            Markup(
+                self.render(layout_dir, f"{PARTIALS}/{s.kind}.mjml.j2", {**context, "section": s})
+            )
             for s in sections
         ]
         self.stop_on_errors()
@@ -335,20 +355,29 @@ class _Build:
         folder = self.config.layouts_dir / name
         if not _KIND.fullmatch(name) or not (folder / LAYOUT_TEMPLATE).is_file():
             known = layout_names(self.config)
-            raise BuildError([Diagnostic(
-                "error",
-                f"unknown layout {name!r}: there is no {self.shown(folder / LAYOUT_TEMPLATE)}"
-                f" (layouts: {', '.join(known) or 'none'})",
-                loaded.source.location("layout"),
-            )])
+            raise BuildError(
+                [
+                    Diagnostic(
+                        "error",
+                        f"unknown layout {name!r}: there is no {self.shown(folder / LAYOUT_TEMPLATE)}"
+                        f" (layouts: {', '.join(known) or 'none'})",
+                        loaded.source.location("layout"),
+                    )
+                ]
+            )
         return folder
 
-    def section(self, loaded: LoadedCampaign, index: int, section: Section, layout_dir: Path) -> SectionView:
+    def section(
+        self, loaded: LoadedCampaign, index: int, section: Section, layout_dir: Path
+    ) -> SectionView:
         """The section as its partial sees it: Markdown rendered, images resolved."""
         source, at = loaded.source, ("sections", index)
         partial = layout_dir / PARTIALS / f"{section.kind}.mjml.j2"
         if not _KIND.fullmatch(section.kind) or not partial.is_file():
-            kinds = sorted(p.name.removesuffix(".mjml.j2") for p in (layout_dir / PARTIALS).glob("[!_]*.mjml.j2"))
+            kinds = sorted(
+                p.name.removesuffix(".mjml.j2")
+                for p in (layout_dir / PARTIALS).glob("[!_]*.mjml.j2")
+            )
             self.error(
                 f"unknown section kind {section.kind!r}: the layout has no {self.shown(partial)}"
                 f" (kinds: {', '.join(kinds) or 'none'})",
@@ -356,17 +385,26 @@ class _Build:
             )
         body = Markup("")
         if section.body is not None and section.body_file is not None:
-            self.error("a section has either body or body_file, not both", source.location(*at, "body_file"))
+            self.error(
+                "a section has either body or body_file, not both",
+                source.location(*at, "body_file"),
+            )
         elif section.body is not None:
-            body = self.render_markdown(section.body, loaded.folder, source.text_location(*at, "body"))
+            body = self.render_markdown(
+                section.body, loaded.folder, source.text_location(*at, "body")
+            )
         elif section.body_file is not None:
-            body = self.markdown_file(loaded.folder, section.body_file, source.location(*at, "body_file"))
+            body = self.markdown_file(
+                loaded.folder, section.body_file, source.location(*at, "body_file")
+            )
         return SectionView(
             kind=section.kind,
             title=section.title,
             image=self.image(section.image, section.alt, loaded.folder, source, (*at, "image")),
             body=body,
-            items=[self.item(loaded, item, (*at, "items", i)) for i, item in enumerate(section.items)],
+            items=[
+                self.item(loaded, item, (*at, "items", i)) for i, item in enumerate(section.items)
+            ],
         )
 
     def item(self, loaded: LoadedCampaign, item: Item, at: tuple[str | int, ...]) -> ItemView:
@@ -376,20 +414,43 @@ class _Build:
             when=item.when,
             link=item.link,
             image=self.image(item.image, item.alt, loaded.folder, loaded.source, (*at, "image")),
-            text=self.render_markdown(text, loaded.folder, loaded.source.text_location(*at, "text")) if text else Markup(""),
+            text=self.render_markdown(text, loaded.folder, loaded.source.text_location(*at, "text"))
+            if text
+            else Markup(""),
         )
 
-    def banner(self, loaded: LoadedCampaign, layout_dir: Path, settings: LayoutSettings, settings_source: YamlFile | None) -> BannerView | None:
+    def banner(
+        self,
+        loaded: LoadedCampaign,
+        layout_dir: Path,
+        settings: LayoutSettings,
+        settings_source: YamlFile | None,
+    ) -> BannerView | None:
         """The campaign's banner, else the layout's."""
         own = loaded.campaign.banner
-        banner, base, source = (own, loaded.folder, loaded.source) if own else (settings.banner, layout_dir, settings_source)
+        banner, base, source = (
+            (own, loaded.folder, loaded.source)
+            if own
+            else (settings.banner, layout_dir, settings_source)
+        )
         if banner is None:
             return None
-        return BannerView(image=self.image(banner.image, banner.alt, base, source, ("banner", "image")), link=banner.link)
+        return BannerView(
+            image=self.image(banner.image, banner.alt, base, source, ("banner", "image")),
+            link=banner.link,
+        )
 
-    def footer(self, loaded: LoadedCampaign, layout_dir: Path, settings: LayoutSettings, settings_source: YamlFile | None) -> FooterView:
+    def footer(
+        self,
+        loaded: LoadedCampaign,
+        layout_dir: Path,
+        settings: LayoutSettings,
+        settings_source: YamlFile | None,
+    ) -> FooterView:
         """The layout's footer; each field the campaign's footer sets replaces the layout's."""
-        own = loaded.campaign.footer.model_dump(exclude_unset=True) if loaded.campaign.footer else {}
+        own = (
+            loaded.campaign.footer.model_dump(exclude_unset=True) if loaded.campaign.footer else {}
+        )
         footer = settings.footer.model_copy(update=own)
 
         def origin(name: str) -> tuple[Path, YamlFile | None]:
@@ -399,8 +460,12 @@ class _Build:
         text_base, text_source = origin("disclaimer")
         where = text_source.text_location("footer", "disclaimer") if text_source else None
         return FooterView(
-            image=self.image(footer.image, footer.alt, image_base, image_source, ("footer", "image")),
-            disclaimer=self.render_markdown(footer.disclaimer, text_base, where) if footer.disclaimer else Markup(""),
+            image=self.image(
+                footer.image, footer.alt, image_base, image_source, ("footer", "image")
+            ),
+            disclaimer=self.render_markdown(footer.disclaimer, text_base, where)
+            if footer.disclaimer
+            else Markup(""),
             copyright_holder=footer.copyright_holder or self.config.organisation.name,
         )
 
@@ -444,10 +509,20 @@ class _Build:
                     child.attrSet("src", url or src)
         rendered = self.markdown.renderer.render(tokens, self.markdown.options, {})
         # markdown-it percent-encodes braces in link targets; tokens must stay byte for byte.
-        return Markup(_ENCODED_TOKEN.sub(lambda m: placeholders.token(m.group(1).lower(), m.group(2)), rendered))  # type: ignore[arg-type]
+        return Markup(
+            _ENCODED_TOKEN.sub(
+                lambda m: placeholders.token(m.group(1).lower(), m.group(2)),  # type: ignore[arg-type]
+                rendered,
+            )
+        )
 
     def image(
-        self, ref: str | None, alt: str | None, base: Path, source: YamlFile | None, at: tuple[str | int, ...],
+        self,
+        ref: str | None,
+        alt: str | None,
+        base: Path,
+        source: YamlFile | None,
+        at: tuple[str | int, ...],
     ) -> ImageView | None:
         """An image field of a YAML file, as the templates see it."""
         if ref is None:
@@ -455,10 +530,14 @@ class _Build:
         url = self.asset_url(ref, alt, base, source.location(*at) if source else None)
         return ImageView(url=url or ref, alt=alt or "")
 
-    def asset_url(self, ref: str, alt: str | None, base: Path, where: Location | None) -> str | None:
+    def asset_url(
+        self, ref: str, alt: str | None, base: Path, where: Location | None
+    ) -> str | None:
         """The URL of image `ref`: remote URLs as they are, local files fingerprinted under assets/."""
         if not alt or not alt.strip():
-            self.error(f"image {ref} has no alt text: describe it for people who cannot see it", where)
+            self.error(
+                f"image {ref} has no alt text: describe it for people who cannot see it", where
+            )
         if ref.startswith(_REMOTE):
             return ref
         path = (base / ref).resolve()
@@ -477,7 +556,9 @@ class _Build:
 
     # -- layout -> MJML -> HTML
 
-    def context(self, loaded: LoadedCampaign, banner: BannerView | None, footer: FooterView) -> dict[str, Any]:
+    def context(
+        self, loaded: LoadedCampaign, banner: BannerView | None, footer: FooterView
+    ) -> dict[str, Any]:
         """What every template of the layout sees, besides `section` or `sections`."""
         campaign = loaded.campaign
         return {
@@ -495,7 +576,10 @@ class _Build:
         try:
             return _environment(layout_dir).get_template(name).render(context)
         except Exception as exc:  # noqa: BLE001  (a layout can fail in any way; the user sees where)
-            self.error(f"{type(exc).__name__} in layout: {exc}", self.template_location(exc, layout_dir, name))
+            self.error(
+                f"{type(exc).__name__} in layout: {exc}",
+                self.template_location(exc, layout_dir, name),
+            )
             return ""
 
     def template_location(self, exc: Exception, layout_dir: Path, name: str) -> Location:
@@ -514,7 +598,9 @@ class _Build:
             self.error(*self.mjml_problem(exc, layout_dir))
             return ""
         if "<head>" not in html:
-            self.error("mjml produced no <head>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE)))
+            self.error(
+                "mjml produced no <head>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
+            )
             return ""
         return html.replace("<head>", "<head>\n    " + COLOR_SCHEME_META, 1)
 
@@ -525,8 +611,12 @@ class _Build:
             for path in sorted(layout_dir.rglob("*.mjml.j2")):
                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                     if f"<{tag}" in line:
-                        return f"mjml does not know the tag <{tag}>", Location(self.shown(path), number)
-            return f"mjml does not know the tag <{tag}>", Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
+                        return f"mjml does not know the tag <{tag}>", Location(
+                            self.shown(path), number
+                        )
+            return f"mjml does not know the tag <{tag}>", Location(
+                self.shown(layout_dir / LAYOUT_TEMPLATE)
+            )
         detail = str(exc) or "no message"
         return (
             (
@@ -542,13 +632,19 @@ class _Build:
         try:
             return inline_css(html)
         except Exception as exc:  # noqa: BLE001  (premailer on HTML mjml wrote: a layout problem, not a crash)
-            self.error(f"inlining CSS failed ({type(exc).__name__}: {exc})", Location(self.shown(layout_dir / LAYOUT_TEMPLATE)))
+            self.error(
+                f"inlining CSS failed ({type(exc).__name__}: {exc})",
+                Location(self.shown(layout_dir / LAYOUT_TEMPLATE)),
+            )
             return ""
 
     def check_html(self, html: str, layout_dir: Path, slug: str) -> None:
         where = Location(self.shown(layout_dir / LAYOUT_TEMPLATE))
         if placeholders.link("unsubscribe") not in html:
-            self.error("the email has no unsubscribe link: the layout must use {{ link('unsubscribe') }}", where)
+            self.error(
+                "the email has no unsubscribe link: the layout must use {{ link('unsubscribe') }}",
+                where,
+            )
         address = self.config.organisation.address
         if address not in html and html_lib.escape(address, quote=False) not in html:
             self.error(
@@ -558,17 +654,26 @@ class _Build:
             )
         size = sent_size(html, self.config.public_base_url, slug)
         if size > MAX_HTML_BYTES:
-            self.error(f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over 102 KB, hiding the unsubscribe link", where)
+            self.error(
+                f"the HTML is {size / 1024:.1f} KB: Gmail clips messages over 102 KB, hiding the unsubscribe link",
+                where,
+            )
         elif size > WARN_HTML_BYTES:
-            self.warning(f"the HTML is {size / 1024:.1f} KB, close to the 102 KB at which Gmail clips it", where)
+            self.warning(
+                f"the HTML is {size / 1024:.1f} KB, close to the 102 KB at which Gmail clips it",
+                where,
+            )
         if "fonts.googleapis.com" in html:
             self.warning(
-                "the email loads Google Fonts (mjml's default font): set font-family on mj-all in mj-attributes", where,
+                "the email loads Google Fonts (mjml's default font): set font-family on mj-all in mj-attributes",
+                where,
             )
 
     def source_hash(self) -> str:
         digest = hashlib.sha256()
-        settings = self.config.model_dump_json(include={"organisation", "public_base_url", "defaults", "timezone"})
+        settings = self.config.model_dump_json(
+            include={"organisation", "public_base_url", "defaults", "timezone"}
+        )
         digest.update(settings.encode())
         for name in sorted(self.sources):
             digest.update(f"\n{name}\0{self.sources[name]}".encode())

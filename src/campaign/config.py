@@ -42,7 +42,7 @@ class Organisation(_Section):
 class Defaults(_Section):
     """Sender defaults, used when a campaign does not set its own."""
 
-    from_: str = Field("Example Organisation <newsletter@example.org>", alias="from")
+    from_: str = Field(default="Example Organisation <newsletter@example.org>", alias="from")
     reply_to: str | None = None
 
 
@@ -65,25 +65,45 @@ class ProviderSettings(BaseModel):
 class SendSettings(_Section):
     """Knobs of the send engine."""
 
-    batch_size: int | None = Field(None, ge=1, description="Messages per provider call; default: the provider's maximum.")
-    concurrency: int = Field(4, ge=1, le=64, description="Provider calls in flight at once.")
-    rate_limit: float = Field(0, ge=0, description="Messages per second; 0 means no limit.")
-    max_attempts: int = Field(5, ge=1, description="Tries per message before it is failed for good.")
-    backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each time.")
-    backoff_max_seconds: float = Field(300.0, gt=0)
-    max_consecutive_failures: int = Field(50, ge=1, description="Pause the send after this many failures in a row.")
-    list_id: str | None = Field(None, description="List-Id header; default derived from the sender's domain.")
-    unsubscribe_mailto: str | None = Field(None, description="Address added to List-Unsubscribe as a mailto.")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Messages per provider call; default: the provider's maximum.",
+    )
+    concurrency: int = Field(
+        default=4, ge=1, le=64, description="Provider calls in flight at once."
+    )
+    rate_limit: float = Field(default=0, ge=0, description="Messages per second; 0 means no limit.")
+    max_attempts: int = Field(
+        default=5, ge=1, description="Tries per message before it is failed for good."
+    )
+    backoff_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles each time."
+    )
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    max_consecutive_failures: int = Field(
+        default=50, ge=1, description="Pause the send after this many failures in a row."
+    )
+    list_id: str | None = Field(
+        default=None, description="List-Id header; default derived from the sender's domain."
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="Address added to List-Unsubscribe as a mailto."
+    )
 
 
 class ScheduleSettings(_Section):
-    grace_hours: float = Field(6.0, ge=0, description="A schedule missed by longer than this is not sent late.")
+    grace_hours: float = Field(
+        default=6.0, ge=0, description="A schedule missed by longer than this is not sent late."
+    )
 
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
-    token_max_age_days: int | None = Field(None, ge=1, description="Links older than this are refused; none: never expire.")
+    token_max_age_days: int | None = Field(
+        default=None, ge=1, description="Links older than this are refused; none: never expire."
+    )
     forward_per_subscriber_per_hour: int = 5
     forward_per_ip_per_hour: int = 20
 
@@ -116,7 +136,9 @@ class Config(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
         return value
 
     @property
@@ -136,15 +158,21 @@ class Config(_Section):
         """The database URL; a relative SQLite path is taken relative to the workspace."""
         url = self.env.get(DATABASE_URL_ENV) or self.database.url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-            return prefix + str(self.workspace / url[len(prefix):])
+        if (
+            url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and url != prefix + ":memory:"
+        ):
+            return prefix + str(self.workspace / url[len(prefix) :])
         return url
 
     def secret(self, name: str, purpose: str) -> str:
         """A secret from the environment (or .env); a clear error names the variable if unset."""
         value = self.env.get(name, "").strip()
         if not value:
-            raise ConfigError(f"{purpose} needs the environment variable {name} (set it, or put it in .env)")
+            raise ConfigError(
+                f"{purpose} needs the environment variable {name} (set it, or put it in .env)"
+            )
         return value
 
     @property
@@ -176,7 +204,11 @@ def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None
             raise ConfigError(f"TOML syntax error: {exc}", Location(path)) from None
         except UnicodeDecodeError:
             raise ConfigError("not valid UTF-8", Location(path)) from None
-    env = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None} if (root / ".env").is_file() else {}
+    env = (
+        {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
+        if (root / ".env").is_file()
+        else {}
+    )
     env.update(os.environ if environ is None else environ)
     try:
         return Config.model_validate({**data, "workspace": root, "env": env})

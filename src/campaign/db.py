@@ -27,7 +27,7 @@ def normalise_url(url: str) -> str:
     """postgresql:// means psycopg 3, the driver we install."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -57,14 +57,18 @@ def connect(url: str) -> Engine:
         try:
             engine = create_engine(normalise_url(url), pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError, ValueError):
-            raise ConfigError(f"not a database URL: {shown_url(url)} (try sqlite:///campaign.db or postgresql://...)") from None
+            raise ConfigError(
+                f"not a database URL: {shown_url(url)} (try sqlite:///campaign.db or postgresql://...)"
+            ) from None
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
             migrate(engine)
         except OperationalError as exc:
             engine.dispose()
-            raise ConfigError(f"cannot open the database {shown_url(url)}: {str(exc.orig).strip()}") from None
+            raise ConfigError(
+                f"cannot open the database {shown_url(url)}: {str(exc.orig).strip()}"
+            ) from None
         _engines[url] = engine
     return _engines[url]
 

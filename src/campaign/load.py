@@ -41,9 +41,15 @@ class Item(_Model):
     """One entry of a section: a news item, an event, a meeting."""
 
     title: str | None = Field(default=None, description="Heading of the item (plain text).")
-    when: str | None = Field(default=None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".')
-    image: str | None = Field(default=None, description="Image file relative to the campaign folder, or an http(s) URL.")
-    alt: str | None = Field(default=None, description="Alt text of the image (required when there is an image).")
+    when: str | None = Field(
+        default=None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".'
+    )
+    image: str | None = Field(
+        default=None, description="Image file relative to the campaign folder, or an http(s) URL."
+    )
+    alt: str | None = Field(
+        default=None, description="Alt text of the image (required when there is an image)."
+    )
     link: str | None = Field(default=None, description="URL the title and image link to.")
     text: str | None = Field(default=None, description="Body of the item, Markdown.")
 
@@ -51,12 +57,20 @@ class Item(_Model):
 class Section(_Model):
     """One block of the newsletter, rendered by layouts/<layout>/partials/<kind>.mjml.j2."""
 
-    kind: str = Field(description="Which partial renders it: spotlight, news, events, notice, or any partial the layout has.")
+    kind: str = Field(
+        description="Which partial renders it: spotlight, news, events, notice, or any partial the layout has."
+    )
     title: str | None = Field(default=None, description="Section heading (plain text).")
-    image: str | None = Field(default=None, description="Image file relative to the campaign folder, or an http(s) URL.")
-    alt: str | None = Field(default=None, description="Alt text of the image (required when there is an image).")
+    image: str | None = Field(
+        default=None, description="Image file relative to the campaign folder, or an http(s) URL."
+    )
+    alt: str | None = Field(
+        default=None, description="Alt text of the image (required when there is an image)."
+    )
     body: str | None = Field(default=None, description="Body, Markdown written inline.")
-    body_file: str | None = Field(default=None, description="Body, a Markdown file relative to the campaign folder.")
+    body_file: str | None = Field(
+        default=None, description="Body, a Markdown file relative to the campaign folder."
+    )
     items: list[Item] = Field(default_factory=list, description="News items, events, meetings.")
 
 
@@ -74,7 +88,9 @@ class Footer(_Model):
     image: str | None = Field(default=None, description="Image shown above the footer text.")
     alt: str | None = Field(default=None, description="Alt text of the footer image.")
     disclaimer: str | None = Field(default=None, description="Disclaimer, Markdown.")
-    copyright_holder: str | None = Field(default=None, description="Named in the copyright line; default: the organisation's name.")
+    copyright_holder: str | None = Field(
+        default=None, description="Named in the copyright line; default: the organisation's name."
+    )
 
 
 class LayoutSettings(_Model):
@@ -90,17 +106,37 @@ class Campaign(_Model):
     model_config = ConfigDict(title="campaign.yaml", extra="forbid", populate_by_name=True)
 
     subject: str = Field(min_length=1, description="Subject line.")
-    preheader: str | None = Field(default=None, description="Hidden preview text shown after the subject in the inbox.")
-    from_: str | None = Field(default=None, alias="from", description="Sender; default: [defaults] from in campaign.toml.")
-    reply_to: str | None = Field(default=None, description="Reply-To; default: [defaults] reply_to in campaign.toml.")
+    preheader: str | None = Field(
+        default=None, description="Hidden preview text shown after the subject in the inbox."
+    )
+    from_: str | None = Field(
+        default=None, alias="from", description="Sender; default: [defaults] from in campaign.toml."
+    )
+    reply_to: str | None = Field(
+        default=None, description="Reply-To; default: [defaults] reply_to in campaign.toml."
+    )
     layout: str = Field(description="Folder under layouts/ that lays the campaign out.")
-    lang: str = Field(default="en", description="Language of the content (the lang attribute of <html>).")
-    title: str | None = Field(default=None, description="Masthead line under the banner, e.g. the issue's month.")
-    date: dt.date | None = Field(default=None, description="Date of the issue; its year is the copyright year (default: today).")
-    send_at: dt.datetime | None = Field(default=None, description="When a scheduled send goes out; without a zone, the workspace's time zone.")
+    lang: str = Field(
+        default="en", description="Language of the content (the lang attribute of <html>)."
+    )
+    title: str | None = Field(
+        default=None, description="Masthead line under the banner, e.g. the issue's month."
+    )
+    date: dt.date | None = Field(
+        default=None,
+        description="Date of the issue; its year is the copyright year (default: today).",
+    )
+    send_at: dt.datetime | None = Field(
+        default=None,
+        description="When a scheduled send goes out; without a zone, the workspace's time zone.",
+    )
     banner: Banner | None = Field(default=None, description="Overrides the layout's banner.")
-    footer: Footer | None = Field(default=None, description="Overrides fields of the layout's footer.")
-    sections: list[Section] = Field(default_factory=list, description="The newsletter's blocks, top to bottom.")
+    footer: Footer | None = Field(
+        default=None, description="Overrides fields of the layout's footer."
+    )
+    sections: list[Section] = Field(
+        default_factory=list, description="The newsletter's blocks, top to bottom."
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +169,11 @@ class YamlFile:
                     if key_node.value == str(key):
                         line, child = key_node.start_mark.line + 1, value_node
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(key, int)
+                and key < len(node.value)
+            ):
                 child = node.value[key]
                 line = child.start_mark.line + 1
             if child is None:
@@ -165,7 +205,9 @@ def read_yaml(path: Path, workspace: Path) -> YamlFile:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise BuildError([Diagnostic("error", f"YAML syntax error: {problem}", Location(shown, line))]) from None
+        raise BuildError(
+            [Diagnostic("error", f"YAML syntax error: {problem}", Location(shown, line))]
+        ) from None
     except yaml.YAMLError as exc:
         raise BuildError([Diagnostic("error", f"YAML error: {exc}", Location(shown))]) from None
     finally:
@@ -177,7 +219,15 @@ def validate(model: type[_Model], source: YamlFile) -> Any:
     """The file's data as `model`; every field problem is one error naming the field and its line."""
     if not isinstance(source.data, dict):
         found = "an empty file" if source.data is None else type(source.data).__name__
-        raise BuildError([Diagnostic("error", f"expected a mapping of fields, found {found}", Location(source.shown, 1))])
+        raise BuildError(
+            [
+                Diagnostic(
+                    "error",
+                    f"expected a mapping of fields, found {found}",
+                    Location(source.shown, 1),
+                )
+            ]
+        )
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
@@ -193,7 +243,9 @@ def _field_problem(model: type[_Model], source: YamlFile, error: Any) -> Diagnos
         message = f"missing field '{last}'{inside}"
     elif error["type"] == "extra_forbidden":
         known = _known_fields(model, parent)
-        message = f"unknown field '{last}'{inside}" + (f" (known fields: {', '.join(known)})" if known else "")
+        message = f"unknown field '{last}'{inside}" + (
+            f" (known fields: {', '.join(known)})" if known else ""
+        )
     else:
         message = f"{_dotted(loc)}: {error['msg']}"
     return Diagnostic("error", message, source.location(*loc))
@@ -212,7 +264,9 @@ def _known_fields(model: type[BaseModel], path: Sequence[str | int]) -> list[str
     for part in path:
         if current is None or isinstance(part, int):
             continue
-        field = next((f for name, f in current.model_fields.items() if (f.alias or name) == part), None)
+        field = next(
+            (f for name, f in current.model_fields.items() if (f.alias or name) == part), None
+        )
         current = _model_in(field.annotation) if field else None
     if current is None:
         return []
@@ -246,7 +300,15 @@ def load_campaign(folder: Path, workspace: Path) -> LoadedCampaign:
     """Read and validate folder/campaign.yaml; BuildError names the file and line of each problem."""
     path = folder / CAMPAIGN_FILE
     if not path.is_file():
-        raise BuildError([Diagnostic("error", f"no {CAMPAIGN_FILE} in this folder", Location(shown_path(folder, workspace)))])
+        raise BuildError(
+            [
+                Diagnostic(
+                    "error",
+                    f"no {CAMPAIGN_FILE} in this folder",
+                    Location(shown_path(folder, workspace)),
+                )
+            ]
+        )
     source = read_yaml(path, workspace)
     return LoadedCampaign(validate(Campaign, source), folder, source)
 
@@ -278,18 +340,27 @@ def new_campaign(config: Config, slug: str, layout: str) -> Path:
     campaign.yaml are filled in, so a layout decides what a new campaign starts with.
     """
     if not SLUG.fullmatch(slug):
-        raise UserError(f"{slug!r} is not a campaign slug: use lowercase letters, digits, '-', '_' and '.'")
+        raise UserError(
+            f"{slug!r} is not a campaign slug: use lowercase letters, digits, '-', '_' and '.'"
+        )
     if layout not in layout_names(config):
         known = ", ".join(layout_names(config)) or "none"
-        raise UserError(f"unknown layout {layout!r}: there is no layouts/{layout}/{LAYOUT_TEMPLATE} (layouts: {known})")
+        raise UserError(
+            f"unknown layout {layout!r}: there is no layouts/{layout}/{LAYOUT_TEMPLATE} (layouts: {known})"
+        )
     scaffold = config.layouts_dir / layout / SCAFFOLD
     if not (scaffold / CAMPAIGN_FILE).is_file():
-        raise UserError(f"layout {layout!r} has no {SCAFFOLD}/{CAMPAIGN_FILE} to start a campaign from", Location(shown_path(scaffold, config.workspace)))
+        raise UserError(
+            f"layout {layout!r} has no {SCAFFOLD}/{CAMPAIGN_FILE} to start a campaign from",
+            Location(shown_path(scaffold, config.workspace)),
+        )
     folder = config.campaigns_dir / slug
     if folder.exists():
         raise UserError(f"{shown_path(folder, config.workspace)} already exists")
     shutil.copytree(scaffold, folder)
     path = folder / CAMPAIGN_FILE
     values = {"slug": slug, "layout": layout, "date": dt.date.today().isoformat()}
-    path.write_text(Template(path.read_text(encoding="utf-8")).safe_substitute(values), encoding="utf-8")
+    path.write_text(
+        Template(path.read_text(encoding="utf-8")).safe_substitute(values), encoding="utf-8"
+    )
     return folder

@@ -48,7 +48,9 @@ def quoted_printable(text: str) -> bytes:
         encoded = text.encode("ascii")
         return (_fold(encoded) if len(encoded) > _MAX_LINE - 1 else encoded) + _SOFT_BREAK
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(
+        b"\n", b"\r\n"
+    )
     if len(encoded) > _MAX_LINE - 1:
         encoded = _fold(encoded)
     return encoded if encoded.endswith(b"\r\n") else encoded + _SOFT_BREAK
@@ -109,12 +111,14 @@ def address(value: str) -> str:
 
 def _part_head(content_type: str) -> bytes:
     return (
-        f"--{BOUNDARY}{CRLF}Content-Type: {content_type}; charset=\"utf-8\"{CRLF}"
+        f'--{BOUNDARY}{CRLF}Content-Type: {content_type}; charset="utf-8"{CRLF}'
         f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
     ).encode("ascii")
 
 
-_MULTIPART = f"MIME-Version: 1.0{CRLF}Content-Type: multipart/alternative; boundary=\"{BOUNDARY}\"{CRLF}{CRLF}"
+_MULTIPART = (
+    f'MIME-Version: 1.0{CRLF}Content-Type: multipart/alternative; boundary="{BOUNDARY}"{CRLF}{CRLF}'
+)
 _TEXT_HEAD = _part_head("text/plain")
 _HTML_HEAD = b"\r\n" + _part_head("text/html")
 _END = f"{CRLF}--{BOUNDARY}--{CRLF}".encode("ascii")

@@ -50,7 +50,9 @@ class Template:
     def __init__(self, text: str) -> None:
         parts = PATTERN.split(text)
         self.pieces: tuple[str, ...] = tuple(parts[0::3])
-        self.slots: tuple[str, ...] = tuple(f"{kind}:{name}" for kind, name in zip(parts[1::3], parts[2::3]))
+        self.slots: tuple[str, ...] = tuple(
+            f"{kind}:{name}" for kind, name in zip(parts[1::3], parts[2::3])
+        )
 
     def values(self, filled: Mapping[str, str]) -> list[str]:
         return [filled[slot] for slot in self.slots]
@@ -150,9 +152,13 @@ class Personaliser:
         self._view = links.view_url(compiled.slug)
         self._html_body = mime.Body(self.html.pieces) if raw else None
         self._text_body = mime.Body(self.text.pieces) if raw else None
-        self._json_bodies = (JSONBody(self.html.pieces), JSONBody(self.text.pieces)) if json else None
+        self._json_bodies = (
+            (JSONBody(self.html.pieces), JSONBody(self.text.pieces)) if json else None
+        )
         self.domain = sender_domain(compiled.from_)
-        self._mailto = f", <mailto:{unsubscribe_mailto}?subject=unsubscribe>" if unsubscribe_mailto else ""
+        self._mailto = (
+            f", <mailto:{unsubscribe_mailto}?subject=unsubscribe>" if unsubscribe_mailto else ""
+        )
         self._constant_headers = {
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "List-Id": list_id,
@@ -172,7 +178,9 @@ class Personaliser:
         json: bool = False,
     ) -> Personaliser:
         """A personaliser with the workspace's signing key (ConfigError when unset) and settings."""
-        links = Links(config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days)
+        links = Links(
+            config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days
+        )
         return cls(
             compiled,
             links,
@@ -185,7 +193,9 @@ class Personaliser:
 
     def message(self, recipient: Recipient, send_id: str) -> Message:
         slug = self.compiled.slug
-        text_values = {f"field:{name}": mime.one_line(field_value(recipient, name)) for name in self._fields}
+        text_values = {
+            f"field:{name}": mime.one_line(field_value(recipient, name)) for name in self._fields
+        }
         text_values["link:view"] = self._view
         urls = self.links.urls(recipient.public_id, slug, self._purposes)
         unsubscribe = urls["unsubscribe"]
@@ -208,12 +218,21 @@ class Personaliser:
         raw = None
         if self._html_body is not None and self._text_body is not None:
             raw = mime.assemble(
-                self.compiled.from_, to_name, to_email, subject, self.compiled.reply_to, headers,
-                self._html_body.fill(html_list), self._text_body.fill(text_list),
+                self.compiled.from_,
+                to_name,
+                to_email,
+                subject,
+                self.compiled.reply_to,
+                headers,
+                self._html_body.fill(html_list),
+                self._text_body.fill(text_list),
             )
         json_bodies = None
         if self._json_bodies is not None:
-            json_bodies = (self._json_bodies[0].fill(html_list), self._json_bodies[1].fill(text_list))
+            json_bodies = (
+                self._json_bodies[0].fill(html_list),
+                self._json_bodies[1].fill(text_list),
+            )
         return Message(
             send_id=send_id,
             campaign=slug,

@@ -30,7 +30,15 @@ ALT_TEXTS = {
 NOT_OURS = {"Email Marketing Powered by Mailchimp"}
 SEED_TYPOS = {"November 16th from 9:00 11:00 a.m.": "November 16th from 9:00 – 11:00 a.m."}
 """The seed's text export lost this dash; the example has it back."""
-SECTIONS = (".top-links", ".banner", ".section-spotlight", ".section-news", ".section-events", ".section-notice", ".footer")
+SECTIONS = (
+    ".top-links",
+    ".banner",
+    ".section-spotlight",
+    ".section-news",
+    ".section-events",
+    ".section-notice",
+    ".footer",
+)
 
 
 def squash(text: str) -> str:
@@ -86,7 +94,10 @@ def test_every_part_of_the_seed_shows_at_600px(browser: Any, example: tuple[Path
         element = page.query_selector(selector)
         assert element is not None and element.is_visible(), selector
         box = element.bounding_box()
-        assert box and box["height"] > 10 and box["x"] >= 0 and box["x"] + box["width"] <= 601, (selector, box)
+        assert box and box["height"] > 10 and box["x"] >= 0 and box["x"] + box["width"] <= 601, (
+            selector,
+            box,
+        )
     shown = squash(page.inner_text("body"))
     alts = {img.get_attribute("alt") for img in page.query_selector_all("img")}
     for line in filter(None, map(squash, SEED.read_text(encoding="utf-8").splitlines())):

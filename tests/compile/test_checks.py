@@ -35,21 +35,30 @@ def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     return code, " ".join(captured.out.split()), " ".join(captured.err.split())
 
 
-def build_fixture(workspace: Path, name: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def build_fixture(
+    workspace: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
     install(workspace, name)
     return run("build", name, capsys=capsys)
 
 
-def test_yaml_syntax_error_names_file_and_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_yaml_syntax_error_names_file_and_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "yaml-syntax", capsys)
     assert code == 1
     assert "campaigns/yaml-syntax/campaign.yaml:7: error: YAML syntax error" in err
 
 
-def test_unknown_field_is_named_with_the_known_ones(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_field_is_named_with_the_known_ones(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "unknown-field", capsys)
     assert code == 1
-    assert "campaigns/unknown-field/campaign.yaml:7: error: unknown field 'colour' in sections[0]" in err
+    assert (
+        "campaigns/unknown-field/campaign.yaml:7: error: unknown field 'colour' in sections[0]"
+        in err
+    )
     assert "known fields: kind, title, image, alt, body, body_file, items" in err
 
 
@@ -57,17 +66,23 @@ def test_missing_fields_are_each_named(workspace: Path, capsys: pytest.CaptureFi
     code, _, err = build_fixture(workspace, "missing-field", capsys)
     assert code == 1
     assert "campaigns/missing-field/campaign.yaml:1: error: missing field 'subject'" in err
-    assert "campaigns/missing-field/campaign.yaml:4: error: missing field 'kind' in sections[0]" in err
+    assert (
+        "campaigns/missing-field/campaign.yaml:4: error: missing field 'kind' in sections[0]" in err
+    )
 
 
-def test_unknown_layout_lists_the_layouts(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_layout_lists_the_layouts(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "unknown-layout", capsys)
     assert code == 1
     assert "campaigns/unknown-layout/campaign.yaml:3: error: unknown layout 'magazine'" in err
     assert "layouts/magazine/layout.mjml.j2" in err and "newsletter" in err
 
 
-def test_unknown_section_kind_names_the_missing_partial(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_section_kind_names_the_missing_partial(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "unknown-kind", capsys)
     assert code == 1
     assert "campaigns/unknown-kind/campaign.yaml:7: error: unknown section kind 'gallery'" in err
@@ -88,23 +103,41 @@ def test_a_new_kind_is_just_a_new_partial(workspace: Path) -> None:
 def test_missing_image_file(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = build_fixture(workspace, "missing-image", capsys)
     assert code == 1
-    assert "campaigns/missing-image/campaign.yaml:8: error: image file not found: images/missing.png" in err
+    assert (
+        "campaigns/missing-image/campaign.yaml:8: error: image file not found: images/missing.png"
+        in err
+    )
 
 
-def test_images_without_alt_text_in_yaml_and_markdown(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_without_alt_text_in_yaml_and_markdown(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "image-without-alt", capsys)
     assert code == 1
-    assert "campaigns/image-without-alt/campaign.yaml:8: error: image images/photo.png has no alt text" in err
-    assert "campaigns/image-without-alt/story.md:5: error: image images/photo.png has no alt text" in err
+    assert (
+        "campaigns/image-without-alt/campaign.yaml:8: error: image images/photo.png has no alt text"
+        in err
+    )
+    assert (
+        "campaigns/image-without-alt/story.md:5: error: image images/photo.png has no alt text"
+        in err
+    )
 
 
-def test_bad_merge_tag_in_markdown_names_its_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_merge_tag_in_markdown_names_its_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "bad-merge-tag", capsys)
     assert code == 1
-    assert "campaigns/bad-merge-tag/campaign.yaml:10: error: '{{ first name }}' is not a merge tag" in err
+    assert (
+        "campaigns/bad-merge-tag/campaign.yaml:10: error: '{{ first name }}' is not a merge tag"
+        in err
+    )
 
 
-def test_missing_preheader_is_a_warning(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_preheader_is_a_warning(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = build_fixture(workspace, "no-preheader", capsys)
     assert code == 0
     assert "campaigns/no-preheader/campaign.yaml:1: warning: no preheader" in err
@@ -136,21 +169,27 @@ def test_html_over_102_kb_is_an_error(workspace: Path, capsys: pytest.CaptureFix
     assert "Gmail clips messages over 102 KB" in err
 
 
-def test_jinja_error_names_the_layout_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jinja_error_names_the_layout_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "jinja-error", capsys)
     assert code == 1
     assert "layouts/jinja-error/layout.mjml.j2:5: error: UndefinedError in layout" in err
     assert "no_such_field" in err
 
 
-def test_jinja_syntax_error_names_the_layout_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jinja_syntax_error_names_the_layout_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "jinja-syntax", capsys)
     assert code == 1
     assert "layouts/jinja-syntax/layout.mjml.j2:4: error: TemplateSyntaxError in layout" in err
     assert "endif" in err
 
 
-def test_jinja_error_in_a_partial_names_the_partial(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jinja_error_in_a_partial_names_the_partial(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     install(workspace, "no-preheader")
     partial = workspace / "layouts/newsletter/partials/notice.mjml.j2"
     partial.write_text("<mj-section>\n  <mj-column>{{ section.nope }}</mj-column>\n</mj-section>\n")
@@ -159,16 +198,26 @@ def test_jinja_error_in_a_partial_names_the_partial(workspace: Path, capsys: pyt
     assert "layouts/newsletter/partials/notice.mjml.j2:2: error: UndefinedError in layout" in err
 
 
-def test_mjml_crash_is_an_error_in_the_layout(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mjml_crash_is_an_error_in_the_layout(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "mjml-crash", capsys)
     assert code == 1
-    assert "layouts/mjml-crash/layout.mjml.j2: error: mjml failed on the MJML this layout produced (AssertionError" in err
+    assert (
+        "layouts/mjml-crash/layout.mjml.j2: error: mjml failed on the MJML this layout produced (AssertionError"
+        in err
+    )
 
 
-def test_mjml_unknown_tag_is_found_in_the_layout(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mjml_unknown_tag_is_found_in_the_layout(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = build_fixture(workspace, "mjml-unknown-tag", capsys)
     assert code == 1
-    assert "layouts/mjml-unknown-tag/layout.mjml.j2:5: error: mjml does not know the tag <mj-textbox>" in err
+    assert (
+        "layouts/mjml-unknown-tag/layout.mjml.j2:5: error: mjml does not know the tag <mj-textbox>"
+        in err
+    )
 
 
 def test_missing_unsubscribe_link(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,7 +229,10 @@ def test_missing_unsubscribe_link(workspace: Path, capsys: pytest.CaptureFixture
 def test_missing_postal_address(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = build_fixture(workspace, "no-address", capsys)
     assert code == 1
-    assert "layouts/no-address/layout.mjml.j2: error: the email does not show the organisation's postal address" in err
+    assert (
+        "layouts/no-address/layout.mjml.j2: error: the email does not show the organisation's postal address"
+        in err
+    )
 
 
 def test_unknown_campaign(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,11 +23,15 @@ def test_example_builds_with_every_link_and_the_address(workspace: Path) -> None
     assert "fonts.googleapis" not in compiled.html
     assert '<html lang="en"' in compiled.html
     assert '<meta name="color-scheme" content="light dark">' in compiled.html
-    assert all(asset.url == f"{config.public_base_url}/assets/{asset.name}" for asset in compiled.assets)
+    assert all(
+        asset.url == f"{config.public_base_url}/assets/{asset.name}" for asset in compiled.assets
+    )
     assert all(asset.url in compiled.html for asset in compiled.assets)
 
 
-def test_cli_build_writes_html_text_and_assets(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_build_writes_html_text_and_assets(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["build", SLUG])
     assert exited.value.code == 0

@@ -48,19 +48,25 @@ def test_placeholders_survive_mjml_and_premailer_byte_for_byte(token: str) -> No
 
 def test_why_tokens_hold_no_spaces() -> None:
     """premailer percent-encodes spaces inside href values: a token with spaces would not survive."""
-    html = premailer.Premailer('<a href="{{{ pm:unsubscribe }}}">u</a>', allow_network=False).transform()
+    html = premailer.Premailer(
+        '<a href="{{{ pm:unsubscribe }}}">u</a>', allow_network=False
+    ).transform()
     assert "{{{%20pm:unsubscribe%20}}}" in html
 
 
 def test_premailer_options_keep_the_responsive_rules() -> None:
-    source = mjml.mjml_to_html(mjml_with(TOKENS[0]).replace("<mj-column>", '<mj-column width="35%">')).html
+    source = mjml.mjml_to_html(
+        mjml_with(TOKENS[0]).replace("<mj-column>", '<mj-column width="35%">')
+    ).html
     html = inline_css(source)
     assert html.count("!important") == source.count("!important") > 0
     assert html.count("<style") == source.count("<style")
     assert "@media only screen and (min-width:480px)" in html
     assert html.startswith("<!doctype html>")
     # premailer's defaults would strip the !important that the @media rules need
-    stripped = premailer.Premailer(source, allow_network=False, cssutils_logging_level="CRITICAL").transform()
+    stripped = premailer.Premailer(
+        source, allow_network=False, cssutils_logging_level="CRITICAL"
+    ).transform()
     assert stripped.count("!important") < source.count("!important")
 
 
@@ -74,7 +80,9 @@ def test_markdown_merge_tags() -> None:
         markdown_merge_tags("{{ first name }}")
 
 
-def write_campaign(workspace: Path, slug: str, yaml_text: str, files: dict[str, str] | None = None) -> Path:
+def write_campaign(
+    workspace: Path, slug: str, yaml_text: str, files: dict[str, str] | None = None
+) -> Path:
     folder = workspace / "campaigns" / slug
     folder.mkdir(parents=True)
     (folder / "campaign.yaml").write_text(yaml_text)
@@ -84,10 +92,17 @@ def write_campaign(workspace: Path, slug: str, yaml_text: str, files: dict[str, 
 
 
 def test_merge_tags_in_markdown_reach_the_html_and_text(workspace: Path) -> None:
-    write_campaign(workspace, "merge", (
-        "subject: Merge\npreheader: p\nlayout: newsletter\nsections:\n"
-        "  - kind: spotlight\n    title: Hello\n    body_file: body.md\n"
-    ), {"body.md": "Dear {{ first_name }},\n\nYou may [leave]({{ unsubscribe_url }}) at any time.\n"})
+    write_campaign(
+        workspace,
+        "merge",
+        (
+            "subject: Merge\npreheader: p\nlayout: newsletter\nsections:\n"
+            "  - kind: spotlight\n    title: Hello\n    body_file: body.md\n"
+        ),
+        {
+            "body.md": "Dear {{ first_name }},\n\nYou may [leave]({{ unsubscribe_url }}) at any time.\n"
+        },
+    )
     compiled = build(load_config(workspace), "merge")
     assert "Dear {{{field:first_name}}}," in compiled.html
     assert '<a href="{{{link:unsubscribe}}}"' in compiled.html
@@ -97,12 +112,16 @@ def test_merge_tags_in_markdown_reach_the_html_and_text(workspace: Path) -> None
 
 
 def test_remote_images_are_left_alone_and_local_ones_fingerprinted(workspace: Path) -> None:
-    folder = write_campaign(workspace, "images", (
-        "subject: Images\npreheader: p\nlayout: newsletter\nsections:\n"
-        "  - kind: news\n    items:\n"
-        "      - image: https://cdn.example.com/photo.jpg\n        alt: Remote\n        text: A\n"
-        "      - image: local.png\n        alt: Local\n        text: B\n"
-    ))
+    folder = write_campaign(
+        workspace,
+        "images",
+        (
+            "subject: Images\npreheader: p\nlayout: newsletter\nsections:\n"
+            "  - kind: news\n    items:\n"
+            "      - image: https://cdn.example.com/photo.jpg\n        alt: Remote\n        text: A\n"
+            "      - image: local.png\n        alt: Local\n        text: B\n"
+        ),
+    )
     (folder / "local.png").write_bytes(b"\x89PNG not really")
     config = load_config(workspace)
     first = build(config, "images")
@@ -126,9 +145,11 @@ def test_source_hash_is_stable_and_follows_markdown(workspace: Path) -> None:
 
 
 def test_send_at_without_zone_is_in_the_workspace_zone(workspace: Path) -> None:
-    write_campaign(workspace, "later", (
-        "subject: Later\npreheader: p\nlayout: newsletter\nsend_at: 2030-01-02 09:30:00\n"
-    ))
+    write_campaign(
+        workspace,
+        "later",
+        ("subject: Later\npreheader: p\nlayout: newsletter\nsend_at: 2030-01-02 09:30:00\n"),
+    )
     compiled = build(load_config(workspace), str(workspace / "campaigns" / "later"))
     assert compiled.send_at == datetime(2030, 1, 2, 9, 30, tzinfo=ZoneInfo("America/Denver"))
     assert compiled.from_ == "Colorado Human Trafficking Council <newsletter@news.example.org>"
@@ -144,7 +165,9 @@ def test_text_part_has_no_hidden_preheader_and_keeps_links(workspace: Path) -> N
     assert plain_text("<p>a</p><p>b</p>") == "a\n\nb\n"
 
 
-def test_new_scaffolds_a_campaign_that_builds(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_new_scaffolds_a_campaign_that_builds(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["new", "2030-01-hello"])
     assert exited.value.code == 0
@@ -178,26 +201,38 @@ def test_schema_describes_campaign_yaml(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace: Path) -> None:
-    folder = write_campaign(workspace, "own-footer", (
-        "subject: Own footer\npreheader: p\nlayout: newsletter\n"
-        "banner:\n  image: top.png\n  alt: Our own banner\n"
-        "footer:\n  disclaimer: Our *own* words.\n"
-    ))
+    folder = write_campaign(
+        workspace,
+        "own-footer",
+        (
+            "subject: Own footer\npreheader: p\nlayout: newsletter\n"
+            "banner:\n  image: top.png\n  alt: Our own banner\n"
+            "footer:\n  disclaimer: Our *own* words.\n"
+        ),
+    )
     (folder / "top.png").write_bytes(b"\x89PNG banner")
     compiled = build(load_config(workspace), "own-footer")
     assert "Our <em>own</em> words." in compiled.html
     assert "not an endorsement" not in compiled.html
     assert 'alt="Our own banner"' in compiled.html
     assert 'alt="Newsletter Footer Image"' in compiled.html
-    assert {a.source for a in compiled.assets} == {"campaigns/own-footer/top.png", "layouts/newsletter/images/footer.png"}
+    assert {a.source for a in compiled.assets} == {
+        "campaigns/own-footer/top.png",
+        "layouts/newsletter/images/footer.png",
+    }
 
 
-def test_layout_yaml_problems_name_the_layout_file(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_layout_yaml_problems_name_the_layout_file(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = workspace / "layouts/newsletter/layout.yaml"
-    settings.write_text(settings.read_text().replace("  alt: Colorado Human Trafficking Council newsletter\n", ""))
+    settings.write_text(
+        settings.read_text().replace("  alt: Colorado Human Trafficking Council newsletter\n", "")
+    )
     with pytest.raises(SystemExit) as exited:
         main(["build", "2018-11-wsr-primer"])
     assert exited.value.code == 1
-    assert "layouts/newsletter/layout.yaml:4: error: image images/banner.png has no alt text" in " ".join(
-        capsys.readouterr().err.split()
+    assert (
+        "layouts/newsletter/layout.yaml:4: error: image images/banner.png has no alt text"
+        in " ".join(capsys.readouterr().err.split())
     )

@@ -13,6 +13,8 @@ def test_link_tokens_count_at_the_length_of_a_signed_link() -> None:
     base = "https://news.example.org"
     grown = sent_size(body + unsubscribe, base, "2018-11-wsr-primer") - len(body + unsubscribe)
     assert 60 < grown < 200  # a signed URL is much longer than its token
-    assert sent_size(body + view, base, "slug") == len(body + view) - len(placeholders.link("view")) + len(f"{base}/archive/slug")
+    assert sent_size(body + view, base, "slug") == len(body + view) - len(
+        placeholders.link("view")
+    ) + len(f"{base}/archive/slug")
     field = placeholders.field("first_name")
     assert sent_size(body + field, base, "slug") == len(body + field)

@@ -13,7 +13,14 @@ from campaign.providers.base import Provider
 from tests.servers import serve
 from tests.servers.scripted import Service
 
-NAMES = ["Ann", "Bob O'Neil", "", "Zoë Šimková", '"><img src=x onerror=alert(1)>', "<script>x</script>"]
+NAMES = [
+    "Ann",
+    "Bob O'Neil",
+    "",
+    "Zoë Šimková",
+    '"><img src=x onerror=alert(1)>',
+    "<script>x</script>",
+]
 BODY = "".join(
     f'<tr><td style="padding:8px;color:#1d4f91">Item {i}: Colorado Human Trafficking Council news &amp; events.</td></tr>'
     for i in range(60)
@@ -24,7 +31,9 @@ def _token(purpose: str, i: int) -> str:
     return hashlib.sha256(f"{purpose}{i}".encode()).hexdigest()
 
 
-def message(i: int, *, campaign: str = "may-2024", to: str | None = None, **changes: Any) -> Message:
+def message(
+    i: int, *, campaign: str = "may-2024", to: str | None = None, **changes: Any
+) -> Message:
     """Recipient i's message: their name, four links and headers, as personalisation fills them."""
     name = NAMES[i % len(NAMES)]
     base = "https://news.example.org"
@@ -32,13 +41,15 @@ def message(i: int, *, campaign: str = "may-2024", to: str | None = None, **chan
     send_id = f"s{i:06d}-{_token('s', i)[:8]}"
     first = name.split(" ")[0] if name else "friend"
     page = (
-        f'<html><head><style>td{{color:#333}}</style></head><body><p>Dear {html.escape(first)},</p>'
+        f"<html><head><style>td{{color:#333}}</style></head><body><p>Dear {html.escape(first)},</p>"
         f'<a href="{base}/archive/{campaign}">View in your browser</a><table>{BODY}</table>'
         f'<a href="{base}/forward/{_token("f", i)}">Forward</a> '
         f'<a href="{base}/preferences/{_token("p", i)}">Preferences</a> '
         f'<a href="{unsubscribe}">Unsubscribe</a></body></html>'
     )
-    text = f"Dear {first},\n\nView: {base}/archive/{campaign}\n\nNews.\n\nUnsubscribe: {unsubscribe}\n"
+    text = (
+        f"Dear {first},\n\nView: {base}/archive/{campaign}\n\nNews.\n\nUnsubscribe: {unsubscribe}\n"
+    )
     fields: dict[str, Any] = dict(
         send_id=send_id,
         campaign=campaign,
@@ -75,7 +86,11 @@ def passed(m: Message) -> dict[str, str]:
 
 @asynccontextmanager
 async def running(
-    service: Service, cls: type[Provider], options: dict[str, Any], env: dict[str, str], suffix: str = ""
+    service: Service,
+    cls: type[Provider],
+    options: dict[str, Any],
+    env: dict[str, str],
+    suffix: str = "",
 ) -> AsyncIterator[Provider]:
     """The provider, its base_url (plus `suffix`) pointed at `service` on loopback."""
     with serve(service) as url:

@@ -30,11 +30,23 @@ def test_slots_are_the_links_and_names_and_the_rest_is_shared() -> None:
     assert body.render(lambda i: f"<{i}>").count("<3>") == 1
 
 
-@pytest.mark.parametrize("texts", [
-    ["", "x"], ["x", ""], ["abc", "abd", "xbc"], ["a" * 50 + "X" + "b" * 50, "a" * 50 + "YY" + "b" * 50],
-    ["start-A rest of a long common text here, long enough for an anchor", "start-BBB rest of a long common text here, long enough for an anchor"],
-    ["same beginning, then all different: " + "q" * 9000, "same beginning, then all different: " + "z" * 9000],
-])
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["", "x"],
+        ["x", ""],
+        ["abc", "abd", "xbc"],
+        ["a" * 50 + "X" + "b" * 50, "a" * 50 + "YY" + "b" * 50],
+        [
+            "start-A rest of a long common text here, long enough for an anchor",
+            "start-BBB rest of a long common text here, long enough for an anchor",
+        ],
+        [
+            "same beginning, then all different: " + "q" * 9000,
+            "same beginning, then all different: " + "z" * 9000,
+        ],
+    ],
+)
 def test_edges_are_exact(texts: list[str]) -> None:
     exact(texts)
 
@@ -45,7 +57,10 @@ def test_random_texts_are_exact() -> None:
     for _ in range(50):
         texts = []
         for _ in range(rng.randint(1, 8)):
-            pieces = [c + "".join(rng.choice("ab<>&\"%{}") for _ in range(rng.randint(0, 12))) for c in common]
+            pieces = [
+                c + "".join(rng.choice('ab<>&"%{}') for _ in range(rng.randint(0, 12)))
+                for c in common
+            ]
             texts.append("".join(pieces))
         exact(texts)
 

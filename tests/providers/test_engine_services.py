@@ -50,15 +50,42 @@ class Case:
 
 
 CASES = [
-    Case("mailgun", mailgun.mailgun, {"domain": mailgun.DOMAIN}, {"MAILGUN_API_KEY": mailgun.KEY},
-         JSONResponse({"message": "Too many requests"}, 429, headers={"Retry-After": "1"}), 100),
-    Case("ses", ses.ses, {}, {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": ses.SECRET_KEY},
-         Response('{"message":"Maximum sending rate exceeded."}', 429, headers={
-             "x-amzn-ErrorType": "TooManyRequestsException", "Retry-After": "1", "content-type": "application/json"}), 50),
-    Case("resend", lambda: resend.resend(requests_per_second=20), {"requests_per_second": 20},
-         {"RESEND_API_KEY": resend.KEY},
-         JSONResponse({"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests."}, 429,
-                      headers={"retry-after": "1"}), 100),
+    Case(
+        "mailgun",
+        mailgun.mailgun,
+        {"domain": mailgun.DOMAIN},
+        {"MAILGUN_API_KEY": mailgun.KEY},
+        JSONResponse({"message": "Too many requests"}, 429, headers={"Retry-After": "1"}),
+        100,
+    ),
+    Case(
+        "ses",
+        ses.ses,
+        {},
+        {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": ses.SECRET_KEY},
+        Response(
+            '{"message":"Maximum sending rate exceeded."}',
+            429,
+            headers={
+                "x-amzn-ErrorType": "TooManyRequestsException",
+                "Retry-After": "1",
+                "content-type": "application/json",
+            },
+        ),
+        50,
+    ),
+    Case(
+        "resend",
+        lambda: resend.resend(requests_per_second=20),
+        {"requests_per_second": 20},
+        {"RESEND_API_KEY": resend.KEY},
+        JSONResponse(
+            {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests."},
+            429,
+            headers={"retry-after": "1"},
+        ),
+        100,
+    ),
 ]
 
 
@@ -77,13 +104,17 @@ def service(case: Case) -> Service:
 
 
 @pytest.fixture
-def config(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Case, service: Service) -> Iterator[Config]:
+def config(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Case, service: Service
+) -> Iterator[Config]:
     """The workspace sending through `service` (campaign.toml and .env, so `campaign send`
     processes read the same), on an SQLite file."""
     monkeypatch.setenv("CAMPAIGN_DATABASE_URL", f"sqlite:///{tmp_path / 'send.db'}")
     with serve(service) as url:
         options = {**case.options, "base_url": url}
-        block = f'[provider]\nname = "{case.name}"\n' + "".join(f"{k} = {_toml(v)}\n" for k, v in options.items())
+        block = f'[provider]\nname = "{case.name}"\n' + "".join(
+            f"{k} = {_toml(v)}\n" for k, v in options.items()
+        )
         toml = workspace / "campaign.toml"
         toml.write_text(toml.read_text().replace('[provider]\nname = "outbox"\n', block))
         with (workspace / ".env").open("a") as env:
@@ -94,7 +125,9 @@ def config(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cas
 def subscribers(config: Config, count: int) -> list[str]:
     addresses = [f"reader{n:05}@example.org" for n in range(count)]
     csv = config.workspace / "subscribers.csv"
-    csv.write_text("email,first_name\n" + "".join(f"{a},Reader{n}\n" for n, a in enumerate(addresses)))
+    csv.write_text(
+        "email,first_name\n" + "".join(f"{a},Reader{n}\n" for n, a in enumerate(addresses))
+    )
     import_csv(Store.open(config), csv, "newsletter")
     return addresses
 
@@ -105,15 +138,30 @@ def deliveries(service: Service) -> Counter[str]:
 
 def set_send(config: Config, **settings: Any) -> Config:
     toml = config.workspace / "campaign.toml"
-    text = toml.read_text().replace("concurrency = 4\nrate_limit = 0\n", "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    text = toml.read_text().replace(
+        "concurrency = 4\nrate_limit = 0\n", "".join(f"{k} = {v}\n" for k, v in settings.items())
+    )
     toml.write_text(text)
     return load_config(config.workspace)
 
 
 def send_process(workspace: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "campaign", "send", "2018-11-wsr-primer", "--list", "newsletter", "--yes"],
-        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "campaign",
+            "send",
+            "2018-11-wsr-primer",
+            "--list",
+            "newsletter",
+            "--yes",
+        ],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
@@ -123,8 +171,12 @@ KILL_AT = (1, 750, 1500, 2250)
 
 
 @pytest.mark.slow
-def test_killed_send_resumes_and_delivers_each_recipient_once(config: Config, case: Case, service: Service) -> None:
-    config = set_send(config, concurrency=4, rate_limit=0, batch_size=case.batch, backoff_seconds=0.05)
+def test_killed_send_resumes_and_delivers_each_recipient_once(
+    config: Config, case: Case, service: Service
+) -> None:
+    config = set_send(
+        config, concurrency=4, rate_limit=0, batch_size=case.batch, backoff_seconds=0.05
+    )
     subscribers(config, RECIPIENTS)
     for threshold in KILL_AT:
         proc = send_process(config.workspace)
@@ -149,22 +201,36 @@ def test_killed_send_resumes_and_delivers_each_recipient_once(config: Config, ca
     assert len(unknown) <= len(KILL_AT) * case.batch * config.send.concurrency
     if unknown:
         assert final.returncode == 1 and "unknown" in out
-    print(f"{case}: {RECIPIENTS} recipients, killed {len(KILL_AT)} times; "
-          f"{RECIPIENTS - len(unknown)} sent, {len(unknown)} unknown")
+    print(
+        f"{case}: {RECIPIENTS} recipients, killed {len(KILL_AT)} times; "
+        f"{RECIPIENTS - len(unknown)} sent, {len(unknown)} unknown"
+    )
 
 
 async def test_429_then_500s_then_success_delivers_everyone_once_within_the_rate(
     config: Config, case: Case, service: Service
 ) -> None:
     total, rate = 300, 400
-    config = set_send(config, concurrency=4, rate_limit=rate, batch_size=min(case.batch, 50),
-                      backoff_seconds=0.02, backoff_max_seconds=0.1)
+    config = set_send(
+        config,
+        concurrency=4,
+        rate_limit=rate,
+        batch_size=min(case.batch, 50),
+        backoff_seconds=0.02,
+        backoff_max_seconds=0.1,
+    )
     addresses = subscribers(config, total)
-    service.then(case.too_many, Response("Internal Server Error", 500), Response("Internal Server Error", 500),
-                 Response("Service Unavailable", 503))
+    service.then(
+        case.too_many,
+        Response("Internal Server Error", 500),
+        Response("Internal Server Error", 500),
+        Response("Service Unavailable", 503),
+    )
     started = time.monotonic()
     async with create(config) as provider:
-        result = await send_campaign(config, make_compiled(SLUG), list_name="newsletter", provider=provider)
+        result = await send_campaign(
+            config, make_compiled(SLUG), list_name="newsletter", provider=provider
+        )
     assert result.ok and result.sent == total
     assert deliveries(service) == Counter({a: 1 for a in addresses})
     # Retry-After (1 s) held every worker: nothing was taken in the second after the 429.
@@ -176,4 +242,6 @@ async def test_429_then_500s_then_success_delivers_everyone_once_within_the_rate
     for second in range(int(times[-1] - times[0]) + 1):
         window = [t for t in times if times[0] + second <= t < times[0] + second + 1]
         assert len(window) <= rate + 50
-    assert service.state.get("rate_limited", 0) == 0  # Resend: the provider kept to its requests per second
+    assert (
+        service.state.get("rate_limited", 0) == 0
+    )  # Resend: the provider kept to its requests per second

@@ -27,27 +27,38 @@ ENV = {"MAILCHIMP_API_KEY": KEY}
 def config(tmp_path: Path, url: str, **extra: str) -> Config:
     options = {"audience_id": AUDIENCE, "base_url": url + "/3.0", **extra}
     (tmp_path / "campaign.toml").write_text(
-        "[provider]\nname = \"mailchimp\"\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+        '[provider]\nname = "mailchimp"\n'
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
     )
     return load_config(tmp_path, environ=ENV)
 
 
 def compiled(**changes: Any) -> Compiled:
     fields: dict[str, Any] = dict(
-        slug="may-2024", subject="CHTC news, May 2024", preheader="Trafficking & labour: new guidance",
-        from_="Colorado Human Trafficking Council <newsletter@news.example.org>", reply_to=None, layout="newsletter",
-        html=(f'<div style="display:none">Trafficking &amp; labour: new guidance</div><p>Dear {field("first_name")} '
-              f'{field("last_name")} of {field("county")},</p><a href="{link("view")}">View</a> '
-              f'<a href="{link("forward")}">Forward</a> <a href="{link("preferences")}">Preferences</a> '
-              f'<a href="{link("unsubscribe")}">Unsubscribe</a>'),
+        slug="may-2024",
+        subject="CHTC news, May 2024",
+        preheader="Trafficking & labour: new guidance",
+        from_="Colorado Human Trafficking Council <newsletter@news.example.org>",
+        reply_to=None,
+        layout="newsletter",
+        html=(
+            f'<div style="display:none">Trafficking &amp; labour: new guidance</div><p>Dear {field("first_name")} '
+            f'{field("last_name")} of {field("county")},</p><a href="{link("view")}">View</a> '
+            f'<a href="{link("forward")}">Forward</a> <a href="{link("preferences")}">Preferences</a> '
+            f'<a href="{link("unsubscribe")}">Unsubscribe</a>'
+        ),
         text=f"Dear {field('first_name')},\nUnsubscribe: {link('unsubscribe')}\n",
-        placeholders=frozenset(), source_hash="x", built_at=datetime.now(UTC),
+        placeholders=frozenset(),
+        source_hash="x",
+        built_at=datetime.now(UTC),
     )
     fields.update(changes)
     return Compiled(**fields)
 
 
-async def run(cfg: Config, c: Compiled, *, test: list[str] | None = None, at: datetime | None = None) -> str:
+async def run(
+    cfg: Config, c: Compiled, *, test: list[str] | None = None, at: datetime | None = None
+) -> str:
     return await mc.run(cfg, c, test_addresses=test, at=at)
 
 
@@ -62,19 +73,35 @@ async def test_send_creates_the_campaign_with_merge_tags_and_sends_it(tmp_path: 
     calls = [(r.method, r.path) for r in service.received]
     (campaign,) = campaigns(service).values()
     cid = campaign["id"]
-    assert calls == [("POST", "/3.0/campaigns"), ("PUT", f"/3.0/campaigns/{cid}/content"),
-                     ("GET", f"/3.0/campaigns/{cid}/send-checklist"), ("POST", f"/3.0/campaigns/{cid}/actions/send")]
+    assert calls == [
+        ("POST", "/3.0/campaigns"),
+        ("PUT", f"/3.0/campaigns/{cid}/content"),
+        ("GET", f"/3.0/campaigns/{cid}/send-checklist"),
+        ("POST", f"/3.0/campaigns/{cid}/actions/send"),
+    ]
     assert service.received[0].headers["authorization"].startswith("Basic ")
-    assert service.received[0].json() == {"type": "regular", "recipients": {"list_id": AUDIENCE}, "settings": {
-        "subject_line": "CHTC news, May 2024", "preview_text": "Trafficking & labour: new guidance", "title": "may-2024",
-        "from_name": "Colorado Human Trafficking Council", "reply_to": "newsletter@news.example.org"}}
+    assert service.received[0].json() == {
+        "type": "regular",
+        "recipients": {"list_id": AUDIENCE},
+        "settings": {
+            "subject_line": "CHTC news, May 2024",
+            "preview_text": "Trafficking & labour: new guidance",
+            "title": "may-2024",
+            "from_name": "Colorado Human Trafficking Council",
+            "reply_to": "newsletter@news.example.org",
+        },
+    }
     assert campaign["content"]["html"] == (
         '<div style="display:none">*|MC_PREVIEW_TEXT|*</div><p>Dear *|FNAME|* *|LNAME|* of *|COUNTY|*,</p>'
         '<a href="*|ARCHIVE|*">View</a> <a href="*|FORWARD|*">Forward</a> '
-        '<a href="*|UPDATE_PROFILE|*">Preferences</a> <a href="*|UNSUB|*">Unsubscribe</a>')
+        '<a href="*|UPDATE_PROFILE|*">Preferences</a> <a href="*|UNSUB|*">Unsubscribe</a>'
+    )
     assert campaign["content"]["plain_text"] == "Dear *|FNAME|*,\nUnsubscribe: *|UNSUB|*\n"
     assert campaign["status"] == "sending"
-    assert line == f"mailchimp: created campaign {cid} for may-2024 (audience {AUDIENCE}); sent to the audience"
+    assert (
+        line
+        == f"mailchimp: created campaign {cid} for may-2024 (audience {AUDIENCE}); sent to the audience"
+    )
     assert json.loads((tmp_path / ".campaign" / "mailchimp.json").read_text()) == {"may-2024": cid}
 
 
@@ -96,12 +123,18 @@ async def test_a_rerun_updates_the_same_campaign(tmp_path: Path) -> None:
     with serve(service) as url:
         cfg = config(tmp_path, url)
         await run(cfg, compiled(), test=["editor@example.org"])
-        line = await run(cfg, compiled(subject="CHTC news, May 2024 (fixed)"), test=["editor@example.org"])
+        line = await run(
+            cfg, compiled(subject="CHTC news, May 2024 (fixed)"), test=["editor@example.org"]
+        )
     (campaign,) = campaigns(service).values()
     assert campaign["settings"]["subject_line"] == "CHTC news, May 2024 (fixed)"
     assert campaign["tests"] == [["editor@example.org"]] * 2
-    assert ("PATCH", f"/3.0/campaigns/{campaign['id']}") in [(r.method, r.path) for r in service.received]
-    assert line.startswith(f"mailchimp: updated campaign {campaign['id']}") and line.endswith("test sent to editor@example.org")
+    assert ("PATCH", f"/3.0/campaigns/{campaign['id']}") in [
+        (r.method, r.path) for r in service.received
+    ]
+    assert line.startswith(f"mailchimp: updated campaign {campaign['id']}") and line.endswith(
+        "test sent to editor@example.org"
+    )
 
 
 async def test_a_sent_campaign_is_not_sent_again(tmp_path: Path) -> None:
@@ -126,22 +159,37 @@ async def test_a_campaign_deleted_in_mailchimp_is_created_again(tmp_path: Path) 
 
 async def test_schedule_rounds_up_to_the_quarter_hour_in_utc(tmp_path: Path) -> None:
     service = mailchimp()
-    at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=7, second=30).astimezone(
-        datetime.now().astimezone().tzinfo)
+    at = (
+        (datetime.now(UTC) + timedelta(days=2))
+        .replace(hour=9, minute=7, second=30)
+        .astimezone(datetime.now().astimezone().tzinfo)
+    )
     with serve(service) as url:
         cfg = config(tmp_path, url)
         line = await run(cfg, compiled(), at=at)
-        again = await run(cfg, compiled(), at=at + timedelta(hours=1))  # unschedules, updates, schedules
+        again = await run(
+            cfg, compiled(), at=at + timedelta(hours=1)
+        )  # unschedules, updates, schedules
     body = [r for r in service.received if r.path.endswith("/actions/schedule")][0].json()
-    assert body["schedule_time"] == at.astimezone(UTC).replace(minute=15, second=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert body["schedule_time"] == at.astimezone(UTC).replace(minute=15, second=0).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     assert line.endswith(f"scheduled for {at.astimezone(UTC):%Y-%m-%d} 09:15 UTC")
-    assert again.endswith("10:15 UTC") and any(r.path.endswith("/actions/unschedule") for r in service.received)
+    assert again.endswith("10:15 UTC") and any(
+        r.path.endswith("/actions/unschedule") for r in service.received
+    )
 
 
 def test_quarter_hour() -> None:
-    assert mc.quarter_hour(datetime(2024, 5, 1, 9, 0, tzinfo=UTC)) == datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
-    assert mc.quarter_hour(datetime(2024, 5, 1, 9, 0, 1, tzinfo=UTC)) == datetime(2024, 5, 1, 9, 15, tzinfo=UTC)
-    assert mc.quarter_hour(datetime(2024, 5, 1, 23, 50, tzinfo=UTC)) == datetime(2024, 5, 2, 0, 0, tzinfo=UTC)
+    assert mc.quarter_hour(datetime(2024, 5, 1, 9, 0, tzinfo=UTC)) == datetime(
+        2024, 5, 1, 9, 0, tzinfo=UTC
+    )
+    assert mc.quarter_hour(datetime(2024, 5, 1, 9, 0, 1, tzinfo=UTC)) == datetime(
+        2024, 5, 1, 9, 15, tzinfo=UTC
+    )
+    assert mc.quarter_hour(datetime(2024, 5, 1, 23, 50, tzinfo=UTC)) == datetime(
+        2024, 5, 2, 0, 0, tzinfo=UTC
+    )
 
 
 async def test_a_past_time_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
@@ -158,7 +206,10 @@ async def test_checklist_items_are_shown_and_nothing_is_sent(tmp_path: Path) -> 
         with pytest.raises(UserError) as info:
             await run(config(tmp_path, url), compiled(html="<p>No unsubscribe link</p>"))
     assert "not ready to send" in str(info.value)
-    assert "error: Unsubscribe link: Your campaign is missing the required *|UNSUB|* merge tag." in str(info.value)
+    assert (
+        "error: Unsubscribe link: Your campaign is missing the required *|UNSUB|* merge tag."
+        in str(info.value)
+    )
     assert not any("/actions/" in r.path for r in service.received)
 
 
@@ -167,8 +218,10 @@ async def test_problem_details_are_shown_in_full(tmp_path: Path) -> None:
     with serve(service) as url:
         with pytest.raises(ProviderError) as info:
             await run(config(tmp_path, url), compiled())
-    assert "400 Invalid Resource; The resource submitted could not be validated.; " \
-           "recipients.list_id: Please provide a valid list id." in str(info.value)
+    assert (
+        "400 Invalid Resource; The resource submitted could not be validated.; "
+        "recipients.list_id: Please provide a valid list id." in str(info.value)
+    )
 
 
 async def test_wrong_key_is_refused_without_showing_it(tmp_path: Path) -> None:
@@ -186,7 +239,9 @@ async def test_unreachable_mailchimp_is_a_clear_error(tmp_path: Path) -> None:
 
 async def test_a_different_reply_to_is_reported(tmp_path: Path) -> None:
     with serve(mailchimp()) as url:
-        line = await run(config(tmp_path, url), compiled(reply_to="chtc@example.org"), test=["a@example.org"])
+        line = await run(
+            config(tmp_path, url), compiled(reply_to="chtc@example.org"), test=["a@example.org"]
+        )
     assert "reply-to chtc@example.org not used" in line
 
 

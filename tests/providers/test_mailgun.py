@@ -30,7 +30,10 @@ async def test_batch_is_one_multipart_request_with_recipient_variables() -> None
         results = await provider.send(messages)
     (request,) = service.received
     assert request.method == "POST" and request.path == f"/v3/{DOMAIN}/messages"
-    assert request.headers["authorization"] == "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
+    assert (
+        request.headers["authorization"]
+        == "Basic " + base64.b64encode(f"api:{KEY}".encode()).decode()
+    )
     assert request.headers["content-type"].startswith("multipart/form-data")
     assert request.fields("from") == [messages[0].from_]
     assert request.fields("to") == [m.to for m in messages]
@@ -66,7 +69,9 @@ async def test_one_recipient_still_carries_recipient_variables() -> None:
     service = mailgun()
     async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
         await provider.send([message(0)])
-    assert list(json.loads(service.received[0].field("recipient-variables"))) == ["reader0@example.com"]
+    assert list(json.loads(service.received[0].field("recipient-variables"))) == [
+        "reader0@example.com"
+    ]
 
 
 # recipient status
@@ -83,7 +88,9 @@ async def test_accepted_with_mailgun_message_id() -> None:
 
 
 async def test_429_is_retried_after_retry_after() -> None:
-    service = mailgun().then(JSONResponse({"message": "Too many requests"}, 429, headers={"Retry-After": "7"}))
+    service = mailgun().then(
+        JSONResponse({"message": "Too many requests"}, 429, headers={"Retry-After": "7"})
+    )
     async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
         results = await provider.send(batch(2))
     assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 7.0)}
@@ -95,7 +102,9 @@ async def test_429_is_retried_after_retry_after() -> None:
 
 async def test_wrong_key_stops_the_send_without_showing_the_key() -> None:
     service = mailgun()
-    async with running(service, MailgunProvider, OPTIONS, {"MAILGUN_API_KEY": "key-wrong"}) as provider:
+    async with running(
+        service, MailgunProvider, OPTIONS, {"MAILGUN_API_KEY": "key-wrong"}
+    ) as provider:
         with pytest.raises(ProviderError) as info:
             await provider.send(batch(1))
     assert "401" in str(info.value) and "key-wrong" not in str(info.value)
@@ -109,7 +118,9 @@ async def test_unknown_domain_names_the_region_setting() -> None:
 
 
 async def test_bad_request_stops_with_mailguns_words() -> None:
-    service = mailgun().then(JSONResponse({"message": "'from' parameter is not a valid address"}, 400))
+    service = mailgun().then(
+        JSONResponse({"message": "'from' parameter is not a valid address"}, 400)
+    )
     async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
         with pytest.raises(ProviderError, match="not a valid address"):
             await provider.send(batch(1))
@@ -132,8 +143,13 @@ async def test_mailgun_syntax_in_the_content_is_unsupported_not_mangled() -> Non
 
 def test_region_picks_the_api_host() -> None:
     assert MailgunProvider(OPTIONS, ENV).base_url == "https://api.mailgun.net"
-    assert MailgunProvider({**OPTIONS, "region": "eu"}, ENV).base_url == "https://api.eu.mailgun.net"
-    assert MailgunProvider({**OPTIONS, "base_url": "http://127.0.0.1:9/"}, ENV).base_url == "http://127.0.0.1:9"
+    assert (
+        MailgunProvider({**OPTIONS, "region": "eu"}, ENV).base_url == "https://api.eu.mailgun.net"
+    )
+    assert (
+        MailgunProvider({**OPTIONS, "base_url": "http://127.0.0.1:9/"}, ENV).base_url
+        == "http://127.0.0.1:9"
+    )
 
 
 def test_configuration_errors_name_what_is_missing() -> None:

@@ -24,14 +24,25 @@ async def test_message_body() -> None:
     (request,) = service.received
     assert (request.method, request.path) == ("POST", "/api/1.0/messages/send.json")
     assert "authorization" not in request.headers
-    assert request.json() == {"key": KEY, "message": {
-        "html": m.html, "text": m.text, "subject": m.subject,
-        "from_email": "newsletter@news.example.org", "from_name": "Colorado Human Trafficking Council",
-        "to": [{"email": "reader1@example.com", "name": "Bob O'Neil", "type": "to"}],
-        "headers": {**passed(m), "Reply-To": "chtc@example.org"},
-        "preserve_recipients": False, "merge": False, "auto_text": False, "auto_html": False,
-        "tags": ["may-2024"], "metadata": {"send_id": m.send_id, "campaign": "may-2024"}, "subaccount": "news",
-    }}
+    assert request.json() == {
+        "key": KEY,
+        "message": {
+            "html": m.html,
+            "text": m.text,
+            "subject": m.subject,
+            "from_email": "newsletter@news.example.org",
+            "from_name": "Colorado Human Trafficking Council",
+            "to": [{"email": "reader1@example.com", "name": "Bob O'Neil", "type": "to"}],
+            "headers": {**passed(m), "Reply-To": "chtc@example.org"},
+            "preserve_recipients": False,
+            "merge": False,
+            "auto_text": False,
+            "auto_html": False,
+            "tags": ["may-2024"],
+            "metadata": {"send_id": m.send_id, "campaign": "may-2024"},
+            "subaccount": "news",
+        },
+    }
     assert result.status == Status.ACCEPTED and result.provider_id
     assert service.delivered[0].html == m.html
 
@@ -63,10 +74,27 @@ async def test_missing_status_is_unknown() -> None:
     assert result.status == Status.UNKNOWN
 
 
-@pytest.mark.parametrize(("name", "match"), [("Invalid_Key", "Invalid API key"), ("PaymentRequired", "PaymentRequired"),
-                                             ("ValidationError", "ValidationError"), ("Unknown_Subaccount", "Unknown_Subaccount")])
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("Invalid_Key", "Invalid API key"),
+        ("PaymentRequired", "PaymentRequired"),
+        ("ValidationError", "ValidationError"),
+        ("Unknown_Subaccount", "Unknown_Subaccount"),
+    ],
+)
 async def test_errors_stop_the_send(name: str, match: str) -> None:
-    service = mandrill().then(JSONResponse({"status": "error", "code": -1, "name": name, "message": "Invalid API key" if name == "Invalid_Key" else "x"}, 500))
+    service = mandrill().then(
+        JSONResponse(
+            {
+                "status": "error",
+                "code": -1,
+                "name": name,
+                "message": "Invalid API key" if name == "Invalid_Key" else "x",
+            },
+            500,
+        )
+    )
     async with running(service, MandrillProvider, {}, ENV, API) as provider:
         with pytest.raises(ProviderError, match=match):
             await provider.send([message(0)])

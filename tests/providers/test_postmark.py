@@ -63,7 +63,10 @@ async def test_exact_request(server: tuple[PostmarkServer, str]) -> None:
     fake, url = server
     async with provider(url) as postmark:
         results = await postmark.send([message(1)])
-    assert results[0].status is Status.ACCEPTED and results[0].provider_id == fake.accepted[0].message_id
+    assert (
+        results[0].status is Status.ACCEPTED
+        and results[0].provider_id == fake.accepted[0].message_id
+    )
     headers = fake.requests[0]
     assert headers["x-postmark-server-token"] == TOKEN
     assert headers["content-type"] == "application/json" and headers["accept"] == "application/json"
@@ -78,7 +81,10 @@ async def test_exact_request(server: tuple[PostmarkServer, str]) -> None:
             "Tag": "2018-11-wsr-primer",
             "Metadata": {"send_id": "sid1", "campaign": "2018-11-wsr-primer"},
             "Headers": [
-                {"Name": "List-Unsubscribe", "Value": "<https://news.example.org/unsubscribe/tok1>"},
+                {
+                    "Name": "List-Unsubscribe",
+                    "Value": "<https://news.example.org/unsubscribe/tok1>",
+                },
                 {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
                 {"Name": "List-Id", "Value": "<newsletter.news.example.org>"},
                 {"Name": "X-Campaign", "Value": "2018-11-wsr-primer"},
@@ -91,10 +97,16 @@ async def test_exact_request(server: tuple[PostmarkServer, str]) -> None:
 
 async def test_options_stream_and_tracking(server: tuple[PostmarkServer, str]) -> None:
     fake, url = server
-    async with provider(url, message_stream="newsletters", track_opens=True, track_links="HtmlOnly") as postmark:
+    async with provider(
+        url, message_stream="newsletters", track_opens=True, track_links="HtmlOnly"
+    ) as postmark:
         await postmark.send([message(1, reply_to=None)])
     sent = fake.payloads[0][0]
-    assert (sent["MessageStream"], sent["TrackOpens"], sent["TrackLinks"]) == ("newsletters", True, "HtmlOnly")
+    assert (sent["MessageStream"], sent["TrackOpens"], sent["TrackLinks"]) == (
+        "newsletters",
+        True,
+        "HtmlOnly",
+    )
     assert "ReplyTo" not in sent
 
 
@@ -114,7 +126,9 @@ async def test_each_error_code_read_from_a_200_reply(server: tuple[PostmarkServe
     fake, url = server
     fake.inactive.add("user2@example.com")
     async with provider(url) as postmark:
-        results = await postmark.send([message(1), message(2), message(3, to_email="not-an-address", to_name="")])
+        results = await postmark.send(
+            [message(1), message(2), message(3, to_email="not-an-address", to_name="")]
+        )
     assert [r.status for r in results] == [Status.ACCEPTED, Status.REJECTED, Status.REJECTED]
     assert "406" in results[1].reason and "inactive" in results[1].reason
     assert "300" in results[2].reason
@@ -130,7 +144,9 @@ async def test_per_message_codes_mapped() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return _answer(next(codes))
 
-    postmark = PostmarkProvider({}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler))
+    postmark = PostmarkProvider(
+        {}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler)
+    )
     assert (await postmark.send([message()]))[0].status is Status.RETRY
     assert (await postmark.send([message()]))[0].status is Status.RETRY
     with pytest.raises(ProviderError, match="account is pending"):
@@ -145,10 +161,16 @@ async def test_account_error_beside_accepted_messages_does_not_stop() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
-            200, json=[{"ErrorCode": 0, "Message": "OK", "MessageID": "m1"}, {"ErrorCode": 405, "Message": "no"}]
+            200,
+            json=[
+                {"ErrorCode": 0, "Message": "OK", "MessageID": "m1"},
+                {"ErrorCode": 405, "Message": "no"},
+            ],
         )
 
-    async with PostmarkProvider({}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler)) as postmark:
+    async with PostmarkProvider(
+        {}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler)
+    ) as postmark:
         results = await postmark.send([message(1), message(2)])
     assert [r.status for r in results] == [Status.ACCEPTED, Status.RETRY]
 
@@ -178,7 +200,15 @@ async def test_401_stops_and_never_shows_the_token(server: tuple[PostmarkServer,
 
 async def test_422_stops_with_postmarks_message(server: tuple[PostmarkServer, str]) -> None:
     fake, url = server
-    fake.then(Reply(422, body={"ErrorCode": 400, "Message": "The 'From' address you supplied is not a Sender Signature."}))
+    fake.then(
+        Reply(
+            422,
+            body={
+                "ErrorCode": 400,
+                "Message": "The 'From' address you supplied is not a Sender Signature.",
+            },
+        )
+    )
     async with provider(url) as postmark:
         with pytest.raises(ProviderError, match="not a Sender Signature"):
             await postmark.send([message()])
@@ -207,7 +237,9 @@ async def test_server_refuses_more_than_500(server: tuple[PostmarkServer, str]) 
     fake, url = server
     payload = json.dumps([{"From": "a@b.c", "To": "d@e.f", "Subject": "s", "TextBody": "t"}] * 501)
     response = httpx.post(
-        f"{url}/email/batch", content=payload, headers={"X-Postmark-Server-Token": TOKEN, "Content-Type": "application/json"}
+        f"{url}/email/batch",
+        content=payload,
+        headers={"X-Postmark-Server-Token": TOKEN, "Content-Type": "application/json"},
     )
     assert response.status_code == 422 and response.json()["ErrorCode"] == 410
 

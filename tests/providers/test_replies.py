@@ -41,21 +41,67 @@ class Case:
 
 
 CASES = [
-    Case(mailgun.mailgun, MailgunProvider, {"domain": mailgun.DOMAIN}, {"MAILGUN_API_KEY": mailgun.KEY},
-         {"MAILGUN_API_KEY": "key-Wrong-Secret"}, JSONResponse({"message": "Internal error"}, 500)),
-    Case(sendgrid.sendgrid, SendGridProvider, {}, {"SENDGRID_API_KEY": sendgrid.KEY},
-         {"SENDGRID_API_KEY": "SG.Wrong-Secret"}, JSONResponse({"errors": [{"message": "Internal error"}]}, 500)),
-    Case(ses.ses, SESProvider, {}, {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": ses.SECRET_KEY},
-         {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "Wrong-Secret"},
-         ses.error(500, "InternalFailure", "The request processing has failed because of an unknown error.")),
-    Case(resend.resend, ResendProvider, {}, {"RESEND_API_KEY": resend.KEY}, {"RESEND_API_KEY": "re_Wrong-Secret"},
-         JSONResponse({"statusCode": 500, "name": "application_error", "message": "Unexpected error"}, 500)),
-    Case(brevo.brevo, BrevoProvider, {}, {"BREVO_API_KEY": brevo.KEY}, {"BREVO_API_KEY": "xkeysib-Wrong-Secret"},
-         JSONResponse({"code": "internal_error", "message": "Internal error"}, 500)),
-    Case(mandrill.mandrill, MandrillProvider, {}, {"MANDRILL_API_KEY": mandrill.KEY},
-         {"MANDRILL_API_KEY": "md-Wrong-Secret"},
-         JSONResponse({"status": "error", "code": -1, "name": "GeneralError", "message": "An unexpected error occurred"}, 500),
-         "/api/1.0"),
+    Case(
+        mailgun.mailgun,
+        MailgunProvider,
+        {"domain": mailgun.DOMAIN},
+        {"MAILGUN_API_KEY": mailgun.KEY},
+        {"MAILGUN_API_KEY": "key-Wrong-Secret"},
+        JSONResponse({"message": "Internal error"}, 500),
+    ),
+    Case(
+        sendgrid.sendgrid,
+        SendGridProvider,
+        {},
+        {"SENDGRID_API_KEY": sendgrid.KEY},
+        {"SENDGRID_API_KEY": "SG.Wrong-Secret"},
+        JSONResponse({"errors": [{"message": "Internal error"}]}, 500),
+    ),
+    Case(
+        ses.ses,
+        SESProvider,
+        {},
+        {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": ses.SECRET_KEY},
+        {"AWS_ACCESS_KEY_ID": ses.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "Wrong-Secret"},
+        ses.error(
+            500, "InternalFailure", "The request processing has failed because of an unknown error."
+        ),
+    ),
+    Case(
+        resend.resend,
+        ResendProvider,
+        {},
+        {"RESEND_API_KEY": resend.KEY},
+        {"RESEND_API_KEY": "re_Wrong-Secret"},
+        JSONResponse(
+            {"statusCode": 500, "name": "application_error", "message": "Unexpected error"}, 500
+        ),
+    ),
+    Case(
+        brevo.brevo,
+        BrevoProvider,
+        {},
+        {"BREVO_API_KEY": brevo.KEY},
+        {"BREVO_API_KEY": "xkeysib-Wrong-Secret"},
+        JSONResponse({"code": "internal_error", "message": "Internal error"}, 500),
+    ),
+    Case(
+        mandrill.mandrill,
+        MandrillProvider,
+        {},
+        {"MANDRILL_API_KEY": mandrill.KEY},
+        {"MANDRILL_API_KEY": "md-Wrong-Secret"},
+        JSONResponse(
+            {
+                "status": "error",
+                "code": -1,
+                "name": "GeneralError",
+                "message": "An unexpected error occurred",
+            },
+            500,
+        ),
+        "/api/1.0",
+    ),
 ]
 
 
@@ -86,7 +132,9 @@ async def test_timeout_is_unknown(case: Case) -> None:
 
 
 async def test_unreachable_service_is_retried(case: Case) -> None:
-    async with case.cls({**case.options, "base_url": f"http://127.0.0.1:{free_port()}"}, case.env) as provider:
+    async with case.cls(
+        {**case.options, "base_url": f"http://127.0.0.1:{free_port()}"}, case.env
+    ) as provider:
         results = await provider.send(batch(_size(case)))
     assert {r.status for r in results} == {Status.RETRY}
 
@@ -100,7 +148,9 @@ async def test_server_error_is_retried(case: Case) -> None:
 
 
 async def test_wrong_credentials_stop_the_send_without_showing_them(case: Case) -> None:
-    async with running(case.double(), case.cls, case.options, case.wrong_env, case.suffix) as provider:
+    async with running(
+        case.double(), case.cls, case.options, case.wrong_env, case.suffix
+    ) as provider:
         with pytest.raises(ProviderError) as info:
             await provider.send(batch(_size(case)))
     assert "Wrong-Secret" not in str(info.value)

@@ -33,11 +33,21 @@ async def test_batch_body_and_headers() -> None:
     first = request.json()[0]
     m = messages[0]
     assert first == {
-        "from": m.from_, "to": [m.to], "subject": m.subject, "html": m.html, "text": m.text,
-        "headers": passed(m), "reply_to": ["chtc@example.org"],
-        "tags": [{"name": "campaign", "value": "may-2024"}, {"name": "send_id", "value": m.send_id}],
+        "from": m.from_,
+        "to": [m.to],
+        "subject": m.subject,
+        "html": m.html,
+        "text": m.text,
+        "headers": passed(m),
+        "reply_to": ["chtc@example.org"],
+        "tags": [
+            {"name": "campaign", "value": "may-2024"},
+            {"name": "send_id", "value": m.send_id},
+        ],
     }
-    assert [r.status for r in results] == [Status.ACCEPTED] * 2 and results[0].provider_id != results[1].provider_id
+    assert [r.status for r in results] == [Status.ACCEPTED] * 2 and results[
+        0
+    ].provider_id != results[1].provider_id
 
 
 async def test_idempotency_key_depends_only_on_the_batchs_send_ids() -> None:
@@ -89,9 +99,13 @@ async def test_requests_are_paced_to_two_per_second() -> None:
 
 
 async def test_429_is_retried_after_retry_after() -> None:
-    service = resend().then(JSONResponse(
-        {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests."}, 429,
-        headers={"retry-after": "3", "ratelimit-reset": "3"}))
+    service = resend().then(
+        JSONResponse(
+            {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests."},
+            429,
+            headers={"retry-after": "3", "ratelimit-reset": "3"},
+        )
+    )
     async with running(service, ResendProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
     assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 3.0)}
@@ -99,22 +113,39 @@ async def test_429_is_retried_after_retry_after() -> None:
 
 @pytest.mark.parametrize("name", ["daily_quota_exceeded", "monthly_quota_exceeded"])
 async def test_quota_reached_pauses_the_send(name: str) -> None:
-    service = resend().then(JSONResponse({"statusCode": 429, "name": name, "message": "You have reached your quota."}, 429))
+    service = resend().then(
+        JSONResponse(
+            {"statusCode": 429, "name": name, "message": "You have reached your quota."}, 429
+        )
+    )
     async with running(service, ResendProvider, {}, ENV) as provider:
         with pytest.raises(ProviderError, match="paused"):
             await provider.send(batch(2))
 
 
 async def test_concurrent_idempotent_request_is_retried() -> None:
-    service = resend().then(JSONResponse(
-        {"statusCode": 409, "name": "concurrent_idempotent_requests", "message": "Same key in progress."}, 409))
+    service = resend().then(
+        JSONResponse(
+            {
+                "statusCode": 409,
+                "name": "concurrent_idempotent_requests",
+                "message": "Same key in progress.",
+            },
+            409,
+        )
+    )
     async with running(service, ResendProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
     assert {r.status for r in results} == {Status.RETRY} and results[0].retry_after == 1.0
 
 
 async def test_validation_error_of_the_whole_batch_stops_the_send() -> None:
-    service = resend().then(JSONResponse({"statusCode": 422, "name": "invalid_from_address", "message": "Invalid `from` field."}, 422))
+    service = resend().then(
+        JSONResponse(
+            {"statusCode": 422, "name": "invalid_from_address", "message": "Invalid `from` field."},
+            422,
+        )
+    )
     async with running(service, ResendProvider, {}, ENV) as provider:
         with pytest.raises(ProviderError, match="Invalid `from` field"):
             await provider.send(batch(2))

@@ -27,7 +27,10 @@ async def test_one_request_with_a_personalization_per_recipient() -> None:
     assert (request.method, request.path) == ("POST", "/v3/mail/send")
     assert request.headers["authorization"] == f"Bearer {KEY}"
     body = request.json()
-    assert body["from"] == {"email": "newsletter@news.example.org", "name": "Colorado Human Trafficking Council"}
+    assert body["from"] == {
+        "email": "newsletter@news.example.org",
+        "name": "Colorado Human Trafficking Council",
+    }
     assert body["reply_to"] == {"email": "chtc@example.org"}
     assert body["custom_args"] == {"campaign": "may-2024"}
     assert body["headers"] == {
@@ -44,7 +47,14 @@ async def test_one_request_with_a_personalization_per_recipient() -> None:
         "List-Unsubscribe": messages[0].headers["List-Unsubscribe"],
         "X-Campaign-Send-Id": messages[0].send_id,
     }
-    assert set(first["substitutions"]) == {"{%t0%}", "{%t1%}", "{%h0%}", "{%h1%}", "{%h2%}", "{%h3%}"}
+    assert set(first["substitutions"]) == {
+        "{%t0%}",
+        "{%t1%}",
+        "{%h0%}",
+        "{%h1%}",
+        "{%h2%}",
+        "{%h3%}",
+    }
     assert "/unsubscribe/{%h3%}" in body["content"][1]["value"]
     assert {r.status for r in results} == {Status.ACCEPTED}
 
@@ -70,10 +80,17 @@ async def test_202_is_accepted_with_the_x_message_id() -> None:
 
 async def test_429_waits_until_x_ratelimit_reset() -> None:
     reset = int(time.time()) + 30
-    service = sendgrid().then(JSONResponse(
-        {"errors": [{"field": None, "message": "too many requests"}]}, 429,
-        headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
-    ))
+    service = sendgrid().then(
+        JSONResponse(
+            {"errors": [{"field": None, "message": "too many requests"}]},
+            429,
+            headers={
+                "X-RateLimit-Limit": "600",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset),
+            },
+        )
+    )
     async with running(service, SendGridProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
     assert {r.status for r in results} == {Status.RETRY}
@@ -81,8 +98,20 @@ async def test_429_waits_until_x_ratelimit_reset() -> None:
 
 
 async def test_bad_request_stops_with_sendgrids_field_and_message() -> None:
-    service = sendgrid().then(JSONResponse(
-        {"errors": [{"field": "from.email", "message": "The from address does not match a verified Sender Identity.", "help": None}]}, 403))
+    service = sendgrid().then(
+        JSONResponse(
+            {
+                "errors": [
+                    {
+                        "field": "from.email",
+                        "message": "The from address does not match a verified Sender Identity.",
+                        "help": None,
+                    }
+                ]
+            },
+            403,
+        )
+    )
     async with running(service, SendGridProvider, {}, ENV) as provider:
         with pytest.raises(ProviderError, match="from.email: The from address does not match"):
             await provider.send(batch(1))
@@ -103,7 +132,10 @@ async def test_substitutions_beyond_sendgrids_limit_are_unsupported() -> None:
 
 def test_configuration() -> None:
     assert SendGridProvider({}, ENV).base_url == "https://api.sendgrid.com"
-    assert SendGridProvider({"base_url": "https://api.eu.sendgrid.com"}, ENV).base_url == "https://api.eu.sendgrid.com"
+    assert (
+        SendGridProvider({"base_url": "https://api.eu.sendgrid.com"}, ENV).base_url
+        == "https://api.eu.sendgrid.com"
+    )
     with pytest.raises(ConfigError, match="SENDGRID_API_KEY"):
         SendGridProvider({}, {})
     with pytest.raises(ConfigError, match="unknown"):

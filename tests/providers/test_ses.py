@@ -35,7 +35,10 @@ async def test_bulk_request_is_signed_and_templated() -> None:
     assert "/us-east-1/ses/aws4_request" in request.headers["authorization"]
     assert request.headers["x-amz-date"].endswith("Z")
     body = request.json()
-    assert body["FromEmailAddress"] == "Colorado Human Trafficking Council <newsletter@news.example.org>"
+    assert (
+        body["FromEmailAddress"]
+        == "Colorado Human Trafficking Council <newsletter@news.example.org>"
+    )
     assert body["ReplyToAddresses"] == ["chtc@example.org"]
     assert body["ConfigurationSetName"] == "events"
     assert body["DefaultEmailTags"] == [{"Name": "campaign", "Value": "may-2024"}]
@@ -43,7 +46,11 @@ async def test_bulk_request_is_signed_and_templated() -> None:
     assert template["TemplateData"] == "{}"
     assert template["TemplateContent"]["Subject"] == "CHTC news, May 2024"
     assert "/unsubscribe/{{h3}}" in template["TemplateContent"]["Html"]
-    assert {h["Name"] for h in template["Headers"]} == {"List-Unsubscribe-Post", "List-Id", "X-Campaign"}
+    assert {h["Name"] for h in template["Headers"]} == {
+        "List-Unsubscribe-Post",
+        "List-Id",
+        "X-Campaign",
+    }
     entry = body["BulkEmailEntries"][0]
     assert entry["Destination"] == {"ToAddresses": ["Ann <reader0@example.com>"]}
     assert entry["ReplacementTags"] == [{"Name": "send_id", "Value": messages[0].send_id}]
@@ -51,7 +58,9 @@ async def test_bulk_request_is_signed_and_templated() -> None:
         {"Name": "List-Unsubscribe", "Value": messages[0].headers["List-Unsubscribe"]},
         {"Name": "X-Campaign-Send-Id", "Value": messages[0].send_id},
     ]
-    data = json.loads(entry["ReplacementEmailContent"]["ReplacementTemplate"]["ReplacementTemplateData"])
+    data = json.loads(
+        entry["ReplacementEmailContent"]["ReplacementTemplate"]["ReplacementTemplateData"]
+    )
     assert data["h0"] == "Ann"
     assert [(r.status, bool(r.provider_id)) for r in results] == [(Status.ACCEPTED, True)] * 3
 
@@ -63,7 +72,12 @@ async def test_each_recipient_receives_exactly_their_own_message() -> None:
         await provider.send(messages)
     assert len(service.received) == 1
     for m, copy in zip(messages, service.delivered, strict=True):
-        assert (decoded(copy.to), copy.subject, copy.html, copy.text) == (decoded(m.to), m.subject, m.html, m.text)
+        assert (decoded(copy.to), copy.subject, copy.html, copy.text) == (
+            decoded(m.to),
+            m.subject,
+            m.html,
+            m.text,
+        )
         assert copy.headers == {"Reply-To": m.reply_to, **passed(m)}
         assert copy.metadata == {"campaign": m.campaign, "send_id": m.send_id}
 
@@ -81,13 +95,18 @@ async def test_one_message_goes_by_send_email() -> None:
     simple = body["Content"]["Simple"]
     assert simple["Body"]["Html"] == {"Data": m.html, "Charset": "UTF-8"}
     assert {h["Name"]: h["Value"] for h in simple["Headers"]} == passed(m)
-    assert body["EmailTags"] == [{"Name": "campaign", "Value": "may-2024"}, {"Name": "send_id", "Value": m.send_id}]
+    assert body["EmailTags"] == [
+        {"Name": "campaign", "Value": "may-2024"},
+        {"Name": "send_id", "Value": m.send_id},
+    ]
     assert result.status == Status.ACCEPTED
 
 
 async def test_session_token_is_signed_along() -> None:
     service = ses(token="session-token")
-    async with running(service, SESProvider, {}, {**ENV, "AWS_SESSION_TOKEN": "session-token"}) as provider:
+    async with running(
+        service, SESProvider, {}, {**ENV, "AWS_SESSION_TOKEN": "session-token"}
+    ) as provider:
         (result,) = await provider.send([message(0)])
     assert result.status == Status.ACCEPTED
     assert service.received[0].headers["x-amz-security-token"] == "session-token"
@@ -104,21 +123,31 @@ async def test_entry_statuses_map_to_recipient_results() -> None:
     service = ses().then(JSONResponse({"BulkEmailEntryResults": entries}))
     async with running(service, SESProvider, {}, ENV) as provider:
         results = await provider.send(batch(5))
-    assert [r.status for r in results] == [Status.ACCEPTED, Status.REJECTED, Status.RETRY, Status.RETRY, Status.RETRY]
+    assert [r.status for r in results] == [
+        Status.ACCEPTED,
+        Status.REJECTED,
+        Status.RETRY,
+        Status.RETRY,
+        Status.RETRY,
+    ]
     assert results[0].provider_id == "m-0"
     assert "suppression list" in results[1].reason
     assert "Daily message quota" in results[4].reason  # the next request meets it again and pauses
 
 
 async def test_a_batch_refused_for_the_daily_quota_pauses_the_send() -> None:
-    entries = [{"Status": "ACCOUNT_DAILY_QUOTA_EXCEEDED", "Error": "Daily message quota exceeded."}] * 2
+    entries = [
+        {"Status": "ACCOUNT_DAILY_QUOTA_EXCEEDED", "Error": "Daily message quota exceeded."}
+    ] * 2
     service = ses().then(JSONResponse({"BulkEmailEntryResults": entries}))
     async with running(service, SESProvider, {}, ENV) as provider:
         with pytest.raises(ProviderError, match="paused"):
             await provider.send(batch(2))
 
 
-@pytest.mark.parametrize(("status", "kind"), [(400, "ThrottlingException"), (429, "TooManyRequestsException")])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(400, "ThrottlingException"), (429, "TooManyRequestsException")]
+)
 async def test_daily_quota_error_pauses_the_send(status: int, kind: str) -> None:
     service = ses().then(error(status, kind, "Daily message quota exceeded."))
     async with running(service, SESProvider, {}, ENV) as provider:
@@ -126,8 +155,14 @@ async def test_daily_quota_error_pauses_the_send(status: int, kind: str) -> None
             await provider.send(batch(2))
 
 
-@pytest.mark.parametrize(("status", "kind"), [(400, "ThrottlingException"), (429, "TooManyRequestsException"),
-                                              (400, "LimitExceededException")])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, "ThrottlingException"),
+        (429, "TooManyRequestsException"),
+        (400, "LimitExceededException"),
+    ],
+)
 async def test_maximum_sending_rate_is_retried(status: int, kind: str) -> None:
     service = ses().then(error(status, kind, "Maximum sending rate exceeded."))
     async with running(service, SESProvider, {}, ENV) as provider:
@@ -143,8 +178,15 @@ async def test_message_rejected_is_rejected_for_good() -> None:
     assert result.status == Status.REJECTED and "not verified" in result.reason
 
 
-@pytest.mark.parametrize("kind", ["AccountSuspendedException", "SendingPausedException",
-                                  "MailFromDomainNotVerifiedException", "BadRequestException"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "MailFromDomainNotVerifiedException",
+        "BadRequestException",
+    ],
+)
 async def test_account_and_request_errors_stop_the_send(kind: str) -> None:
     service = ses().then(error(400, kind, "Explained by SES."))
     async with running(service, SESProvider, {}, ENV) as provider:
@@ -156,7 +198,9 @@ async def test_wrong_region_signature_is_refused() -> None:
     async with running(ses(region="eu-west-1"), SESProvider, {}, ENV) as provider:
         with pytest.raises(ProviderError, match="403"):
             await provider.send(batch(2))
-    async with running(ses(region="eu-west-1"), SESProvider, {"region": "eu-west-1"}, ENV) as provider:
+    async with running(
+        ses(region="eu-west-1"), SESProvider, {"region": "eu-west-1"}, ENV
+    ) as provider:
         results = await provider.send(batch(2))
     assert {r.status for r in results} == {Status.ACCEPTED}
 
@@ -169,7 +213,10 @@ async def test_handlebars_in_the_content_is_unsupported_not_mangled() -> None:
 
 def test_configuration() -> None:
     assert SESProvider({}, ENV).base_url == "https://email.us-east-1.amazonaws.com"
-    assert SESProvider({"region": "eu-west-1"}, ENV).base_url == "https://email.eu-west-1.amazonaws.com"
+    assert (
+        SESProvider({"region": "eu-west-1"}, ENV).base_url
+        == "https://email.eu-west-1.amazonaws.com"
+    )
     with pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY"):
         SESProvider({}, {"AWS_ACCESS_KEY_ID": ACCESS_KEY})
     with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):

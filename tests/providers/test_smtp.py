@@ -45,7 +45,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -53,7 +56,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
     return cert_file, key_file
 
@@ -67,7 +74,9 @@ class Recorder:
         self.data_reply: str | None = None
         self.logins: list[bytes] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)
@@ -76,11 +85,18 @@ class Recorder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.data_reply:
             return self.data_reply
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.received.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        )
         return f"250 2.0.0 Ok: queued as Q{len(self.received)}"
 
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (USER.encode(), PASSWORD.encode())
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            USER.encode(),
+            PASSWORD.encode(),
+        )
         if ok:
             self.logins.append(data.login)
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
@@ -112,8 +128,16 @@ def starttls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[Recorder, 
         controller.stop()
 
 
-def provider(port: int, certificate: tuple[Path, Path], password: str = PASSWORD, **options: Any) -> SMTPProvider:
-    settings = {"host": "127.0.0.1", "port": port, "username": USER, "ca_file": str(certificate[0]), **options}
+def provider(
+    port: int, certificate: tuple[Path, Path], password: str = PASSWORD, **options: Any
+) -> SMTPProvider:
+    settings = {
+        "host": "127.0.0.1",
+        "port": port,
+        "username": USER,
+        "ca_file": str(certificate[0]),
+        **options,
+    }
     return SMTPProvider(settings, {"SMTP_PASSWORD": password})
 
 
@@ -134,7 +158,9 @@ def message(n: int, **changes: Any) -> Message:
     return Message(**fields, raw=raw)
 
 
-async def test_starttls_auth_and_exact_bytes(starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]) -> None:
+async def test_starttls_auth_and_exact_bytes(
+    starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]
+) -> None:
     handler, port = starttls_server
     batch = [message(1), message(2)]
     async with provider(port, certificate) as smtp:
@@ -152,11 +178,14 @@ async def test_starttls_auth_and_exact_bytes(starttls_server: tuple[Recorder, in
 async def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
     handler = Recorder()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=_context(certificate))
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, ssl_context=_context(certificate)
+    )
     controller.start()
     try:
         smtp = SMTPProvider(
-            {"host": "127.0.0.1", "port": port, "security": "tls", "ca_file": str(certificate[0])}, {}
+            {"host": "127.0.0.1", "port": port, "security": "tls", "ca_file": str(certificate[0])},
+            {},
         )
         results = await smtp.send([message(1)])
     finally:
@@ -164,16 +193,23 @@ async def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
     assert results[0].status is Status.ACCEPTED and len(handler.received) == 1
 
 
-async def test_replies_mapped_per_recipient(starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]) -> None:
+async def test_replies_mapped_per_recipient(
+    starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]
+) -> None:
     handler, port = starttls_server
-    handler.rcpt_replies = {"user1@example.com": "550 5.1.1 No such user", "user2@example.com": "451 4.3.0 Try later"}
+    handler.rcpt_replies = {
+        "user1@example.com": "550 5.1.1 No such user",
+        "user2@example.com": "451 4.3.0 Try later",
+    }
     results = await provider(port, certificate).send([message(1), message(2), message(3)])
     assert [r.status for r in results] == [Status.REJECTED, Status.RETRY, Status.ACCEPTED]
     assert "550" in results[0].reason and "451" in results[1].reason
     assert [rcpt for _, rcpt, _ in handler.received] == [["user3@example.com"]]
 
 
-async def test_data_refused(starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]) -> None:
+async def test_data_refused(
+    starttls_server: tuple[Recorder, int], certificate: tuple[Path, Path]
+) -> None:
     handler, port = starttls_server
     handler.data_reply = "554 5.6.0 Message refused"
     results = await provider(port, certificate).send([message(1)])
@@ -191,13 +227,17 @@ async def test_bad_password_stops_without_showing_it(
 
 async def test_untrusted_certificate_is_not_sent_to(starttls_server: tuple[Recorder, int]) -> None:
     handler, port = starttls_server
-    smtp = SMTPProvider({"host": "127.0.0.1", "port": port, "username": USER}, {"SMTP_PASSWORD": PASSWORD})
+    smtp = SMTPProvider(
+        {"host": "127.0.0.1", "port": port, "username": USER}, {"SMTP_PASSWORD": PASSWORD}
+    )
     results = await smtp.send([message(1)])
     assert results[0].status is Status.RETRY and not handler.received
 
 
 async def test_unreachable_server_is_retried() -> None:
-    results = await SMTPProvider({"host": "127.0.0.1", "port": free_port(), "security": "none"}, {}).send([message(1)])
+    results = await SMTPProvider(
+        {"host": "127.0.0.1", "port": free_port(), "security": "none"}, {}
+    ).send([message(1)])
     assert results[0].status is Status.RETRY and "unreachable" in results[0].reason
 
 
@@ -209,7 +249,9 @@ def test_password_comes_from_environment() -> None:
 
 
 def test_ca_file_is_relative_to_the_workspace(tmp_path: Path) -> None:
-    (tmp_path / "campaign.toml").write_text('[provider]\nname = "smtp"\nhost = "127.0.0.1"\nca_file = "certs/relay.pem"\n')
+    (tmp_path / "campaign.toml").write_text(
+        '[provider]\nname = "smtp"\nhost = "127.0.0.1"\nca_file = "certs/relay.pem"\n'
+    )
     provider = create(load_config(tmp_path, environ={}))
     assert isinstance(provider, SMTPProvider)
     assert provider._client().cert_bundle == str(tmp_path.resolve() / "certs" / "relay.pem")

@@ -38,7 +38,9 @@ def test_send_at_schedules_and_dispatch_sends_the_frozen_build(
     sample_list: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = sample_list
-    code, out, err = run_cli(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00")
+    code, out, err = run_cli(
+        capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00"
+    )
     assert code == 0, err
     assert out.splitlines()[0] == (
         f"{SLUG}: scheduled for 2099-12-01 09:00 MST to list 'newsletter'; "
@@ -111,7 +113,9 @@ def test_send_at_in_the_past_is_a_clear_error(
 def test_scheduling_checks_the_list_and_secrets_now(
     sample_list: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run_cli(capsys, "send", SLUG, "--list", "no-such-list", "--at", "2099-12-01 09:00")
+    code, _, err = run_cli(
+        capsys, "send", SLUG, "--list", "no-such-list", "--at", "2099-12-01 09:00"
+    )
     assert code == 1 and "no-such-list" in err and "Traceback" not in err
     (sample_list.workspace / ".env").write_text("")
     code, _, err = run_cli(capsys, "send", SLUG, "--list", "newsletter", "--at", "2099-12-01 09:00")

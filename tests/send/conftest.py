@@ -26,10 +26,19 @@ HTML = (
     '<p><a href="{{{link:preferences}}}">Preferences</a> <a href="{{{link:unsubscribe}}}">Unsubscribe</a></p>'
     "</body></html>"
 )
-TEXT = "Hello {{{field:first_name}}}\n\nView: {{{link:view}}}\nUnsubscribe: {{{link:unsubscribe}}}\n"
+TEXT = (
+    "Hello {{{field:first_name}}}\n\nView: {{{link:view}}}\nUnsubscribe: {{{link:unsubscribe}}}\n"
+)
 
 
-def compiled(slug: str = "c1", *, html: str = HTML, text: str = TEXT, subject: str = "News for you", **changes: Any) -> Compiled:
+def compiled(
+    slug: str = "c1",
+    *,
+    html: str = HTML,
+    text: str = TEXT,
+    subject: str = "News for you",
+    **changes: Any,
+) -> Compiled:
     fields: dict[str, Any] = dict(
         slug=slug,
         subject=subject,
@@ -47,7 +56,9 @@ def compiled(slug: str = "c1", *, html: str = HTML, text: str = TEXT, subject: s
     return Compiled(**fields)
 
 
-def make_config(root: Path, db_url: str, *, provider: str = "outbox", toml: str = "", **env: str) -> Config:
+def make_config(
+    root: Path, db_url: str, *, provider: str = "outbox", toml: str = "", **env: str
+) -> Config:
     """A workspace at `root` with campaign.toml (its [provider] and any extra TOML) and secrets."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "campaign.toml").write_text(
@@ -58,14 +69,24 @@ def make_config(root: Path, db_url: str, *, provider: str = "outbox", toml: str 
     return load_config(root, environ={k: v for k, v in environ.items() if v})
 
 
-def populate(db_url: str, tmp: Path, count: int, list_name: str = "news", **extra: Callable[[int], str]) -> Store:
+def populate(
+    db_url: str, tmp: Path, count: int, list_name: str = "news", **extra: Callable[[int], str]
+) -> Store:
     """`count` subscribers user<i>@example.com on `list_name`, imported from a CSV like a user would."""
     path = tmp / f"{list_name}-{count}.csv"
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["email", "first_name", "last_name", "organisation", *extra])
         for i in range(count):
-            writer.writerow([f"user{i}@example.com", f"First{i}", "Last", f"Org {i}", *(f(i) for f in extra.values())])
+            writer.writerow(
+                [
+                    f"user{i}@example.com",
+                    f"First{i}",
+                    "Last",
+                    f"Org {i}",
+                    *(f(i) for f in extra.values()),
+                ]
+            )
     store = Store(connect(db_url))
     import_csv(store, path, list_name)
     return store

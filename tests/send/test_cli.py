@@ -33,11 +33,18 @@ def sample(workspace: Path) -> Path:
     return workspace
 
 
-def test_example_through_outbox_parses_back_with_valid_links(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_through_outbox_parses_back_with_valid_links(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("send", SLUG, "--list", "newsletter", "--yes") == 0
     out = capsys.readouterr().out
-    assert "subject:  A Primer on Worker-Driven Social Responsibility" in out and "provider: outbox" in out
-    assert f"{SLUG}: finished; 5 recipients: 5 sent, 0 failed, 0 unknown, 0 skipped, 0 pending" in out
+    assert (
+        "subject:  A Primer on Worker-Driven Social Responsibility" in out
+        and "provider: outbox" in out
+    )
+    assert (
+        f"{SLUG}: finished; 5 recipients: 5 sent, 0 failed, 0 unknown, 0 skipped, 0 pending" in out
+    )
     config = load_config(sample)
     store = Store.open(config)
     links = Links(SECRET_KEY, config.public_base_url)
@@ -54,14 +61,21 @@ def test_example_through_outbox_parses_back_with_valid_links(sample: Path, capsy
         seen.add(to)
         html = parsed.get_body(("html",)).get_content()
         text = parsed.get_body(("plain",)).get_content()
-        found = re.findall(r"https://news\.example\.org/(forward|preferences|unsubscribe)/([\w.-]+)", html + text)
+        found = re.findall(
+            r"https://news\.example\.org/(forward|preferences|unsubscribe)/([\w.-]+)", html + text
+        )
         assert {purpose for purpose, _ in found} == {"forward", "preferences", "unsubscribe"}
         for purpose, token in found:
             claims = links.verify(purpose, token)  # type: ignore[arg-type]
             assert (claims.subscriber, claims.campaign) == (subscriber.public_id, SLUG)
         assert f"https://news.example.org/archive/{SLUG}" in html
-        one_click = re.fullmatch(r"<https://news\.example\.org/unsubscribe/([\w.-]+)>", parsed["List-Unsubscribe"])
-        assert one_click and links.verify("unsubscribe", one_click.group(1)).subscriber == subscriber.public_id
+        one_click = re.fullmatch(
+            r"<https://news\.example\.org/unsubscribe/([\w.-]+)>", parsed["List-Unsubscribe"]
+        )
+        assert (
+            one_click
+            and links.verify("unsubscribe", one_click.group(1)).subscriber == subscriber.public_id
+        )
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert parsed["Message-ID"].endswith("@news.example.org>") and parsed["X-Campaign"] == SLUG
         assert parsed["From"].addresses[0].addr_spec == "newsletter@news.example.org"
@@ -74,7 +88,9 @@ def test_example_through_outbox_parses_back_with_valid_links(sample: Path, capsy
     assert "5 sent" in capsys.readouterr().out
 
 
-def test_without_yes_and_without_a_terminal_nothing_is_sent(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_yes_and_without_a_terminal_nothing_is_sent(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run("send", SLUG, "--list", "newsletter") == 1
     assert "add --yes" in capsys.readouterr().err
     assert not (sample / "outbox").exists()
@@ -104,11 +120,20 @@ def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "CAMPAIGN_SECRET_KEY" in err and "Traceback" not in err
 
 
-def test_mailchimp_is_handed_the_campaign(sample: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mailchimp_is_handed_the_campaign(
+    sample: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     calls = []
 
-    async def fake_run(config: object, compiled: object, *, test_addresses: list[str] | None, at: object, transport: object = None) -> str:
-        calls.append((getattr(compiled, "slug"), test_addresses, at))
+    async def fake_run(
+        config: object,
+        compiled: object,
+        *,
+        test_addresses: list[str] | None,
+        at: object,
+        transport: object = None,
+    ) -> str:
+        calls.append((compiled.slug, test_addresses, at))
         return "mailchimp: campaign sent to audience"
 
     module = types.ModuleType("campaign.providers.mailchimp")

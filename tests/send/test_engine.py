@@ -18,9 +18,9 @@ from campaign.message import Message
 from campaign.providers import Result, create
 from campaign.send import ledger, send_campaign, send_test
 from campaign.send.ledger import deliveries
+from tests.send.conftest import compiled, make_config, populate
 from tests.servers import serve
 from tests.servers.postmark import PostmarkServer, Reply
-from tests.send.conftest import compiled, make_config, populate
 
 
 @pytest.fixture
@@ -42,7 +42,12 @@ def test_429_then_500s_then_success_everyone_once_rate_respected(
     server, url = postmark
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     populate(db_url, tmp_path, 300)
-    config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=settings(url, rate_limit=400, batch_size=50))
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
+        toml=settings(url, rate_limit=400, batch_size=50),
+    )
     server.then(Reply(429, headers={"Retry-After": "0.5"}), Reply(500), Reply(500), Reply(503))
     started = time.monotonic()
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
@@ -59,14 +64,19 @@ def test_429_then_500s_then_success_everyone_once_rate_respected(
         assert len(window) <= 400 + 50
 
 
-def test_rows_wait_for_the_rate_limit_unclaimed(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+def test_rows_wait_for_the_rate_limit_unclaimed(
+    postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
     """A batch is claimed (`sending`) only once the rate limit lets it go: a kill while the
     workers wait for their turn leaves nothing unknown."""
     _, url = postmark
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     populate(db_url, tmp_path, 400)
     config = make_config(
-        tmp_path / "ws", db_url, provider="postmark", toml=settings(url, rate_limit=400, batch_size=50, concurrency=4)
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
+        toml=settings(url, rate_limit=400, batch_size=50, concurrency=4),
     )
     ledger_db = connect(db_url)
     provider = create(config)
@@ -75,7 +85,13 @@ def test_rows_wait_for_the_rate_limit_unclaimed(postmark: tuple[PostmarkServer, 
 
     async def send(batch: Sequence[Message]) -> list[Result]:
         with ledger_db.connect() as c:
-            claimed_when_leaving.append(len(c.execute(select(deliveries.c.send_id).where(deliveries.c.status == "sending")).all()))
+            claimed_when_leaving.append(
+                len(
+                    c.execute(
+                        select(deliveries.c.send_id).where(deliveries.c.status == "sending")
+                    ).all()
+                )
+            )
         return await leave(batch)
 
     provider.send = send  # type: ignore[method-assign]
@@ -86,12 +102,16 @@ def test_rows_wait_for_the_rate_limit_unclaimed(postmark: tuple[PostmarkServer, 
     assert max(claimed_when_leaving) <= 2 * 50
 
 
-def test_pause_after_failures_in_a_row_then_resume(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+def test_pause_after_failures_in_a_row_then_resume(
+    postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
     server, url = postmark
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     populate(db_url, tmp_path, 40)
     config = make_config(
-        tmp_path / "ws", db_url, provider="postmark",
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
         toml=settings(url, batch_size=10, concurrency=1, max_consecutive_failures=3),
     )
     server.then(*[Reply(500)] * 3)
@@ -100,21 +120,38 @@ def test_pause_after_failures_in_a_row_then_resume(postmark: tuple[PostmarkServe
     assert "paused after 3 failed provider calls in a row" in summary.note and "500" in summary.note
     assert not server.accepted and not summary.ok
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.ok and set(server.deliveries().values()) == {1} and len(server.deliveries()) == 40
+    assert (
+        summary.ok and set(server.deliveries().values()) == {1} and len(server.deliveries()) == 40
+    )
 
 
-def test_refused_request_stops_at_once_and_resumes(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+def test_refused_request_stops_at_once_and_resumes(
+    postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
     server, url = postmark
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     populate(db_url, tmp_path, 30)
     toml = settings(url, batch_size=10, concurrency=1)
     config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=toml)
-    server.then(Reply(), Reply(422, body={"ErrorCode": 400, "Message": "Sender signature not found."}))
+    server.then(
+        Reply(), Reply(422, body={"ErrorCode": 400, "Message": "Sender signature not found."})
+    )
     with pytest.raises(ProviderError, match="Sender signature not found"):
         asyncio.run(send_campaign(config, compiled(), list_name="news"))
     summary = ledger.summary(connect(db_url), "c1")
-    assert summary is not None and summary.status == "failed" and summary.sent == 10 and summary.pending == 20
-    bad = make_config(tmp_path / "ws", db_url, provider="postmark", toml=toml, POSTMARK_SERVER_TOKEN="wrong-token-123")
+    assert (
+        summary is not None
+        and summary.status == "failed"
+        and summary.sent == 10
+        and summary.pending == 20
+    )
+    bad = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
+        toml=toml,
+        POSTMARK_SERVER_TOKEN="wrong-token-123",
+    )
     with pytest.raises(ProviderError) as info:
         asyncio.run(send_campaign(bad, compiled(), list_name="news"))
     assert "401" in str(info.value) and "wrong-token-123" not in str(info.value)
@@ -122,14 +159,26 @@ def test_refused_request_stops_at_once_and_resumes(postmark: tuple[PostmarkServe
     assert len(server.deliveries()) == 30 and set(server.deliveries().values()) == {1}
 
 
-def test_unknown_outcomes_are_not_resent_unless_asked(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+def test_unknown_outcomes_are_not_resent_unless_asked(
+    postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
     server, url = postmark
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     populate(db_url, tmp_path, 20)
-    config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=settings(url, batch_size=10, concurrency=1))
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
+        toml=settings(url, batch_size=10, concurrency=1),
+    )
     server.then(Reply(drop=True))
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.unknown == 10 and summary.sent == 10 and not summary.ok and summary.status == "finished"
+    assert (
+        summary.unknown == 10
+        and summary.sent == 10
+        and not summary.ok
+        and summary.status == "finished"
+    )
     assert asyncio.run(send_campaign(config, compiled(), list_name="news")).unknown == 10
     assert len(server.accepted) == 20  # the dropped batch did arrive; nothing was sent twice
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
@@ -166,16 +215,27 @@ def test_no_secret_key_no_send(tmp_path: Path) -> None:
     assert ledger.get_send(connect(db_url), "c1") is None
 
 
-def test_two_engines_on_one_send_never_overlap(db_url: str, postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:
+def test_two_engines_on_one_send_never_overlap(
+    db_url: str, postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
     """Two engines (threads, each with its own database engine, as two hosts would be) share one send."""
     server, url = postmark
     populate(db_url, tmp_path, 2000)
-    config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=settings(url, batch_size=50, concurrency=2))
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="postmark",
+        toml=settings(url, batch_size=50, concurrency=2),
+    )
     summaries = []
 
     def run(worker: str) -> None:
         own = create_engine(normalise_url(db_url))
-        summaries.append(asyncio.run(send_campaign(config, compiled(), list_name="news", engine=own, worker_id=worker)))
+        summaries.append(
+            asyncio.run(
+                send_campaign(config, compiled(), list_name="news", engine=own, worker_id=worker)
+            )
+        )
         own.dispose()
 
     threads = [threading.Thread(target=run, args=(f"host{n}:{n}:w",)) for n in (1, 2)]
@@ -186,6 +246,12 @@ def test_two_engines_on_one_send_never_overlap(db_url: str, postmark: tuple[Post
     counts = server.deliveries()
     assert len(counts) == 2000 and set(counts.values()) == {1}
     with connect(db_url).connect() as c:
-        by_worker = dict(c.execute(select(deliveries.c.claimed_by, ledger.func.count()).group_by(deliveries.c.claimed_by)).all())
+        by_worker = dict(
+            c.execute(
+                select(deliveries.c.claimed_by, ledger.func.count()).group_by(
+                    deliveries.c.claimed_by
+                )
+            ).all()
+        )
     assert set(by_worker) == {"host1:1:w", "host2:2:w"}  # both did a share of the work
     assert ledger.summary(connect(db_url), "c1").status == "finished"  # type: ignore[union-attr]

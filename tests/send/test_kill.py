@@ -33,7 +33,11 @@ def _workspace(root: Path, url: str) -> None:
         "sections:\n  - kind: spotlight\n    title: Hello\n    body_file: body.md\n"
     )
     (root / "campaigns" / "mini" / "body.md").write_text("Hello {{ first_name }}, a short note.\n")
-    toml = (root / "campaign.toml").read_text().replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
+    toml = (
+        (root / "campaign.toml")
+        .read_text()
+        .replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
+    )
     toml = toml.replace("[send]\n", f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\n")
     toml = toml.replace("concurrency = 4", f"concurrency = {CONCURRENCY}")
     (root / "campaign.toml").write_text(toml)
@@ -48,13 +52,19 @@ def _start(root: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "campaign", "send", "mini", "--list", "big", "--yes"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
 
 def _claimed(root: Path) -> int:
     with connect(load_config(root).database_url).connect() as c:
-        return len(c.execute(select(deliveries.c.send_id).where(deliveries.c.status == "sending")).all())
+        return len(
+            c.execute(select(deliveries.c.send_id).where(deliveries.c.status == "sending")).all()
+        )
 
 
 @pytest.mark.slow
@@ -65,7 +75,10 @@ def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
         _workspace(workspace, url)
         imported = subprocess.run(
             [sys.executable, "-m", "campaign", "subscribers", "import", "big.csv", "--list", "big"],
-            cwd=workspace, capture_output=True, text=True, env={**os.environ, "CAMPAIGN_WORKSPACE": str(workspace)},
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CAMPAIGN_WORKSPACE": str(workspace)},
         )
         assert imported.returncode == 0, imported.stderr
         for threshold in KILL_AT:

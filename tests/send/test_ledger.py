@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -44,7 +43,9 @@ def test_enqueue_is_idempotent_and_claims_never_overlap(db_url: str, tmp_path: P
     assert first and second and third is not None
     ids = [q.send_id for q in (*first, *second, *third)]
     assert len(ids) == len(set(ids)) == 10
-    assert first[0].public_id and first[0].fields["first_name"] == "First0" and first[0].attempts == 1
+    assert (
+        first[0].public_id and first[0].fields["first_name"] == "First0" and first[0].attempts == 1
+    )
     assert ledger.claim(engine, send.id, worker="d", limit=4) == []
     assert set(_statuses(db_url).values()) == {"sending"}
 
@@ -65,11 +66,15 @@ def test_outcomes_and_summary(db_url: str, tmp_path: Path) -> None:
             Outcome(batch[3].send_id, "unknown", None, "timeout"),
         ],
     )
-    ledger.record(engine, "someone-else", [Outcome(batch[1].send_id, "sent", "x")])  # not theirs: ignored
+    ledger.record(
+        engine, "someone-else", [Outcome(batch[1].send_id, "sent", "x")]
+    )  # not theirs: ignored
     summary = ledger.summary(engine, "c1")
     assert summary is not None
     assert summary.counts == {"sent": 1, "failed": 1, "pending": 1, "unknown": 1}
-    assert summary.failed_reasons == {"inactive recipient": 1} and summary.unknown_reasons == {"timeout": 1}
+    assert summary.failed_reasons == {"inactive recipient": 1} and summary.unknown_reasons == {
+        "timeout": 1
+    }
     assert ledger.claim(engine, send.id, worker="w", limit=10) == []  # the retry is not due yet
     assert ledger.next_retry_at(engine, send.id) is not None
     assert not ledger.finish_if_done(engine, send.id)
@@ -78,26 +83,44 @@ def test_outcomes_and_summary(db_url: str, tmp_path: Path) -> None:
 def test_resume_rules(db_url: str, tmp_path: Path) -> None:
     send, _ = _open(db_url, tmp_path, 6)
     engine = connect(db_url)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_worker = f"{ledger.new_worker_id().split(':')[0]}:{dead.stdout.strip()}:x"
     live_worker = ledger.new_worker_id()  # this very process
     far_old, far_new = "elsewhere:1:a", "elsewhere:2:b"
     workers = [dead_worker, live_worker, far_old, far_new]
     claimed = {w: ledger.claim(engine, send.id, worker=w, limit=1) for w in workers}
     with engine.begin() as c:
-        c.execute(update(deliveries).where(deliveries.c.claimed_by == far_old).values(claimed_at=utcnow() - timedelta(hours=1)))
+        c.execute(
+            update(deliveries)
+            .where(deliveries.c.claimed_by == far_old)
+            .values(claimed_at=utcnow() - timedelta(hours=1))
+        )
     rest = ledger.claim(engine, send.id, worker="w", limit=2)
     assert rest
-    ledger.record(engine, "w", [Outcome(rest[0].send_id, "failed", None, "gave up", retry_at=utcnow()), Outcome(rest[1].send_id, "failed", None, "bad address")])
+    ledger.record(
+        engine,
+        "w",
+        [
+            Outcome(rest[0].send_id, "failed", None, "gave up", retry_at=utcnow()),
+            Outcome(rest[1].send_id, "failed", None, "bad address"),
+        ],
+    )
 
     assert ledger.prepare(engine, send.id) == 2  # the dead local process and the silent remote one
     by_worker = {}
     with engine.connect() as c:
-        for row in c.execute(select(deliveries.c.claimed_by, deliveries.c.status, deliveries.c.reason)):
+        for row in c.execute(
+            select(deliveries.c.claimed_by, deliveries.c.status, deliveries.c.reason)
+        ):
             by_worker.setdefault(row.claimed_by, []).append(row.status)
     assert by_worker[dead_worker] == ["unknown"] and by_worker[far_old] == ["unknown"]
     assert by_worker[live_worker] == ["sending"] and by_worker[far_new] == ["sending"]
-    assert sorted(by_worker["w"]) == ["failed", "pending"]  # retryable failure queued again; rejected not
+    assert sorted(by_worker["w"]) == [
+        "failed",
+        "pending",
+    ]  # retryable failure queued again; rejected not
     assert claimed[dead_worker]
 
     ledger.prepare(engine, send.id, resend_unknown=True)
@@ -108,8 +131,13 @@ def test_unsubscribed_since_the_send_began_are_skipped(db_url: str, tmp_path: Pa
     send, store = _open(db_url, tmp_path, 3)
     store.unsubscribe("user1@example.com", source="test")  # type: ignore[attr-defined]
     engine = connect(db_url)
-    batch = ledger.claim(engine, send.id, worker="w", limit=10, mailable=lambda ids: store.mailable_ids(ids, "news"))  # type: ignore[attr-defined]
-    assert batch is not None and sorted(q.email for q in batch) == ["user0@example.com", "user2@example.com"]
+    batch = ledger.claim(
+        engine, send.id, worker="w", limit=10, mailable=lambda ids: store.mailable_ids(ids, "news")
+    )  # type: ignore[attr-defined]
+    assert batch is not None and sorted(q.email for q in batch) == [
+        "user0@example.com",
+        "user2@example.com",
+    ]
     assert ledger.summary(engine, "c1").skipped == 1  # type: ignore[union-attr]
 
 
@@ -133,9 +161,17 @@ def test_record_event_and_archive(db_url: str, tmp_path: Path) -> None:
     engine = connect(db_url)
     batch = ledger.claim(engine, send.id, worker="w", limit=2)
     assert batch
-    ledger.record(engine, "w", [Outcome(batch[0].send_id, "sent", "pm-1"), Outcome(batch[1].send_id, "sent", "pm-2")])
-    assert ledger.record_event(engine, provider_id="pm-1", event="bounced", detail="hard: mailbox gone")
-    assert ledger.record_event(engine, provider_id="pm-1", event="delivered")  # matched, but weaker: kept bounced
+    ledger.record(
+        engine,
+        "w",
+        [Outcome(batch[0].send_id, "sent", "pm-1"), Outcome(batch[1].send_id, "sent", "pm-2")],
+    )
+    assert ledger.record_event(
+        engine, provider_id="pm-1", event="bounced", detail="hard: mailbox gone"
+    )
+    assert ledger.record_event(
+        engine, provider_id="pm-1", event="delivered"
+    )  # matched, but weaker: kept bounced
     assert ledger.record_event(engine, send_id=batch[1].send_id, event="complained")
     assert not ledger.record_event(engine, provider_id="nope", event="delivered")
     with engine.connect() as c:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-import random
 import quopri
+import random
 
 from campaign.links import Links
 from campaign.message import Message
@@ -23,7 +23,10 @@ def test_pieces_encoded_apart_decode_together() -> None:
     rng = random.Random(4)
     alphabet = "ab =.\t\n\r-é€😀<>\"'" + "x" * 20
     for _ in range(300):
-        pieces = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))) for _ in range(rng.randint(1, 6))]
+        pieces = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+            for _ in range(rng.randint(1, 6))
+        ]
         encoded = b"".join(quoted_printable(p) for p in pieces)
         expected = "".join(pieces).replace("\r\n", "\n").replace("\r", "\n")
         assert _decode(encoded) == expected
@@ -34,11 +37,15 @@ def test_pieces_encoded_apart_decode_together() -> None:
 
 def test_body_fill() -> None:
     body = Body(["<p>", "</p>" + "y" * 100, ""])
-    assert _decode(body.fill(["Zoë " * 30, "end"])) == "<p>" + "Zoë " * 30 + "</p>" + "y" * 100 + "end"
+    assert (
+        _decode(body.fill(["Zoë " * 30, "end"])) == "<p>" + "Zoë " * 30 + "</p>" + "y" * 100 + "end"
+    )
 
 
 def test_message_parses_back_exactly() -> None:
-    c = compiled(subject="Grüße aus Köln — a long subject line that needs folding when it is encoded as words")
+    c = compiled(
+        subject="Grüße aus Köln — a long subject line that needs folding when it is encoded as words"
+    )
     p = Personaliser(c, Links("k" * 32, "https://news.example.org"), list_id="<news.x>", raw=True)
     message = p.message(R("pub", "zoe@example.com", "Zoë Ünal", {"first_name": "Zoë"}), "sid1")
     assert message.raw is not None and message.raw.isascii()
@@ -63,7 +70,13 @@ def test_generic_render_equals_fast_path() -> None:
     p = Personaliser(compiled(), Links("k" * 32, "https://n.example.org"), list_id="<x>", raw=True)
     fast = p.message(R("pub", "a@example.com", "Ann"), "sid")
     assert fast.raw is not None
-    slow = render(Message(**{f: getattr(fast, f) for f in Message.__dataclass_fields__ if f != "raw"}))
-    one, two = (email.message_from_bytes(raw, policy=email.policy.default) for raw in (fast.raw, slow))
+    slow = render(
+        Message(**{f: getattr(fast, f) for f in Message.__dataclass_fields__ if f != "raw"})
+    )
+    one, two = (
+        email.message_from_bytes(raw, policy=email.policy.default) for raw in (fast.raw, slow)
+    )
     assert one.items() == two.items()
-    assert [part.get_content() for part in one.iter_parts()] == [part.get_content() for part in two.iter_parts()]
+    assert [part.get_content() for part in one.iter_parts()] == [
+        part.get_content() for part in two.iter_parts()
+    ]

@@ -54,11 +54,24 @@ def test_hostile_name_changes_no_header() -> None:
     message = personaliser().message(R("pub1", "eve@example.com", CRLF_NAME, fields), "sid1")
     assert message.raw is not None
     head = message.raw.split(b"\r\n\r\n", 1)[0]
-    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()]
+    names = [
+        line.split(b":", 1)[0] for line in head.split(b"\r\n") if line and not line[:1].isspace()
+    ]
     assert b"Bcc" not in names
     assert names == [
-        b"From", b"To", b"Subject", b"Reply-To", b"Date", b"Message-ID", b"List-Unsubscribe",
-        b"List-Unsubscribe-Post", b"List-Id", b"X-Campaign", b"X-Campaign-Send-Id", b"MIME-Version", b"Content-Type",
+        b"From",
+        b"To",
+        b"Subject",
+        b"Reply-To",
+        b"Date",
+        b"Message-ID",
+        b"List-Unsubscribe",
+        b"List-Unsubscribe-Post",
+        b"List-Id",
+        b"X-Campaign",
+        b"X-Campaign-Send-Id",
+        b"MIME-Version",
+        b"Content-Type",
     ]
     parsed = email.message_from_bytes(message.raw, policy=email.policy.default)
     assert parsed["Bcc"] is None
@@ -71,22 +84,35 @@ def test_links_carry_valid_tokens_of_the_recipient() -> None:
     one = p.message(R("pub-one", "a@example.com"), "s1")
     two = p.message(R("pub-two", "b@example.com"), "s2")
     for message, public_id in ((one, "pub-one"), (two, "pub-two")):
-        urls = dict(re.findall(r'href="https://news.example.org/(forward|preferences|unsubscribe)/([^"]+)"', message.html))
+        urls = dict(
+            re.findall(
+                r'href="https://news.example.org/(forward|preferences|unsubscribe)/([^"]+)"',
+                message.html,
+            )
+        )
         assert set(urls) == {"forward", "preferences", "unsubscribe"}
         for purpose, token in urls.items():
             claims = LINKS.verify(purpose, token)  # type: ignore[arg-type]
             assert (claims.subscriber, claims.campaign) == (public_id, "c1")
-        assert message.headers["List-Unsubscribe"] == f"<https://news.example.org/unsubscribe/{urls['unsubscribe']}>"
+        assert (
+            message.headers["List-Unsubscribe"]
+            == f"<https://news.example.org/unsubscribe/{urls['unsubscribe']}>"
+        )
     view = 'href="https://news.example.org/archive/c1"'
     assert view in one.html and view in two.html  # the view link is the same for everyone
 
 
 def test_headers() -> None:
     message = Personaliser(
-        compiled(), LINKS, list_id="<news.news.example.org>", unsubscribe_mailto="unsubscribe@news.example.org"
+        compiled(),
+        LINKS,
+        list_id="<news.news.example.org>",
+        unsubscribe_mailto="unsubscribe@news.example.org",
     ).message(R("p", "a@example.com", "Ann"), "sid9")
     assert message.headers["Message-ID"] == "<sid9@news.example.org>"
-    assert message.headers["List-Unsubscribe"].endswith(", <mailto:unsubscribe@news.example.org?subject=unsubscribe>")
+    assert message.headers["List-Unsubscribe"].endswith(
+        ", <mailto:unsubscribe@news.example.org?subject=unsubscribe>"
+    )
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.headers["X-Campaign"] == "c1" and message.headers["X-Campaign-Send-Id"] == "sid9"
     assert message.raw is None  # only providers that want MIME get it built
@@ -95,15 +121,30 @@ def test_headers() -> None:
 def test_test_prefix_and_fields_in_subject() -> None:
     c = compiled(subject="News for {{{field:first_name}}}")
     p = Personaliser(c, LINKS, list_id="<x>", subject_prefix=TEST_PREFIX)
-    assert p.message(R("p", "a@example.com", fields={"first_name": "Ann\r\nBcc: x"}), "s").subject == "[TEST] News for Ann  Bcc: x"
+    assert (
+        p.message(R("p", "a@example.com", fields={"first_name": "Ann\r\nBcc: x"}), "s").subject
+        == "[TEST] News for Ann  Bcc: x"
+    )
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "no tokens", "{{{link:view}}}", "a{{{field:x}}}b{{{field:x}}}c{{{link:unsubscribe}}}", "{{{field:a}}}{{{field:b}}}"],
+    [
+        "",
+        "no tokens",
+        "{{{link:view}}}",
+        "a{{{field:x}}}b{{{field:x}}}c{{{link:unsubscribe}}}",
+        "{{{field:a}}}{{{field:b}}}",
+    ],
 )
 def test_template_fill_equals_replacing(text: str) -> None:
-    values = {"link:view": "V", "field:x": "<X>", "link:unsubscribe": "U", "field:a": "A", "field:b": ""}
+    values = {
+        "link:view": "V",
+        "field:x": "<X>",
+        "link:unsubscribe": "U",
+        "field:a": "A",
+        "field:b": "",
+    }
     template = Template(text)
     expected = text
     for slot, value in values.items():
@@ -127,8 +168,13 @@ def test_fast_urls_are_the_urls_links_makes() -> None:
 
 def test_json_bodies_are_exactly_the_escaped_bodies() -> None:
     """Pieces escaped once per campaign + values escaped per recipient == escaping the whole."""
-    fields = {"first_name": 'Zoë "the \\ quote"\t\x01 \u2028 😀', "organisation": "</script>{{{x}}}"}
-    message = personaliser(raw=False, json=True).message(R("pub1", "zoe@example.com", "Zoë", fields), "sid1")
+    fields = {
+        "first_name": 'Zoë "the \\ quote"\t\x01 \u2028 😀',
+        "organisation": "</script>{{{x}}}",
+    }
+    message = personaliser(raw=False, json=True).message(
+        R("pub1", "zoe@example.com", "Zoë", fields), "sid1"
+    )
     assert message.json_bodies is not None
     html_json, text_json = message.json_bodies
     assert html_json == orjson.dumps(message.html) and text_json == orjson.dumps(message.text)

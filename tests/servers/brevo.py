@@ -34,7 +34,12 @@ def _check(body: Any) -> Response | None:
             return _error("invalid_parameter", "email is not valid in to")
         if not (v.get("subject") or body.get("subject")):
             return _error("missing_parameter", "subject is missing")
-        if not (v.get("htmlContent") or body.get("htmlContent") or v.get("textContent") or body.get("textContent")):
+        if not (
+            v.get("htmlContent")
+            or body.get("htmlContent")
+            or v.get("textContent")
+            or body.get("textContent")
+        ):
             return _error("missing_parameter", "htmlContent or textContent is missing")
     return None
 
@@ -51,7 +56,9 @@ def brevo(key: str = KEY) -> Service:
             return problem
         count = len(body.get("messageVersions") or []) or 1
         ids = [f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>" for _ in range(count)]
-        return JSONResponse({"messageIds": ids} if body.get("messageVersions") else {"messageId": ids[0]}, 201)
+        return JSONResponse(
+            {"messageIds": ids} if body.get("messageVersions") else {"messageId": ids[0]}, 201
+        )
 
     def render(r: Received) -> list[Delivered]:
         body = r.json()
@@ -61,14 +68,18 @@ def brevo(key: str = KEY) -> Service:
             headers = {**body.get("headers", {}), **v.get("headers", {})}
             if body.get("replyTo"):
                 reply = body["replyTo"]
-                headers["Reply-To"] = f'{reply["name"]} <{reply["email"]}>' if reply.get("name") else reply["email"]
-            copies.append(Delivered(
-                formataddr((to.get("name", ""), to["email"])),
-                v.get("subject") or body["subject"],
-                v.get("htmlContent") or body.get("htmlContent", ""),
-                v.get("textContent") or body.get("textContent", ""),
-                headers,
-            ))
+                headers["Reply-To"] = (
+                    f"{reply['name']} <{reply['email']}>" if reply.get("name") else reply["email"]
+                )
+            copies.append(
+                Delivered(
+                    formataddr((to.get("name", ""), to["email"])),
+                    v.get("subject") or body["subject"],
+                    v.get("htmlContent") or body.get("htmlContent", ""),
+                    v.get("textContent") or body.get("textContent", ""),
+                    headers,
+                )
+            )
         return copies
 
     return Service(answer, render)

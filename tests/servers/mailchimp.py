@@ -19,10 +19,15 @@ KEY = "0123456789abcdef0123456789abcdef-us6"
 AUDIENCE = "a1b2c3d4e5"
 
 
-def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None) -> Response:
+def problem(
+    status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
+) -> Response:
     body: dict[str, Any] = {
         "type": "https://mailchimp.com/developer/marketing/docs/errors/",
-        "title": title, "status": status, "detail": detail, "instance": str(uuid.uuid4()),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
     }
     if errors:
         body["errors"] = errors
@@ -33,10 +38,23 @@ def _checklist(campaign: dict[str, Any]) -> dict[str, Any]:
     items = []
     html = campaign.get("content", {}).get("html", "")
     if not html:
-        items.append({"type": "error", "id": 1, "heading": "Content", "details": "Your campaign has no content."})
+        items.append(
+            {
+                "type": "error",
+                "id": 1,
+                "heading": "Content",
+                "details": "Your campaign has no content.",
+            }
+        )
     elif "*|UNSUB|*" not in html:
-        items.append({"type": "error", "id": 2, "heading": "Unsubscribe link",
-                      "details": "Your campaign is missing the required *|UNSUB|* merge tag."})
+        items.append(
+            {
+                "type": "error",
+                "id": 2,
+                "heading": "Unsubscribe link",
+                "details": "Your campaign is missing the required *|UNSUB|* merge tag.",
+            }
+        )
     items += campaign.get("forced_items", [])
     return {"is_ready": not any(i["type"] == "error" for i in items), "items": items}
 
@@ -46,34 +64,64 @@ def mailchimp(key: str = KEY, audience: str = AUDIENCE) -> Service:
 
     async def answer(service: Service, r: Received) -> Response:
         auth = r.headers.get("authorization", "")
-        user_key = base64.b64decode(auth[6:]).decode().split(":", 1)[-1] if auth.startswith("Basic ") else ""
+        user_key = (
+            base64.b64decode(auth[6:]).decode().split(":", 1)[-1]
+            if auth.startswith("Basic ")
+            else ""
+        )
         if user_key != key:
-            return problem(401, "API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter.")
+            return problem(
+                401,
+                "API Key Invalid",
+                "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+            )
         service.state["campaigns"] = campaigns
         body = r.json() if r.body else {}
         route = (r.method, re.sub(r"^/3\.0/campaigns/[^/]+", "/3.0/campaigns/{id}", r.path))
-        campaign = campaigns.get(r.path.split("/")[3]) if route[1].startswith("/3.0/campaigns/{id}") else None
+        campaign = (
+            campaigns.get(r.path.split("/")[3])
+            if route[1].startswith("/3.0/campaigns/{id}")
+            else None
+        )
         if route[1].startswith("/3.0/campaigns/{id}") and campaign is None:
             return problem(404, "Resource Not Found", "The requested resource could not be found.")
         if route == ("POST", "/3.0/campaigns"):
-            if body.get("type") != "regular" or body.get("recipients", {}).get("list_id") != audience:
-                return problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                               [{"field": "recipients.list_id", "message": "Please provide a valid list id."}])
+            if (
+                body.get("type") != "regular"
+                or body.get("recipients", {}).get("list_id") != audience
+            ):
+                return problem(
+                    400,
+                    "Invalid Resource",
+                    "The resource submitted could not be validated.",
+                    [{"field": "recipients.list_id", "message": "Please provide a valid list id."}],
+                )
             new = {"id": uuid.uuid4().hex[:10], "type": "regular", "status": "save", **body}
             campaigns[new["id"]] = new
             return JSONResponse(new)
         assert campaign is not None
         if route == ("GET", "/3.0/campaigns/{id}"):
-            return JSONResponse({k: v for k, v in campaign.items() if k not in ("content", "forced_items")})
+            return JSONResponse(
+                {k: v for k, v in campaign.items() if k not in ("content", "forced_items")}
+            )
         if route == ("PATCH", "/3.0/campaigns/{id}"):
             if campaign["status"] != "save":
-                return problem(400, "Bad Request", f"Cannot update a campaign with status {campaign['status']}.")
+                return problem(
+                    400,
+                    "Bad Request",
+                    f"Cannot update a campaign with status {campaign['status']}.",
+                )
             campaign.update({k: v for k, v in body.items() if k in ("settings", "recipients")})
             return JSONResponse(campaign)
         if route == ("PUT", "/3.0/campaigns/{id}/content"):
             if campaign["status"] != "save":
-                return problem(400, "Bad Request", "Cannot update content of a scheduled or sent campaign.")
-            campaign["content"] = {"html": body.get("html", ""), "plain_text": body.get("plain_text", "")}
+                return problem(
+                    400, "Bad Request", "Cannot update content of a scheduled or sent campaign."
+                )
+            campaign["content"] = {
+                "html": body.get("html", ""),
+                "plain_text": body.get("plain_text", ""),
+            }
             return JSONResponse(campaign["content"])
         if route == ("GET", "/3.0/campaigns/{id}/send-checklist"):
             return JSONResponse(_checklist(campaign))
@@ -91,7 +139,11 @@ def mailchimp(key: str = KEY, audience: str = AUDIENCE) -> Service:
         if route == ("POST", "/3.0/campaigns/{id}/actions/schedule"):
             when = datetime.fromisoformat(body.get("schedule_time", "").replace("Z", "+00:00"))
             if when.minute % 15 or when.second or when <= datetime.now(UTC):
-                return problem(400, "Invalid Resource", "Schedule time must be in the future and on the quarter-hour (:00, :15, :30, :45).")
+                return problem(
+                    400,
+                    "Invalid Resource",
+                    "Schedule time must be in the future and on the quarter-hour (:00, :15, :30, :45).",
+                )
             if not ready:
                 return problem(400, "Bad Request", "Your Campaign is not ready to send.")
             campaign.update(status="schedule", send_time=when.isoformat())
@@ -101,7 +153,9 @@ def mailchimp(key: str = KEY, audience: str = AUDIENCE) -> Service:
                 return problem(400, "Bad Request", "This campaign is not scheduled.")
             campaign["status"] = "save"
             return Response(status_code=204)
-        return problem(405, "Method Not Allowed", "The requested method and resource are not compatible.")
+        return problem(
+            405, "Method Not Allowed", "The requested method and resource are not compatible."
+        )
 
     def render(r: Received) -> list[Delivered]:
         return []

@@ -25,7 +25,9 @@ def mailgun(domain: str = DOMAIN, key: str = KEY) -> Service:
         if r.headers.get("authorization") != expected:
             return PlainTextResponse("Forbidden", 401)
         if r.method != "POST" or not r.path.startswith("/v3/") or not r.path.endswith("/messages"):
-            return PlainTextResponse("Mailgun Magnificent API", 200)  # what Mailgun says to wrong paths
+            return PlainTextResponse(
+                "Mailgun Magnificent API", 200
+            )  # what Mailgun says to wrong paths
         if r.path != f"/v3/{domain}/messages":
             return _error(f"Domain not found: {r.path.split('/')[2]}", 404)
         if not r.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -41,11 +43,15 @@ def mailgun(domain: str = DOMAIN, key: str = KEY) -> Service:
             try:
                 variables = json.loads(r.field("recipient-variables"))
             except (StopIteration, ValueError):
-                return _error("a batch without recipient-variables would show every recipient the whole To list")
+                return _error(
+                    "a batch without recipient-variables would show every recipient the whole To list"
+                )
             missing = [t for t in to if _address(t) not in variables]
             if missing:
                 return _error(f"recipient-variables lack {missing[0]}")
-        return JSONResponse({"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."})
+        return JSONResponse(
+            {"id": f"<{uuid.uuid4().hex}@{domain}>", "message": "Queued. Thank you."}
+        )
 
     def render(r: Received) -> list[Delivered]:
         variables = json.loads(dict(r.form).get("recipient-variables", "{}"))
@@ -59,7 +65,14 @@ def mailgun(domain: str = DOMAIN, key: str = KEY) -> Service:
             headers = {k[2:]: fill(v) for k, v in r.form if k.startswith("h:")}
             metadata = {k[2:]: fill(v) for k, v in r.form if k.startswith("v:")}
             copies.append(
-                Delivered(to, fill(r.field("subject")), fill(r.field("html")), fill(r.field("text")), headers, metadata)
+                Delivered(
+                    to,
+                    fill(r.field("subject")),
+                    fill(r.field("html")),
+                    fill(r.field("text")),
+                    headers,
+                    metadata,
+                )
             )
         return copies
 

@@ -100,9 +100,14 @@ class Service:
 
         request = Request(scope, replay)
         received = Received(
-            request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, body
+            request.method,
+            request.url.path,
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
         )
-        if request.headers.get("content-type", "").startswith(("multipart/form-data", "application/x-www-form")):
+        if request.headers.get("content-type", "").startswith(
+            ("multipart/form-data", "application/x-www-form")
+        ):
             form = await request.form(max_fields=100_000, max_part_size=50 * 1024 * 1024)
             received.form = [(k, str(v)) for k, v in form.multi_items()]
         self.received.append(received)
@@ -112,7 +117,13 @@ class Service:
             scripted = self.script.popleft()
             if scripted == DROP:
                 self.delivered.extend(self.render(received))  # taken, but the answer is lost
-                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"1000")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
                 return
             if scripted == HANG:

@@ -30,7 +30,12 @@ WEBHOOK_ENV = {
 
 
 def make_config(workspace: Path, db_url: str, **env: str) -> Config:
-    environ = {"CAMPAIGN_SECRET_KEY": SECRET_KEY, "CAMPAIGN_DATABASE_URL": db_url, **WEBHOOK_ENV, **env}
+    environ = {
+        "CAMPAIGN_SECRET_KEY": SECRET_KEY,
+        "CAMPAIGN_DATABASE_URL": db_url,
+        **WEBHOOK_ENV,
+        **env,
+    }
     return load_config(workspace, environ=environ)
 
 
@@ -54,7 +59,13 @@ def ana(store: Store) -> Subscriber:
     """A subscriber on two lists with one topic chosen."""
     store.ensure_topic("events")
     store.ensure_topic("research")
-    store.subscribe("ana@example.org", list_name="newsletter", source="test", first_name="Ana", topics=["events"])
+    store.subscribe(
+        "ana@example.org",
+        list_name="newsletter",
+        source="test",
+        first_name="Ana",
+        topics=["events"],
+    )
     return store.subscribe("ana@example.org", list_name="alerts", source="test")
 
 

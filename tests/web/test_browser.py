@@ -41,13 +41,22 @@ def links_in_email(workspace: Path, address: str, served: str) -> dict[str, str]
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         if address in str(message["To"]):
             html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
-            found = dict(re.findall(rf'href="{re.escape(BASE_URL)}/(archive|unsubscribe|preferences|forward)/([^"]+)"', html))
+            found = dict(
+                re.findall(
+                    rf'href="{re.escape(BASE_URL)}/(archive|unsubscribe|preferences|forward)/([^"]+)"',
+                    html,
+                )
+            )
             return {kind: f"{served}/{kind}/{token}" for kind, token in found.items()}
     raise AssertionError(f"no message to {address}")
 
 
 def test_a_subscriber_walks_every_page(
-    browser: Any, served: str, workspace: Path, store: Store, sent: str,
+    browser: Any,
+    served: str,
+    workspace: Path,
+    store: Store,
+    sent: str,
 ) -> None:
     links = links_in_email(workspace, "ana@example.org", served)
     assert set(links) == {"archive", "unsubscribe", "preferences", "forward"}
@@ -91,9 +100,14 @@ def test_a_subscriber_walks_every_page(
     assert sorted(friends) == ["carla@example.net", "dan@example.net"]
     for raw in friends.values():
         assert "Thought of you. More at" in raw
-        assert not any(token in raw for token in (links["unsubscribe"].rsplit("/", 1)[1],
-                                                  links["preferences"].rsplit("/", 1)[1],
-                                                  links["forward"].rsplit("/", 1)[1]))
+        assert not any(
+            token in raw
+            for token in (
+                links["unsubscribe"].rsplit("/", 1)[1],
+                links["preferences"].rsplit("/", 1)[1],
+                links["forward"].rsplit("/", 1)[1],
+            )
+        )
         assert "elsewhere.example" not in raw
 
     # The web copy, and the archive it belongs to.

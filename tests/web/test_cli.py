@@ -20,7 +20,10 @@ def test_serve_answers_health_checks(workspace: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "campaign", "serve", "--port", str(port)],
-        cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -41,7 +44,9 @@ def test_serve_answers_health_checks(workspace: Path) -> None:
     assert f"on http://127.0.0.1:{port} (public URL https://news.example.org)" in output
 
 
-def test_serve_without_a_signing_key_is_a_plain_error(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_without_a_signing_key_is_a_plain_error(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (workspace / ".env").unlink()
     with pytest.raises(SystemExit) as exit_info:
         main(["serve"])

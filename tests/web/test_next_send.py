@@ -28,7 +28,13 @@ def recipients(workspace: Path, campaign: str) -> list[str]:
 
 
 async def test_every_unsubscribe_path_holds_for_the_next_send(
-    served: str, workspace: Path, config: Config, store: Store, ana: Subscriber, sent: str, links: Links,
+    served: str,
+    workspace: Path,
+    config: Config,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     for name in ("carol", "dan", "eve"):
         store.subscribe(f"{name}@example.org", list_name="newsletter", source="test")
@@ -39,19 +45,28 @@ async def test_every_unsubscribe_path_holds_for_the_next_send(
     async with httpx.AsyncClient(base_url=served) as http:
         page_url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
         page = await http.get(page_url)
-        by_page = await http.post(page_url, data={"csrf": csrf_of(page.text), "action": "unsubscribe", "scope": "list"})
+        by_page = await http.post(
+            page_url, data={"csrf": csrf_of(page.text), "action": "unsubscribe", "scope": "list"}
+        )
         assert by_page.status_code == 200
 
         one_click = await http.post(
             f"/unsubscribe/{links.token('unsubscribe', bob.public_id, SLUG)}",
-            content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"},
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert one_click.status_code == 200
 
-        headers, body = mailgun({"event": "unsubscribed", "id": "mg-u1", "recipient": "carol@example.org"})
-        assert (await http.post("/webhooks/mailgun", headers=headers, content=body)).json()["recorded"] == 1
+        headers, body = mailgun(
+            {"event": "unsubscribed", "id": "mg-u1", "recipient": "carol@example.org"}
+        )
+        assert (await http.post("/webhooks/mailgun", headers=headers, content=body)).json()[
+            "recorded"
+        ] == 1
         headers, body = postmark(postmark_bounce("dan@example.org"))
-        assert (await http.post("/webhooks/postmark", headers=headers, content=body)).json()["recorded"] == 1
+        assert (await http.post("/webhooks/postmark", headers=headers, content=body)).json()[
+            "recorded"
+        ] == 1
 
     next_issue = build(config, SLUG).model_copy(update={"slug": "next-issue"})
     summary = await send_campaign(config, next_issue, list_name="newsletter")

@@ -52,7 +52,9 @@ def body(message: email.message.EmailMessage, kind: str) -> str:
 # ---------------------------------------------------------------- archive
 
 
-async def test_archive_index_copy_and_feed(client: httpx.AsyncClient, sent: str, links: Links) -> None:
+async def test_archive_index_copy_and_feed(
+    client: httpx.AsyncClient, sent: str, links: Links
+) -> None:
     index = await client.get("/archive")
     assert index.status_code == 200
     assert "A Primer on Worker-Driven Social Responsibility" in index.text
@@ -87,7 +89,11 @@ async def test_archive_is_empty_before_any_send(client: httpx.AsyncClient) -> No
 
 
 async def test_get_changes_nothing_and_sets_no_cookie(
-    client: httpx.AsyncClient, store: Store, ana: Subscriber, sent: str, links: Links,
+    client: httpx.AsyncClient,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     before = status(store, ana.email)
     response = await client.get(f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}")
@@ -103,12 +109,18 @@ async def test_get_changes_nothing_and_sets_no_cookie(
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart", "no content type"])
 async def test_one_click_post_as_rfc_8058_describes(
-    encoding: str, client: httpx.AsyncClient, store: Store, ana: Subscriber, links: Links,
+    encoding: str,
+    client: httpx.AsyncClient,
+    store: Store,
+    ana: Subscriber,
+    links: Links,
 ) -> None:
     url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
     for _ in range(2):  # idempotent
         if encoding == "urlencoded":
-            response = await client.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+            response = await client.post(
+                url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK
+            )
         elif encoding == "multipart":
             response = await client.post(url, files={"List-Unsubscribe": (None, "One-Click")})
         else:
@@ -117,16 +129,24 @@ async def test_one_click_post_as_rfc_8058_describes(
         assert not response.is_redirect
         assert "set-cookie" not in response.headers
     found = store.find(ana.email)
-    assert found is not None and found.status == "unsubscribed" and found.suppressed == "unsubscribed"
+    assert (
+        found is not None and found.status == "unsubscribed" and found.suppressed == "unsubscribed"
+    )
     assert [e["kind"] for e in store.history(ana.email)].count("unsubscribed") == 1
 
 
 async def test_page_unsubscribes_from_this_list_then_resubscribes(
-    client: httpx.AsyncClient, store: Store, ana: Subscriber, sent: str, links: Links,
+    client: httpx.AsyncClient,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
     page = await client.get(url)
-    left = await client.post(url, data={"csrf": csrf_of(page.text), "action": "unsubscribe", "scope": "list"})
+    left = await client.post(
+        url, data={"csrf": csrf_of(page.text), "action": "unsubscribe", "scope": "list"}
+    )
     assert left.status_code == 200
     assert "you are unsubscribed from “newsletter”" in left.text
     assert status(store, ana.email)[:2] == ("subscribed", frozenset({"alerts"}))
@@ -135,24 +155,34 @@ async def test_page_unsubscribes_from_this_list_then_resubscribes(
     assert "subscribed again" in back.text
     assert status(store, ana.email)[:2] == ("subscribed", frozenset({"alerts", "newsletter"}))
 
-    everything = await client.post(url, data={"csrf": csrf_of(back.text), "action": "unsubscribe", "scope": "all"})
+    everything = await client.post(
+        url, data={"csrf": csrf_of(back.text), "action": "unsubscribe", "scope": "all"}
+    )
     assert "You get no emails from" in everything.text
     assert status(store, ana.email)[0] == "unsubscribed"
 
 
 async def test_form_without_its_csrf_token_is_refused(
-    client: httpx.AsyncClient, store: Store, ana: Subscriber, sent: str, links: Links,
+    client: httpx.AsyncClient,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
     other = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, 'another-campaign')}"
     foreign = csrf_of((await client.get(other)).text)
-    for data in ({"action": "unsubscribe", "scope": "all"},
-                 {"csrf": "forged", "action": "unsubscribe", "scope": "all"},
-                 {"csrf": foreign, "action": "unsubscribe", "scope": "all"}):
+    for data in (
+        {"action": "unsubscribe", "scope": "all"},
+        {"csrf": "forged", "action": "unsubscribe", "scope": "all"},
+        {"csrf": foreign, "action": "unsubscribe", "scope": "all"},
+    ):
         response = await client.post(url, data=data)
         assert response.status_code == 403
     prefs = f"/preferences/{links.token('preferences', ana.public_id, SLUG)}"
-    assert (await client.post(prefs, data={"name": "Mallory", "topic": "research"})).status_code == 403
+    assert (
+        await client.post(prefs, data={"name": "Mallory", "topic": "research"})
+    ).status_code == 403
     forward = f"/forward/{links.token('forward', ana.public_id, SLUG)}"
     assert (await client.post(forward, data={"friend": "x@example.net"})).status_code == 403
     found = store.find(ana.email)
@@ -160,7 +190,11 @@ async def test_form_without_its_csrf_token_is_refused(
 
 
 async def test_bad_tokens_get_one_page_that_reveals_nothing(
-    client: httpx.AsyncClient, config: Config, store: Store, ana: Subscriber, links: Links,
+    client: httpx.AsyncClient,
+    config: Config,
+    store: Store,
+    ana: Subscriber,
+    links: Links,
 ) -> None:
     good = links.token("unsubscribe", ana.public_id, SLUG)
     store.subscribe("gone@example.org", list_name="newsletter", source="test")
@@ -180,15 +214,22 @@ async def test_bad_tokens_get_one_page_that_reveals_nothing(
     }
     pages = set()
     for token in bad.values():
-        for response in (await client.get(f"/unsubscribe/{token}"),
-                         await client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click",
-                                           headers=ONE_CLICK)):
+        for response in (
+            await client.get(f"/unsubscribe/{token}"),
+            await client.post(
+                f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK
+            ),
+        ):
             assert response.status_code == 400
             pages.add(response.text)
     assert len(pages) == 1
-    expiring = create_app(config.model_copy(update={"web": config.web.model_copy(update={"token_max_age_days": 1})}))
+    expiring = create_app(
+        config.model_copy(update={"web": config.web.model_copy(update={"token_max_age_days": 1})})
+    )
     expiring.state.site.links.max_age = -1
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=expiring), base_url=BASE_URL) as other:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=expiring), base_url=BASE_URL
+    ) as other:
         assert (await other.get(f"/unsubscribe/{good}")).text in pages
     await expiring.state.site.aclose()
     for purpose in ("preferences", "forward"):
@@ -196,8 +237,16 @@ async def test_bad_tokens_get_one_page_that_reveals_nothing(
     assert status(store, ana.email)[0] == "subscribed"
 
 
-async def test_no_redirect_anywhere(client: httpx.AsyncClient, ana: Subscriber, links: Links) -> None:
-    for path in ("/archive/", "//evil.example/", "/unsubscribe/", "/healthz/", "/webhooks/postmark/"):
+async def test_no_redirect_anywhere(
+    client: httpx.AsyncClient, ana: Subscriber, links: Links
+) -> None:
+    for path in (
+        "/archive/",
+        "//evil.example/",
+        "/unsubscribe/",
+        "/healthz/",
+        "/webhooks/postmark/",
+    ):
         response = await client.get(path)
         assert not response.is_redirect, path
         assert "location" not in response.headers
@@ -212,38 +261,64 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 
 
 async def test_preferences_change_lists_topics_and_name(
-    client: httpx.AsyncClient, store: Store, ana: Subscriber, links: Links,
+    client: httpx.AsyncClient,
+    store: Store,
+    ana: Subscriber,
+    links: Links,
 ) -> None:
     url = f"/preferences/{links.token('preferences', ana.public_id, SLUG)}"
     page = await client.get(url)
     assert 'value="research"' in page.text and 'value="alerts" checked' in page.text
-    saved = await client.post(url, data={"csrf": csrf_of(page.text), "name": "Ana María  López",
-                                         "list": ["newsletter", "staff-only"], "topic": ["research", "nope"]})
+    saved = await client.post(
+        url,
+        data={
+            "csrf": csrf_of(page.text),
+            "name": "Ana María  López",
+            "list": ["newsletter", "staff-only"],
+            "topic": ["research", "nope"],
+        },
+    )
     assert saved.status_code == 200 and "Saved." in saved.text
     found = store.find(ana.email)
     assert found is not None
-    assert (found.name, found.lists, found.topics) == ("Ana María López", {"newsletter"}, {"research"})
+    assert (found.name, found.lists, found.topics) == (
+        "Ana María López",
+        {"newsletter"},
+        {"research"},
+    )
 
 
 # ---------------------------------------------------------------- forward to a friend
 
 
 async def test_forward_to_two_friends_without_the_forwarders_links(
-    client: httpx.AsyncClient, workspace: Path, store: Store, ana: Subscriber, sent: str, links: Links,
+    client: httpx.AsyncClient,
+    workspace: Path,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     url = f"/forward/{links.token('forward', ana.public_id, SLUG)}"
     page = await client.get(url)
     assert page.status_code == 200
     note = "Worth reading!\nSee https://evil.example/x or www.evil.example and evil.example/path <b>hi</b>"
-    response = await client.post(url, data={
-        "csrf": csrf_of(page.text), "friend": ["Carla@Example.net", "dan@example.net", "", "carla@example.net"],
-        "name": "Ana", "note": note,
-    })
+    response = await client.post(
+        url,
+        data={
+            "csrf": csrf_of(page.text),
+            "friend": ["Carla@Example.net", "dan@example.net", "", "carla@example.net"],
+            "name": "Ana",
+            "note": note,
+        },
+    )
     assert response.status_code == 200, response.text
     assert "on its way to 2 friends" in response.text
     received = forwards(workspace)
     assert sorted(str(m["To"]) for m in received) == ["carla@example.net", "dan@example.net"]
-    personal = [links.token(p, ana.public_id, SLUG) for p in ("unsubscribe", "preferences", "forward")]  # type: ignore[arg-type]
+    personal = [
+        links.token(p, ana.public_id, SLUG) for p in ("unsubscribe", "preferences", "forward")
+    ]  # type: ignore[arg-type]
     for message in received:
         html, text = body(message, "html"), body(message, "plain")
         assert message["Subject"] == "Fwd: A Primer on Worker-Driven Social Responsibility"
@@ -259,29 +334,50 @@ async def test_forward_to_two_friends_without_the_forwarders_links(
 
 
 async def test_forward_refuses_bad_input_and_skips_suppressed_friends(
-    client: httpx.AsyncClient, workspace: Path, store: Store, ana: Subscriber, sent: str, links: Links,
+    client: httpx.AsyncClient,
+    workspace: Path,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     url = f"/forward/{links.token('forward', ana.public_id, SLUG)}"
     csrf = csrf_of((await client.get(url)).text)
-    too_many = await client.post(url, data={"csrf": csrf, "friend": [f"f{i}@example.net" for i in range(6)]})
+    too_many = await client.post(
+        url, data={"csrf": csrf, "friend": [f"f{i}@example.net" for i in range(6)]}
+    )
     assert too_many.status_code == 400 and "at most 5 addresses" in too_many.text
-    long_note = await client.post(url, data={"csrf": csrf, "friend": "f@example.net", "note": "x" * 501})
+    long_note = await client.post(
+        url, data={"csrf": csrf, "friend": "f@example.net", "note": "x" * 501}
+    )
     assert long_note.status_code == 400 and "at most 500 fit" in long_note.text
     invalid = await client.post(url, data={"csrf": csrf, "friend": "not an address"})
     assert invalid.status_code == 400 and "is not an email address" in invalid.text
     assert forwards(workspace) == []
 
     store.unsubscribe("blocked@example.net", source="test")
-    ok = await client.post(url, data={"csrf": csrf, "friend": ["blocked@example.net", "eve@example.net"]})
+    ok = await client.post(
+        url, data={"csrf": csrf, "friend": ["blocked@example.net", "eve@example.net"]}
+    )
     assert "on its way to 2 friends" in ok.text  # the page does not tell who is suppressed
     assert [str(m["To"]) for m in forwards(workspace)] == ["eve@example.net"]
 
 
 async def test_forward_rate_limits_per_subscriber_and_per_ip(
-    workspace: Path, config: Config, store: Store, ana: Subscriber, sent: str, links: Links,
+    workspace: Path,
+    config: Config,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
-    limited = config.model_copy(update={"web": config.web.model_copy(
-        update={"forward_per_subscriber_per_hour": 3, "forward_per_ip_per_hour": 4})})
+    limited = config.model_copy(
+        update={
+            "web": config.web.model_copy(
+                update={"forward_per_subscriber_per_hour": 3, "forward_per_ip_per_hour": 4}
+            )
+        }
+    )
     app = create_app(limited)
     bob = store.find("bob@example.org")
     assert bob is not None
@@ -291,9 +387,13 @@ async def test_forward_rate_limits_per_subscriber_and_per_ip(
         csrf = csrf_of((await client.get(url)).text)
         return await client.post(url, data={"csrf": csrf, "friend": friends})
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
         assert (await forward(ana, ["a1@example.net", "a2@example.net"])).status_code == 200
-        assert (await forward(ana, ["a3@example.net", "a4@example.net"])).status_code == 429  # 4 > 3 per subscriber
+        assert (
+            await forward(ana, ["a3@example.net", "a4@example.net"])
+        ).status_code == 429  # 4 > 3 per subscriber
         assert (await forward(bob, ["b1@example.net", "b2@example.net"])).status_code == 200
         assert (await forward(bob, ["b3@example.net"])).status_code == 429  # 5 > 4 from this IP
     await app.state.site.aclose()
@@ -309,18 +409,33 @@ async def test_forward_rate_limits_per_subscriber_and_per_ip(
 
 
 def test_strip_links() -> None:
-    assert strip_links("see https://a.example/x, www.b.example and c.example/y or mail d@e.example") == "see and or mail"
-    assert strip_links("Plain words. Nothing else!\r\nSecond line\x07") == "Plain words. Nothing else!\nSecond line"
+    assert (
+        strip_links("see https://a.example/x, www.b.example and c.example/y or mail d@e.example")
+        == "see and or mail"
+    )
+    assert (
+        strip_links("Plain words. Nothing else!\r\nSecond line\x07")
+        == "Plain words. Nothing else!\nSecond line"
+    )
 
 
-async def test_an_unreadable_form_is_a_bad_request(client: httpx.AsyncClient, ana: Subscriber, links: Links) -> None:
+async def test_an_unreadable_form_is_a_bad_request(
+    client: httpx.AsyncClient, ana: Subscriber, links: Links
+) -> None:
     url = f"/unsubscribe/{links.token('unsubscribe', ana.public_id, SLUG)}"
-    response = await client.post(url, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data"})
+    response = await client.post(
+        url, content=b"--x\r\nnot a part", headers={"Content-Type": "multipart/form-data"}
+    )
     assert response.status_code == 400
 
 
 async def test_forward_through_the_local_postmark_server(
-    workspace: Path, config: Config, store: Store, ana: Subscriber, sent: str, links: Links,
+    workspace: Path,
+    config: Config,
+    store: Store,
+    ana: Subscriber,
+    sent: str,
+    links: Links,
 ) -> None:
     from campaign.config import ProviderSettings
     from campaign.providers.postmark import TOKEN_ENV
@@ -329,20 +444,28 @@ async def test_forward_through_the_local_postmark_server(
 
     postmark = PostmarkServer(keep_payloads=True)
     with serve(postmark.app) as postmark_url:
-        through_postmark = config.model_copy(update={
-            "provider": ProviderSettings(name="postmark", base_url=postmark_url),
-            "env": {**config.env, TOKEN_ENV: TOKEN},
-        })
+        through_postmark = config.model_copy(
+            update={
+                "provider": ProviderSettings(name="postmark", base_url=postmark_url),
+                "env": {**config.env, TOKEN_ENV: TOKEN},
+            }
+        )
         app = create_app(through_postmark)
         url = f"/forward/{links.token('forward', ana.public_id, SLUG)}"
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+        ) as client:
             csrf = csrf_of((await client.get(url)).text)
-            response = await client.post(url, data={"csrf": csrf, "friend": ["carla@example.net", "dan@example.net"]})
+            response = await client.post(
+                url, data={"csrf": csrf, "friend": ["carla@example.net", "dan@example.net"]}
+            )
         await app.state.site.aclose()
     assert response.status_code == 200, response.text
     assert sorted(postmark.deliveries()) == ["carla@example.net", "dan@example.net"]
     [batch] = postmark.payloads
-    personal = [links.token(p, ana.public_id, SLUG) for p in ("unsubscribe", "preferences", "forward")]  # type: ignore[arg-type]
+    personal = [
+        links.token(p, ana.public_id, SLUG) for p in ("unsubscribe", "preferences", "forward")
+    ]  # type: ignore[arg-type]
     for message in batch:
         sent_text = json.dumps(message)
         assert not any(token in sent_text for token in personal)

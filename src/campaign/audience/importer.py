@@ -366,8 +366,16 @@ class _Writer:
                 unblocked.append(hashed)
             if old is None:
                 new.append(
-                    new_subscriber(row.email, hashed, row.name, row.first_name, row.last_name,
-                                   row.fields, self.source, now)
+                    new_subscriber(
+                        row.email,
+                        hashed,
+                        row.name,
+                        row.first_name,
+                        row.last_name,
+                        row.fields,
+                        self.source,
+                        now,
+                    )
                 )
                 join.append(hashed)
                 choose.append(hashed)

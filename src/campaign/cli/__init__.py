@@ -58,7 +58,12 @@ def main(args: Sequence[str] | None = None) -> None:
         app(args=list(args) if args is not None else None, prog_name="campaign")
     except BuildError as exc:
         for diagnostic in exc.diagnostics:
-            err_console.print(str(diagnostic), style="red" if diagnostic.level == "error" else "yellow", markup=False, soft_wrap=True)
+            err_console.print(
+                str(diagnostic),
+                style="red" if diagnostic.level == "error" else "yellow",
+                markup=False,
+                soft_wrap=True,
+            )
         sys.exit(1)
     except CampaignError as exc:
         err_console.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)

@@ -28,7 +28,11 @@ _workspace: Path | None = None
 def _options(
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", help="Workspace folder (default: nearest folder with campaign.toml)."),
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: nearest folder with campaign.toml).",
+        ),
     ] = None,
 ) -> None:
     global _workspace

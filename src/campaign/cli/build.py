@@ -16,8 +16,12 @@ from campaign.load import json_schema, new_campaign
 
 @app.command("build")
 def build_command(
-    campaign: Annotated[str, typer.Argument(help="A slug under campaigns/, or the path of a campaign folder.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: site/<slug>).")] = None,
+    campaign: Annotated[
+        str, typer.Argument(help="A slug under campaigns/, or the path of a campaign folder.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: site/<slug>).")
+    ] = None,
 ) -> None:
     """Compile a campaign into DIR/index.html, DIR/index.txt and DIR/assets/."""
     config = get_config()
@@ -39,12 +43,20 @@ def build_command(
 
 @app.command("new")
 def new_command(
-    slug: Annotated[str, typer.Argument(help="Folder name under campaigns/, e.g. 2024-05-newsletter.")],
-    layout: Annotated[str, typer.Option("--layout", "-l", help="Layout folder under layouts/.")] = "newsletter",
+    slug: Annotated[
+        str, typer.Argument(help="Folder name under campaigns/, e.g. 2024-05-newsletter.")
+    ],
+    layout: Annotated[
+        str, typer.Option("--layout", "-l", help="Layout folder under layouts/.")
+    ] = "newsletter",
 ) -> None:
     """Start a campaign from the layout's scaffold/ folder; it builds as it is."""
     folder = new_campaign(get_config(), slug, layout)
-    console.print(f"created {folder}: edit campaign.yaml, then run: campaign build {slug}", markup=False, soft_wrap=True)
+    console.print(
+        f"created {folder}: edit campaign.yaml, then run: campaign build {slug}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("schema")

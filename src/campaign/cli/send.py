@@ -10,7 +10,15 @@ from typing import Annotated
 
 import typer
 from email_validator import EmailNotValidError, validate_email
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from campaign.cli.app import app, console, err_console, get_config
@@ -23,8 +31,7 @@ from campaign.errors import UserError
 from campaign.providers import Status
 from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
-from campaign.send import dry_run, send_campaign, send_test
-from campaign.send import ledger
+from campaign.send import dry_run, ledger, send_campaign, send_test
 from campaign.send.ledger import Summary
 
 
@@ -56,7 +63,9 @@ def _addresses(values: list[str]) -> list[str]:
         for part in value.split(","):
             if part.strip():
                 try:
-                    found.append(validate_email(part.strip(), check_deliverability=False).normalized)
+                    found.append(
+                        validate_email(part.strip(), check_deliverability=False).normalized
+                    )
                 except EmailNotValidError as exc:
                     raise UserError(f"--test {part.strip()!r}: {exc}") from None
     return found
@@ -76,7 +85,12 @@ class _Reporter:
         self.bar: Progress | None = None
         if self.terminal:
             self.bar = Progress(
-                TextColumn("sending"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn(), console=console
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _Rate(),
+                TimeRemainingColumn(),
+                console=console,
             )
             self.task = self.bar.add_task("send", total=total)
             self.bar.start()
@@ -108,20 +122,39 @@ def _confirm(question: str) -> None:
 
 @app.command("send")
 def send_command(
-    campaign: Annotated[str, typer.Argument(help="A slug under campaigns/, or the path of a campaign folder.")],
-    list_name: Annotated[str | None, typer.Option("--list", "-l", help="The list to send to.")] = None,
-    topic: Annotated[list[str] | None, typer.Option("--topic", "-t", help="Only members who chose this topic (repeatable).")] = None,
-    dry: Annotated[bool, typer.Option("--dry-run", help="Build every message and run every check; send nothing.")] = False,
+    campaign: Annotated[
+        str, typer.Argument(help="A slug under campaigns/, or the path of a campaign folder.")
+    ],
+    list_name: Annotated[
+        str | None, typer.Option("--list", "-l", help="The list to send to.")
+    ] = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option("--topic", "-t", help="Only members who chose this topic (repeatable)."),
+    ] = None,
+    dry: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Build every message and run every check; send nothing."),
+    ] = False,
     test: Annotated[
-        list[str] | None, typer.Option("--test", help="Send only to this address, [TEST] in the subject (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--test", help="Send only to this address, [TEST] in the subject (repeatable)."
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unknown: Annotated[
-        bool, typer.Option("--resend-unknown", help="Send again to recipients whose delivery is unknown.")
+        bool,
+        typer.Option(
+            "--resend-unknown", help="Send again to recipients whose delivery is unknown."
+        ),
     ] = False,
     at: Annotated[
         str | None,
-        typer.Option("--at", help='Schedule for "2026-12-01 09:00" (campaign.toml\'s zone unless given) instead of sending now.'),
+        typer.Option(
+            "--at",
+            help='Schedule for "2026-12-01 09:00" (campaign.toml\'s zone unless given) instead of sending now.',
+        ),
     ] = None,
 ) -> None:
     """Send a campaign to a list, exactly once per recipient; run again to resume."""
@@ -134,7 +167,13 @@ def send_command(
         from campaign.providers import mailchimp
 
         when = resolve_time(at, config.tz).at if at else compiled.send_at
-        _say(asyncio.run(mailchimp.run(config, compiled, test_addresses=_addresses(test) if test else None, at=when)))
+        _say(
+            asyncio.run(
+                mailchimp.run(
+                    config, compiled, test_addresses=_addresses(test) if test else None, at=when
+                )
+            )
+        )
         return
     if test:
         _send_test(config, compiled, _addresses(test))
@@ -143,12 +182,18 @@ def send_command(
         raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
     if dry:
         result = dry_run(config, compiled, list_name=list_name, topics=topics)
-        _say(f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}")
+        _say(
+            f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}"
+        )
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
         if result.already_sent:
-            _say(f"{result.already_sent} recipients already have it: a real send resumes and skips them")
+            _say(
+                f"{result.already_sent} recipients already have it: a real send resumes and skips them"
+            )
         if result.sample is not None:
-            _say(f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}")
+            _say(
+                f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}"
+            )
         return
     if schedule_instead(config, compiled, list_name, topics, at):
         return
@@ -168,7 +213,15 @@ def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None
         raise typer.Exit(1)
 
 
-def _send(config: Config, compiled: Compiled, list_name: str, topics: list[str], *, yes: bool, resend_unknown: bool) -> None:
+def _send(
+    config: Config,
+    compiled: Compiled,
+    list_name: str,
+    topics: list[str],
+    *,
+    yes: bool,
+    resend_unknown: bool,
+) -> None:
     from campaign.audience import Store
 
     config.secret_key  # noqa: B018  (a clear error before asking anything)
@@ -181,22 +234,35 @@ def _send(config: Config, compiled: Compiled, list_name: str, topics: list[str],
     _say(f"provider: {config.provider.name}")
     _say(f"to:       {audience}, {count} recipients")
     if existing is not None:
-        _say(f"resuming: {existing.sent} already sent, {existing.pending} to go, {existing.unknown} unknown")
+        _say(
+            f"resuming: {existing.sent} already sent, {existing.pending} to go, {existing.unknown} unknown"
+        )
     if not yes:
         _confirm("Send now?")
     reporter = _Reporter(count)
     try:
         summary = asyncio.run(
             send_campaign(
-                config, compiled, list_name=list_name, topics=topics, resend_unknown=resend_unknown, progress=reporter
+                config,
+                compiled,
+                list_name=list_name,
+                topics=topics,
+                resend_unknown=resend_unknown,
+                progress=reporter,
             )
         )
     finally:
         reporter.stop()
     if summary.content_changed:
-        _say("note: the campaign changed since this send began; it continued with the content it began with", "yellow")
+        _say(
+            "note: the campaign changed since this send began; it continued with the content it began with",
+            "yellow",
+        )
     if summary.interrupted:
-        _say(f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown", "yellow")
+        _say(
+            f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown",
+            "yellow",
+        )
     for line in summary_lines(summary):
         _say(line)
     if not summary.ok:

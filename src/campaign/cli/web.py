@@ -11,8 +11,16 @@ from campaign.cli.app import app, console, get_config
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default: web.host in campaign.toml, else 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: web.port in campaign.toml, else 8000).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default: web.host in campaign.toml, else 127.0.0.1)."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on (default: web.port in campaign.toml, else 8000)."),
+    ] = None,
 ) -> None:
     """Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.
 
@@ -27,5 +35,10 @@ def serve(
     application = create_app(config)
     host = host or config.web.host
     port = port or config.web.port
-    console.print(f"Serving {config.organisation.name} on http://{host}:{port} (public URL {config.public_base_url})", soft_wrap=True)
-    uvicorn.run(application, host=host, port=port, proxy_headers=True, log_level="info", server_header=False)
+    console.print(
+        f"Serving {config.organisation.name} on http://{host}:{port} (public URL {config.public_base_url})",
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        application, host=host, port=port, proxy_headers=True, log_level="info", server_header=False
+    )

@@ -85,7 +85,9 @@ class Provider(ABC):
         try:
             self.options = self.Options.model_validate(dict(options))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigError(f"[provider] for {self.name}: {problems}", None) from None
         self.env = env
         self.workspace = workspace or Path.cwd()
@@ -189,7 +191,13 @@ class HTTPProvider(Provider):
         """Seconds to wait before retrying after a 429 or 5xx; services with their own header override."""
         return retry_after_seconds(response.headers.get("Retry-After"))
 
-    def _all(self, batch: Sequence[Message], status: Status, reason: str, retry_after: float | None = None) -> list[Result]:
+    def _all(
+        self,
+        batch: Sequence[Message],
+        status: Status,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> list[Result]:
         return [Result(m.send_id, status, reason=reason, retry_after=retry_after) for m in batch]
 
     async def send(self, batch: Sequence[Message]) -> list[Result]:
@@ -199,17 +207,24 @@ class HTTPProvider(Provider):
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return self._all(batch, Status.RETRY, f"{self.name} unreachable: {type(exc).__name__}")
         except httpx.TransportError as exc:
-            return self._all(batch, Status.UNKNOWN, f"{self.name} did not answer: {type(exc).__name__}")
+            return self._all(
+                batch, Status.UNKNOWN, f"{self.name} did not answer: {type(exc).__name__}"
+            )
         # The body is read. httpx's response and its stream refer to each other, so without this
         # the request (the whole batch, megabytes) lives until the next full garbage collection.
         response.stream = httpx.ByteStream(b"")
-        if response.status_code >= 400 and (results := self.read_error(batch, response)) is not None:
+        if (
+            response.status_code >= 400
+            and (results := self.read_error(batch, response)) is not None
+        ):
             return results
         if response.status_code == 429 or response.status_code >= 500:
             reason = f"{self.name} answered {response.status_code}: {self.error_message(response)}"
             return self._all(batch, Status.RETRY, reason, self.retry_after(response))
         if response.status_code in (401, 403):
-            raise ProviderError(f"{self.name} refused the credentials ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"{self.name} refused the credentials ({response.status_code}): {self.error_message(response)}"
+            )
         return self.parse_response(batch, response)
 
     async def aclose(self) -> None:

@@ -152,20 +152,28 @@ def passed_headers(message: Message) -> dict[str, str]:
     return {k: v for k, v in message.headers.items() if k.lower() not in STAMPED_BY_SERVICE}
 
 
-def split_headers(batch: Sequence[Message], service: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+def split_headers(
+    batch: Sequence[Message], service: str
+) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Headers equal for the whole batch, and each message's own (the rest).
 
     A batch request carries one sender, reply-to and campaign, and one set of header
     names; a batch that differs there is refused rather than sent half right.
     """
     first = batch[0]
-    for what, get in (("senders", lambda m: m.from_), ("reply-to", lambda m: m.reply_to),
-                      ("campaigns", lambda m: m.campaign), ("header names", lambda m: set(passed_headers(m)))):
+    for what, get in (
+        ("senders", lambda m: m.from_),
+        ("reply-to", lambda m: m.reply_to),
+        ("campaigns", lambda m: m.campaign),
+        ("header names", lambda m: set(passed_headers(m))),
+    ):
         if any(get(m) != get(first) for m in batch[1:]):
             raise UnsupportedFeature(service, f"messages of one batch with different {what}")
     all_headers = [passed_headers(m) for m in batch]
     common = {
-        name: value for name, value in all_headers[0].items() if all(h[name] == value for h in all_headers)
+        name: value
+        for name, value in all_headers[0].items()
+        if all(h[name] == value for h in all_headers)
     }
     own = [{k: v for k, v in h.items() if k not in common} for h in all_headers]
     return common, own

@@ -17,8 +17,12 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, address_object, sender_object, split_headers
-
+from campaign.providers.batching import (
+    UnsupportedFeature,
+    address_object,
+    sender_object,
+    split_headers,
+)
 
 
 class BrevoProvider(base.HTTPProvider):
@@ -41,7 +45,10 @@ class BrevoProvider(base.HTTPProvider):
                 raise UnsupportedFeature(self.name, f"non-ASCII characters in the {name} header")
         for message, headers in zip(batch, own_headers, strict=True):
             headers = {**headers, "X-Mailin-custom": json.dumps({"send_id": message.send_id})}
-            version: dict[str, Any] = {"to": [address_object(message.to_email, message.to_name)], "headers": headers}
+            version: dict[str, Any] = {
+                "to": [address_object(message.to_email, message.to_name)],
+                "headers": headers,
+            }
             for key, mine, default in (
                 ("subject", message.subject, first.subject),
                 ("htmlContent", message.html, first.html),
@@ -70,11 +77,18 @@ class BrevoProvider(base.HTTPProvider):
             response.headers.get("Retry-After") or response.headers.get("x-sib-ratelimit-reset")
         )
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code not in (200, 201, 202):
-            raise ProviderError(f"brevo refused the batch ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"brevo refused the batch ({response.status_code}): {self.error_message(response)}"
+            )
         body = response.json()
         ids = body.get("messageIds") or ([body["messageId"]] if "messageId" in body else [])
         if len(ids) != len(batch):
             raise ProviderError(f"brevo answered {len(ids)} message ids for {len(batch)} messages")
-        return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=i) for m, i in zip(batch, ids, strict=True)]
+        return [
+            base.Result(m.send_id, base.Status.ACCEPTED, provider_id=i)
+            for m, i in zip(batch, ids, strict=True)
+        ]

@@ -84,7 +84,9 @@ def base_url_for(key: str) -> str:
     """https://us6.api.mailchimp.com/3.0 for a key ending in -us6."""
     dc = key.rsplit("-", 1)[-1] if "-" in key else ""
     if not re.fullmatch(r"[a-z]+[0-9]+", dc):
-        raise ConfigError(f"{KEY_ENV} does not end in a data centre such as -us6 (set [provider] base_url instead)")
+        raise ConfigError(
+            f"{KEY_ENV} does not end in a data centre such as -us6 (set [provider] base_url instead)"
+        )
     return f"https://{dc}.api.mailchimp.com/3.0"
 
 
@@ -106,7 +108,14 @@ class _API:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        missing_ok: bool = False,
+    ) -> Any:
         try:
             response = await self.client.request(method, path, json=body)
         except httpx.TransportError as exc:
@@ -127,7 +136,9 @@ def _load(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise UserError("not a JSON object of campaign ids; fix or delete it", Location(path)) from None
+        raise UserError(
+            "not a JSON object of campaign ids; fix or delete it", Location(path)
+        ) from None
     if not isinstance(data, dict):
         raise UserError("not a JSON object of campaign ids; fix or delete it", Location(path))
     return {str(k): str(v) for k, v in data.items()}
@@ -156,11 +167,15 @@ async def run(
         options = Options.model_validate(config.provider.options)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"[provider] for mailchimp: {problems}", Location(config.workspace / "campaign.toml")) from None
+        raise ConfigError(
+            f"[provider] for mailchimp: {problems}", Location(config.workspace / "campaign.toml")
+        ) from None
     key = config.secret(KEY_ENV, "the mailchimp provider")
     when = quarter_hour(at) if at is not None else None
     if when is not None and when <= datetime.now(UTC):
-        raise UserError(f"--at {at.isoformat()} has passed (Mailchimp schedules on the quarter hour, in UTC)")  # type: ignore[union-attr]
+        raise UserError(
+            f"--at {when.isoformat()} has passed (Mailchimp schedules on the quarter hour, in UTC)"
+        )
     from_name, from_email = sender(compiled.from_)
     settings = {
         "subject_line": compiled.subject,
@@ -171,7 +186,9 @@ async def run(
     }
     notes = []
     if compiled.reply_to and sender(compiled.reply_to)[1] != from_email:
-        notes.append(f"Mailchimp sends From and Reply-To as one address: {from_email} (reply-to {compiled.reply_to} not used)")
+        notes.append(
+            f"Mailchimp sends From and Reply-To as one address: {from_email} (reply-to {compiled.reply_to} not used)"
+        )
     content = {
         "html": with_merge_tags(compiled.html, compiled.preheader),
         "plain_text": with_merge_tags(compiled.text),
@@ -187,7 +204,11 @@ async def run(
     ) as client:
         api = _API(client)
         campaign_id = ids.get(compiled.slug)
-        existing = await api.call("GET", f"/campaigns/{campaign_id}", missing_ok=True) if campaign_id else None
+        existing = (
+            await api.call("GET", f"/campaigns/{campaign_id}", missing_ok=True)
+            if campaign_id
+            else None
+        )
         recipients = {"list_id": options.audience_id}
         if existing is not None:
             status = existing.get("status")
@@ -198,10 +219,18 @@ async def run(
                 )
             if status == "schedule":
                 await api.call("POST", f"/campaigns/{campaign_id}/actions/unschedule")
-            await api.call("PATCH", f"/campaigns/{campaign_id}", {"recipients": recipients, "settings": settings})
+            await api.call(
+                "PATCH",
+                f"/campaigns/{campaign_id}",
+                {"recipients": recipients, "settings": settings},
+            )
             verb = "updated"
         else:
-            created = await api.call("POST", "/campaigns", {"type": "regular", "recipients": recipients, "settings": settings})
+            created = await api.call(
+                "POST",
+                "/campaigns",
+                {"type": "regular", "recipients": recipients, "settings": settings},
+            )
             campaign_id = str(created["id"])
             ids[compiled.slug] = campaign_id
             _save(store, ids)
@@ -214,14 +243,22 @@ async def run(
                 for item in checklist.get("items", [])
                 if item.get("type") != "success"
             ]
-            raise UserError("\n".join([f"Mailchimp says campaign {campaign_id} is not ready to send:", *items]))
+            raise UserError(
+                "\n".join([f"Mailchimp says campaign {campaign_id} is not ready to send:", *items])
+            )
         if test_addresses:
-            await api.call("POST", f"/campaigns/{campaign_id}/actions/test",
-                           {"test_emails": test_addresses, "send_type": "html"})
+            await api.call(
+                "POST",
+                f"/campaigns/{campaign_id}/actions/test",
+                {"test_emails": test_addresses, "send_type": "html"},
+            )
             done = f"test sent to {', '.join(test_addresses)}"
         elif when is not None:
-            await api.call("POST", f"/campaigns/{campaign_id}/actions/schedule",
-                           {"schedule_time": when.isoformat().replace("+00:00", "Z")})
+            await api.call(
+                "POST",
+                f"/campaigns/{campaign_id}/actions/schedule",
+                {"schedule_time": when.isoformat().replace("+00:00", "Z")},
+            )
             done = f"scheduled for {when:%Y-%m-%d %H:%M} UTC"
         else:
             await api.call("POST", f"/campaigns/{campaign_id}/actions/send")

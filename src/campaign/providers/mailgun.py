@@ -63,7 +63,7 @@ class MailgunProvider(base.HTTPProvider):
             body = shared(texts)
             if any("%recipient." in text for text in texts):
                 raise UnsupportedFeature(self.name, f"the text %recipient. in the {field}")
-            fields.append((field, body.render(lambda i, p=prefix: f"%recipient.{p}{i}%")))
+            fields.append((field, body.render(lambda i, p=prefix: f"%recipient.{p}{i}%")))  # type: ignore[misc]
             for values, own in zip(body.values, variables, strict=True):
                 own.update({f"{prefix}{i}": value for i, value in enumerate(values)})
         common, own_headers = split_headers(batch, self.name)
@@ -83,16 +83,22 @@ class MailgunProvider(base.HTTPProvider):
             files=[(name, (None, value)) for name, value in fields],
         )
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code == 404:
             raise ProviderError(
                 f"mailgun does not know the domain {self.options.domain!r} at {self.base_url} "  # type: ignore[attr-defined]
-                "(check [provider] domain, and region = \"eu\" for EU domains)"
+                '(check [provider] domain, and region = "eu" for EU domains)'
             )
         if response.status_code != 200:
-            raise ProviderError(f"mailgun refused the batch ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"mailgun refused the batch ({response.status_code}): {self.error_message(response)}"
+            )
         try:
             message_id = str(response.json()["id"])
         except (ValueError, KeyError, TypeError):
-            raise ProviderError(f"mailgun answered 200 without a message id: {response.text[:200]}") from None
+            raise ProviderError(
+                f"mailgun answered 200 without a message id: {response.text[:200]}"
+            ) from None
         return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=message_id) for m in batch]

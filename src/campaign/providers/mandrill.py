@@ -64,31 +64,54 @@ class MandrillProvider(base.HTTPProvider):
             message["from_name"] = from_name
         if self.options.subaccount:  # type: ignore[attr-defined]
             message["subaccount"] = self.options.subaccount  # type: ignore[attr-defined]
-        return self.client.build_request("POST", "/messages/send.json", json={"key": self._key, "message": message})
+        return self.client.build_request(
+            "POST", "/messages/send.json", json={"key": self._key, "message": message}
+        )
 
-    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+    def read_error(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result] | None:
         try:
             body = response.json()
             name, text = str(body["name"]), str(body.get("message", ""))
         except (ValueError, KeyError, TypeError):
             return None
         if name in RETRYABLE_ERRORS:
-            return self._all(batch, base.Status.RETRY, f"mandrill {name}: {text}", self.retry_after(response))
+            return self._all(
+                batch, base.Status.RETRY, f"mandrill {name}: {text}", self.retry_after(response)
+            )
         raise ProviderError(f"mandrill refused the send ({name}): {text}")
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code != 200:
-            raise ProviderError(f"mandrill refused the send ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"mandrill refused the send ({response.status_code}): {self.error_message(response)}"
+            )
         by_email = {str(item.get("email", "")).lower(): item for item in response.json()}
         results = []
         for m in batch:
             item = by_email.get(m.to_email.lower())
-            status = (item or {}).get("status", "")
+            item = item or {}
+            status = item.get("status", "")
             if status in ACCEPTED:
-                results.append(base.Result(m.send_id, base.Status.ACCEPTED, provider_id=item.get("_id")))  # type: ignore[union-attr]
+                results.append(
+                    base.Result(m.send_id, base.Status.ACCEPTED, provider_id=item.get("_id"))
+                )
             elif status in REJECTED:
-                reason = item.get("reject_reason") or status  # type: ignore[union-attr]
-                results.append(base.Result(m.send_id, base.Status.REJECTED, reason=f"mandrill {status}: {reason}"))
+                reason = item.get("reject_reason") or status
+                results.append(
+                    base.Result(
+                        m.send_id, base.Status.REJECTED, reason=f"mandrill {status}: {reason}"
+                    )
+                )
             else:
-                results.append(base.Result(m.send_id, base.Status.UNKNOWN, reason=f"mandrill answered {status or 'nothing'} for this recipient"))
+                results.append(
+                    base.Result(
+                        m.send_id,
+                        base.Status.UNKNOWN,
+                        reason=f"mandrill answered {status or 'nothing'} for this recipient",
+                    )
+                )
         return results

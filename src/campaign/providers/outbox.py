@@ -47,10 +47,14 @@ class OutboxProvider(Provider):
                     folders.add(folder)
                 # Write then rename: a file under its final name is always complete.
                 partial = path.with_suffix(".part")
-                partial.write_bytes(message.raw if message.raw is not None else mime.render(message))
+                partial.write_bytes(
+                    message.raw if message.raw is not None else mime.render(message)
+                )
                 os.replace(partial, path)
             except OSError as exc:
-                results.append(Result(message.send_id, Status.RETRY, reason=f"outbox: {exc.strerror or exc}"))
+                results.append(
+                    Result(message.send_id, Status.RETRY, reason=f"outbox: {exc.strerror or exc}")
+                )
                 continue
             results.append(Result(message.send_id, Status.ACCEPTED, provider_id=str(path)))
         return results

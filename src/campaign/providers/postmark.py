@@ -77,8 +77,12 @@ class PostmarkProvider(base.HTTPProvider):
             "To": recipient(message),
             "Subject": message.subject,
             # Escaped once per campaign by the engine (Message.json_bodies) when it made the message.
-            "HtmlBody": orjson.Fragment(message.json_bodies[0]) if message.json_bodies else message.html,
-            "TextBody": orjson.Fragment(message.json_bodies[1]) if message.json_bodies else message.text,
+            "HtmlBody": orjson.Fragment(message.json_bodies[0])
+            if message.json_bodies
+            else message.html,
+            "TextBody": orjson.Fragment(message.json_bodies[1])
+            if message.json_bodies
+            else message.text,
             "MessageStream": options.message_stream,
             "Tag": message.campaign,
             "Metadata": {"send_id": message.send_id, "campaign": message.campaign},
@@ -103,10 +107,14 @@ class PostmarkProvider(base.HTTPProvider):
         headers = {"Content-Type": "application/json"}
         return self.client.build_request("POST", "/email/batch", content=body, headers=headers)
 
-    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+    def read_error(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result] | None:
         if response.status_code == 422:
             code = self._error_code(response)
-            raise ProviderError(f"Postmark refused the batch (422, ErrorCode {code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"Postmark refused the batch (422, ErrorCode {code}): {self.error_message(response)}"
+            )
         return None
 
     @staticmethod
@@ -117,25 +125,40 @@ class PostmarkProvider(base.HTTPProvider):
             return None
         return body.get("ErrorCode") if isinstance(body, dict) else None
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code != 200:
-            raise ProviderError(f"Postmark answered {response.status_code}: {self.error_message(response)}")
+            raise ProviderError(
+                f"Postmark answered {response.status_code}: {self.error_message(response)}"
+            )
         try:
             answers = response.json()
         except ValueError:
             answers = None
         if not isinstance(answers, list) or len(answers) != len(batch):
             # Postmark took the request but said nothing we can read: some may have gone out.
-            return self._all(batch, base.Status.UNKNOWN, "Postmark's reply to the batch was unreadable")
+            return self._all(
+                batch, base.Status.UNKNOWN, "Postmark's reply to the batch was unreadable"
+            )
         results = []
         stop = ""
         for message, answer in zip(batch, answers):
             code = answer.get("ErrorCode") if isinstance(answer, dict) else None
             text = str(answer.get("Message", "")) if isinstance(answer, dict) else ""
             if code == 0:
-                results.append(base.Result(message.send_id, base.Status.ACCEPTED, provider_id=str(answer.get("MessageID"))))
+                results.append(
+                    base.Result(
+                        message.send_id,
+                        base.Status.ACCEPTED,
+                        provider_id=str(answer.get("MessageID")),
+                    )
+                )
             elif code in STOP_CODES:
-                stop = stop or f"Postmark refused the send (ErrorCode {code}, {STOP_CODES[code]}): {text}"
+                stop = (
+                    stop
+                    or f"Postmark refused the send (ErrorCode {code}, {STOP_CODES[code]}): {text}"
+                )
                 results.append(base.Result(message.send_id, base.Status.RETRY, reason=stop[:500]))
             elif code in RETRY_CODES:
                 reason = f"Postmark ErrorCode {code} ({RETRY_CODES[code]})"

@@ -79,7 +79,10 @@ class ResendProvider(base.HTTPProvider):
                 "html": m.html,
                 "text": m.text,
                 "headers": passed_headers(m),
-                "tags": [{"name": "campaign", "value": _tag(m.campaign)}, {"name": "send_id", "value": _tag(m.send_id)}],
+                "tags": [
+                    {"name": "campaign", "value": _tag(m.campaign)},
+                    {"name": "send_id", "value": _tag(m.send_id)},
+                ],
             }
             if m.reply_to:
                 email["reply_to"] = [m.reply_to]
@@ -87,35 +90,57 @@ class ResendProvider(base.HTTPProvider):
         headers = {"Idempotency-Key": idempotency_key(batch), "x-batch-validation": "permissive"}
         return self.client.build_request("POST", "/emails/batch", json=emails, headers=headers)
 
-    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+    def read_error(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result] | None:
         try:
             body = response.json()
             name, message = str(body.get("name", "")), str(body.get("message", ""))
         except (ValueError, AttributeError):
             return None
         if name in QUOTAS:
-            raise ProviderError(f"resend: {message or name}. The send is paused; run it again when the quota has room.")
+            raise ProviderError(
+                f"resend: {message or name}. The send is paused; run it again when the quota has room."
+            )
         if name == "concurrent_idempotent_requests":
-            return self._all(batch, base.Status.RETRY, f"resend: {message}", self.retry_after(response) or 1.0)
+            return self._all(
+                batch, base.Status.RETRY, f"resend: {message}", self.retry_after(response) or 1.0
+            )
         if name == "invalid_idempotent_request":
             # The key was used within 24 hours for a request with other content: that
             # earlier request reached Resend, and may have been delivered.
-            return self._all(batch, base.Status.UNKNOWN, f"resend already had this batch: {message}")
+            return self._all(
+                batch, base.Status.UNKNOWN, f"resend already had this batch: {message}"
+            )
         return None
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code != 200:
-            raise ProviderError(f"resend refused the batch ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"resend refused the batch ({response.status_code}): {self.error_message(response)}"
+            )
         body = response.json()
         failed = {int(e["index"]): str(e.get("message", "")) for e in body.get("errors") or []}
         ids = iter(item["id"] for item in body.get("data") or [])
         results = []
         for index, message in enumerate(batch):
             if index in failed:
-                results.append(base.Result(message.send_id, base.Status.REJECTED, reason=f"resend: {failed[index]}"))
+                results.append(
+                    base.Result(
+                        message.send_id, base.Status.REJECTED, reason=f"resend: {failed[index]}"
+                    )
+                )
             else:
                 provider_id = next(ids, None)
                 status = base.Status.ACCEPTED if provider_id else base.Status.UNKNOWN
-                results.append(base.Result(message.send_id, status, provider_id=provider_id,
-                                           reason="" if provider_id else "resend answered without an id"))
+                results.append(
+                    base.Result(
+                        message.send_id,
+                        status,
+                        provider_id=provider_id,
+                        reason="" if provider_id else "resend answered without an id",
+                    )
+                )
         return results

@@ -18,11 +18,16 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, address_object, sender_object, shared, split_headers
+from campaign.providers.batching import (
+    UnsupportedFeature,
+    address_object,
+    sender_object,
+    shared,
+    split_headers,
+)
 
 SUBSTITUTION_LIMIT = 10_000
 """Bytes of substitutions (keys and values) SendGrid takes per personalization."""
-
 
 
 class SendGridProvider(base.HTTPProvider):
@@ -48,19 +53,30 @@ class SendGridProvider(base.HTTPProvider):
                 item["headers"] = headers
             personalizations.append(item)
         content = []
-        for kind, prefix, texts in (("text/plain", "t", [m.text for m in batch]), ("text/html", "h", [m.html for m in batch])):
+        for kind, prefix, texts in (
+            ("text/plain", "t", [m.text for m in batch]),
+            ("text/html", "h", [m.html for m in batch]),
+        ):
             body = shared(texts)
-            tag = lambda i, p=prefix: f"{{%{p}{i}%}}"  # noqa: E731
+
+            def tag(i: int, p: str = prefix) -> str:
+                return f"{{%{p}{i}%}}"
+
             if any("{%" in text for text in texts):
                 raise UnsupportedFeature(self.name, "the text {% in the message body")
             content.append({"type": kind, "value": body.render(tag)})
             for item, values in zip(personalizations, body.values, strict=True):
-                item.setdefault("substitutions", {}).update({tag(i): v for i, v in enumerate(values)})
+                item.setdefault("substitutions", {}).update(
+                    {tag(i): v for i, v in enumerate(values)}
+                )
         for item in personalizations:
-            size = sum(len(k.encode()) + len(v.encode()) for k, v in item.get("substitutions", {}).items())
+            size = sum(
+                len(k.encode()) + len(v.encode()) for k, v in item.get("substitutions", {}).items()
+            )
             if size > SUBSTITUTION_LIMIT:
                 raise UnsupportedFeature(
-                    self.name, f"{size} bytes of per-recipient values (SendGrid takes {SUBSTITUTION_LIMIT})"
+                    self.name,
+                    f"{size} bytes of per-recipient values (SendGrid takes {SUBSTITUTION_LIMIT})",
                 )
         payload: dict[str, Any] = {
             "personalizations": personalizations,
@@ -87,12 +103,18 @@ class SendGridProvider(base.HTTPProvider):
     def error_message(self, response: httpx.Response) -> str:
         try:
             errors = response.json()["errors"]
-            return "; ".join(f"{e.get('field') or 'request'}: {e.get('message')}" for e in errors)[:500]
+            return "; ".join(f"{e.get('field') or 'request'}: {e.get('message')}" for e in errors)[
+                :500
+            ]
         except (ValueError, KeyError, TypeError, AttributeError):
             return super().error_message(response)
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         if response.status_code != 202:
-            raise ProviderError(f"sendgrid refused the batch ({response.status_code}): {self.error_message(response)}")
+            raise ProviderError(
+                f"sendgrid refused the batch ({response.status_code}): {self.error_message(response)}"
+            )
         message_id = response.headers.get("X-Message-Id")
         return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=message_id) for m in batch]

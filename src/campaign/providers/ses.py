@@ -25,9 +25,20 @@ from httpx_auth import AWS4Auth
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, passed_headers, sender, shared, split_headers
+from campaign.providers.batching import (
+    UnsupportedFeature,
+    passed_headers,
+    sender,
+    shared,
+    split_headers,
+)
 
-THROTTLED = {"ThrottlingException", "TooManyRequestsException", "LimitExceededException", "Throttling"}
+THROTTLED = {
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "Throttling",
+}
 RETRY_STATUSES = {"ACCOUNT_THROTTLED", "TRANSIENT_FAILURE", "FAILED"}
 REJECTED_STATUSES = {"MESSAGE_REJECTED", "INVALID_PARAMETER"}
 DAILY_QUOTA = "Daily message quota exceeded"
@@ -103,20 +114,28 @@ class SESProvider(base.HTTPProvider):
         ):
             body = shared(texts)
             if any("{{" in text for text in texts):
-                raise UnsupportedFeature(self.name, f"the text {{{{ in the {field.lower()} (SES reads it as a tag)")
-            template[field] = body.render(lambda i, p=prefix: f"{{{{{p}{i}}}}}")
+                raise UnsupportedFeature(
+                    self.name, f"the text {{{{ in the {field.lower()} (SES reads it as a tag)"
+                )
+            template[field] = body.render(lambda i, p=prefix: f"{{{{{p}{i}}}}}")  # type: ignore[misc]
             for values, own in zip(body.values, data, strict=True):
                 own.update({f"{prefix}{i}": value for i, value in enumerate(values)})
         payload = self._common(batch[0])
         payload["DefaultContent"] = {
-            "Template": {"TemplateContent": template, "TemplateData": "{}", "Headers": _headers(common)}
+            "Template": {
+                "TemplateContent": template,
+                "TemplateData": "{}",
+                "Headers": _headers(common),
+            }
         }
         payload["DefaultEmailTags"] = [{"Name": "campaign", "Value": _tag(batch[0].campaign)}]
         payload["BulkEmailEntries"] = [
             {
                 "Destination": {"ToAddresses": [_address(m.to)]},
                 "ReplacementEmailContent": {
-                    "ReplacementTemplate": {"ReplacementTemplateData": json.dumps(own, ensure_ascii=False)}
+                    "ReplacementTemplate": {
+                        "ReplacementTemplateData": json.dumps(own, ensure_ascii=False)
+                    }
                 },
                 "ReplacementHeaders": _headers(headers),
                 "ReplacementTags": [{"Name": "send_id", "Value": _tag(m.send_id)}],
@@ -157,12 +176,19 @@ class SESProvider(base.HTTPProvider):
         message = str(body.get("message") or body.get("Message") or response.text[:300])
         return kind.split(":")[0].split("#")[-1], message
 
-    def read_error(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result] | None:
+    def read_error(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result] | None:
         kind, message = self._error(response)
         if DAILY_QUOTA.lower() in message.lower():
             raise ProviderError(PAUSED)
         if kind in THROTTLED or "maximum sending rate exceeded" in message.lower():
-            return self._all(batch, base.Status.RETRY, f"ses throttled: {kind}: {message}", self.retry_after(response))
+            return self._all(
+                batch,
+                base.Status.RETRY,
+                f"ses throttled: {kind}: {message}",
+                self.retry_after(response),
+            )
         if response.status_code >= 500 or response.status_code in (401, 403):
             return None
         if kind == "MessageRejected":
@@ -173,20 +199,30 @@ class SESProvider(base.HTTPProvider):
         kind, message = self._error(response)
         return f"{kind}: {message}" if kind else message
 
-    def parse_response(self, batch: Sequence[Message], response: httpx.Response) -> list[base.Result]:
+    def parse_response(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result]:
         body = response.json()
         if len(batch) == 1 and "MessageId" in body:
-            return [base.Result(batch[0].send_id, base.Status.ACCEPTED, provider_id=body["MessageId"])]
+            return [
+                base.Result(batch[0].send_id, base.Status.ACCEPTED, provider_id=body["MessageId"])
+            ]
         entries = body.get("BulkEmailEntryResults")
         if not isinstance(entries, list) or len(entries) != len(batch):
-            raise ProviderError(f"ses answered without a result per recipient: {response.text[:300]}")
+            raise ProviderError(
+                f"ses answered without a result per recipient: {response.text[:300]}"
+            )
         accepted = any(entry.get("Status") == "SUCCESS" for entry in entries)
         results = []
         for message, entry in zip(batch, entries, strict=True):
             status, error = entry.get("Status", ""), entry.get("Error") or entry.get("Status", "")
             reason = f"ses: {status}: {error}"
             if status == "SUCCESS":
-                results.append(base.Result(message.send_id, base.Status.ACCEPTED, provider_id=entry.get("MessageId")))
+                results.append(
+                    base.Result(
+                        message.send_id, base.Status.ACCEPTED, provider_id=entry.get("MessageId")
+                    )
+                )
             elif status in REJECTED_STATUSES:
                 results.append(base.Result(message.send_id, base.Status.REJECTED, reason=reason))
             elif status in RETRY_STATUSES or accepted:

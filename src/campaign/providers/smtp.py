@@ -72,18 +72,37 @@ class SMTPProvider(Provider):
         try:
             await client.connect()
         except aiosmtplib.SMTPAuthenticationError as exc:
-            raise ProviderError(f"the SMTP server refused the login ({exc.code}): {exc.message}") from None
+            raise ProviderError(
+                f"the SMTP server refused the login ({exc.code}): {exc.message}"
+            ) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             if isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500:
-                raise ProviderError(f"the SMTP server refused the session ({exc.code}): {exc.message}") from None
-            return [Result(m.send_id, Status.RETRY, reason=f"SMTP server unreachable: {_describe(exc)}") for m in batch]
+                raise ProviderError(
+                    f"the SMTP server refused the session ({exc.code}): {exc.message}"
+                ) from None
+            return [
+                Result(m.send_id, Status.RETRY, reason=f"SMTP server unreachable: {_describe(exc)}")
+                for m in batch
+            ]
         results: list[Result] = []
         try:
             for message in batch:
                 if not client.is_connected:
-                    results.append(Result(message.send_id, Status.RETRY, reason="SMTP connection lost before sending"))
+                    results.append(
+                        Result(
+                            message.send_id,
+                            Status.RETRY,
+                            reason="SMTP connection lost before sending",
+                        )
+                    )
                     continue
-                results.append(await self._one(client, message, accepted_before=any(r.status is Status.ACCEPTED for r in results)))
+                results.append(
+                    await self._one(
+                        client,
+                        message,
+                        accepted_before=any(r.status is Status.ACCEPTED for r in results),
+                    )
+                )
         finally:
             if client.is_connected:
                 try:
@@ -92,7 +111,9 @@ class SMTPProvider(Provider):
                     client.close()
         return results
 
-    async def _one(self, client: aiosmtplib.SMTP, message: Message, *, accepted_before: bool) -> Result:
+    async def _one(
+        self, client: aiosmtplib.SMTP, message: Message, *, accepted_before: bool
+    ) -> Result:
         options: Any = self.options
         sender = options.return_path or parseaddr(message.from_)[1]
         try:
@@ -101,20 +122,30 @@ class SMTPProvider(Provider):
         except aiosmtplib.SMTPSenderRefused as exc:
             await _reset(client)
             if exc.code >= 500 and not accepted_before:
-                raise ProviderError(f"the SMTP server refused the sender {sender} ({exc.code}): {exc.message}") from None
+                raise ProviderError(
+                    f"the SMTP server refused the sender {sender} ({exc.code}): {exc.message}"
+                ) from None
             return _from_reply(message, exc.code, exc.message)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(client)
             return _from_reply(message, exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Result(message.send_id, Status.RETRY, reason=f"SMTP connection lost: {_describe(exc)}")
+            return Result(
+                message.send_id, Status.RETRY, reason=f"SMTP connection lost: {_describe(exc)}"
+            )
         try:
-            response = await client.data(message.raw if message.raw is not None else mime.render(message))
+            response = await client.data(
+                message.raw if message.raw is not None else mime.render(message)
+            )
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(client)
             return _from_reply(message, exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Result(message.send_id, Status.UNKNOWN, reason=f"SMTP connection lost during DATA: {_describe(exc)}")
+            return Result(
+                message.send_id,
+                Status.UNKNOWN,
+                reason=f"SMTP connection lost during DATA: {_describe(exc)}",
+            )
         return Result(message.send_id, Status.ACCEPTED, provider_id=response.message[:255])
 
 

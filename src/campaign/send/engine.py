@@ -159,7 +159,12 @@ class _Run:
                     if self.stopped or self.hold_until > time.monotonic():
                         continue
                     batch = await asyncio.to_thread(
-                        ledger.claim, self.engine, self.send.id, worker=self.worker_id, limit=self.size, mailable=self._mailable
+                        ledger.claim,
+                        self.engine,
+                        self.send.id,
+                        worker=self.worker_id,
+                        limit=self.size,
+                        mailable=self._mailable,
                     )
                     self.limiter.took(len(batch or ()))
                 results = await self._send(batch) if batch else None
@@ -189,11 +194,15 @@ class _Run:
         try:
             return await self.provider.send(messages)
         except ProviderError as exc:
-            await asyncio.to_thread(ledger.release, self.engine, self.worker_id, [q.send_id for q in batch])
+            await asyncio.to_thread(
+                ledger.release, self.engine, self.worker_id, [q.send_id for q in batch]
+            )
             if self.error is None:
                 self.error = exc
                 self.stopped = "failed"
-                await asyncio.to_thread(ledger.set_status, self.engine, self.send.id, "failed", str(exc))
+                await asyncio.to_thread(
+                    ledger.set_status, self.engine, self.send.id, "failed", str(exc)
+                )
             return None
         except Exception as exc:  # a provider bug must not lose track of the batch
             reason = f"{self.provider.name}: {type(exc).__name__}: {exc}"[:500]
@@ -206,26 +215,51 @@ class _Run:
         outcomes = []
         for queued in batch:
             result = by_id.get(queued.send_id) or Result(
-                queued.send_id, Status.UNKNOWN, reason=f"{self.provider.name} gave no result for this message"
+                queued.send_id,
+                Status.UNKNOWN,
+                reason=f"{self.provider.name} gave no result for this message",
             )
             if result.status is Status.ACCEPTED:
                 outcomes.append(Outcome(queued.send_id, "sent", result.provider_id))
             elif result.status is Status.REJECTED:
-                outcomes.append(Outcome(queued.send_id, "failed", result.provider_id, result.reason or "rejected"))
+                outcomes.append(
+                    Outcome(
+                        queued.send_id, "failed", result.provider_id, result.reason or "rejected"
+                    )
+                )
             elif result.status is Status.UNKNOWN:
-                outcomes.append(Outcome(queued.send_id, "unknown", result.provider_id, result.reason or "unknown"))
+                outcomes.append(
+                    Outcome(
+                        queued.send_id, "unknown", result.provider_id, result.reason or "unknown"
+                    )
+                )
             elif queued.attempts >= settings.max_attempts:
                 # Failed for now, too often: failed, but marked retryable for the next run.
-                outcomes.append(Outcome(queued.send_id, "failed", None, result.reason or "failed", retry_at=now))
+                outcomes.append(
+                    Outcome(queued.send_id, "failed", None, result.reason or "failed", retry_at=now)
+                )
             else:
-                backoff = min(settings.backoff_seconds * 2 ** (queued.attempts - 1), settings.backoff_max_seconds)
+                backoff = min(
+                    settings.backoff_seconds * 2 ** (queued.attempts - 1),
+                    settings.backoff_max_seconds,
+                )
                 delay = result.retry_after if result.retry_after is not None else backoff
-                outcomes.append(Outcome(queued.send_id, "pending", None, result.reason, now + timedelta(seconds=delay)))
+                outcomes.append(
+                    Outcome(
+                        queued.send_id,
+                        "pending",
+                        None,
+                        result.reason,
+                        now + timedelta(seconds=delay),
+                    )
+                )
         return outcomes
 
     def _hold(self, results: list[Result]) -> None:
         """A Retry-After holds every worker, not just the one that got it."""
-        waits = [r.retry_after for r in results if r.status is Status.RETRY and r.retry_after is not None]
+        waits = [
+            r.retry_after for r in results if r.status is Status.RETRY and r.retry_after is not None
+        ]
         if waits:
             self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
 
@@ -242,7 +276,10 @@ class _Run:
             self.failures_in_a_row = 0
         elif trouble:
             self.failures_in_a_row += 1
-            if self.failures_in_a_row >= self.config.send.max_consecutive_failures and not self.stopped:
+            if (
+                self.failures_in_a_row >= self.config.send.max_consecutive_failures
+                and not self.stopped
+            ):
                 self.stopped = "paused"
                 note = (
                     f"paused after {self.failures_in_a_row} failed provider calls in a row "
@@ -278,13 +315,21 @@ async def send_campaign(
     try:
         send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
         if not send.enqueued:
-            recipients = store.recipients(list_name, topics, after_id=send.enqueued_through, chunk=2000)
+            recipients = store.recipients(
+                list_name, topics, after_id=send.enqueued_through, chunk=2000
+            )
             await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
-        interrupted = await asyncio.to_thread(ledger.prepare, engine, send.id, resend_unknown=resend_unknown)
+        interrupted = await asyncio.to_thread(
+            ledger.prepare, engine, send.id, resend_unknown=resend_unknown
+        )
         before = ledger.summary(engine, send.campaign)
         assert before is not None
         personaliser = Personaliser.for_config(
-            config, send.compiled, list_name=list_name, raw=provider.wants_raw, json=provider.wants_json
+            config,
+            send.compiled,
+            list_name=list_name,
+            raw=provider.wants_raw,
+            json=provider.wants_json,
         )
         run = _Run(
             config,
@@ -329,14 +374,23 @@ class _TestRecipient:
 
 
 async def send_test(
-    config: Config, compiled: Compiled, addresses: Sequence[str], *, provider: Provider | None = None
+    config: Config,
+    compiled: Compiled,
+    addresses: Sequence[str],
+    *,
+    provider: Provider | None = None,
 ) -> list[Result]:
     """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
     Links carry a token of no subscriber, so they lead to the pages but change nothing."""
     own_provider = provider is None
     provider = provider or create(config)
     personaliser = Personaliser.for_config(
-        config, compiled, list_name="test", subject_prefix=TEST_PREFIX, raw=provider.wants_raw, json=provider.wants_json
+        config,
+        compiled,
+        list_name="test",
+        subject_prefix=TEST_PREFIX,
+        raw=provider.wants_raw,
+        json=provider.wants_json,
     )
     messages = [personaliser.message(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
     results: list[Result] = []
@@ -377,12 +431,16 @@ def dry_run(
     engine = engine or connect(config.database_url)
     store = store or _open_store(engine)
     existing = ledger.summary(engine, compiled.slug)
-    personaliser = Personaliser.for_config(config, compiled, list_name=list_name, raw=cls.wants_raw, json=cls.wants_json)
+    personaliser = Personaliser.for_config(
+        config, compiled, list_name=list_name, raw=cls.wants_raw, json=cls.wants_json
+    )
     count = size = 0
     sample = None
     for recipient in store.recipients(list_name, topics, chunk=2000):
         message = personaliser.message(recipient, "dry-run")
-        size += len(message.raw) if message.raw is not None else len(message.html) + len(message.text)
+        size += (
+            len(message.raw) if message.raw is not None else len(message.html) + len(message.text)
+        )
         sample = sample or message
         count += 1
     return DryRun(count, existing.sent if existing else 0, size, sample, cls.name)

@@ -189,7 +189,11 @@ class Summary:
     @property
     def ok(self) -> bool:
         """Finished with nothing failed and nothing unknown."""
-        return self.status == "finished" and not self.counts.get("failed") and not self.counts.get("unknown")
+        return (
+            self.status == "finished"
+            and not self.counts.get("failed")
+            and not self.counts.get("unknown")
+        )
 
 
 @contextmanager
@@ -224,9 +228,13 @@ def _info(row: Any) -> SendInfo:
     )
 
 
-def _insert_ignore(connection: Connection, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+def _insert_ignore(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]
+) -> None:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows)
+    connection.execute(
+        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
+    )
 
 
 def get_send(engine: Engine, campaign: str) -> SendInfo | None:
@@ -245,7 +253,9 @@ def sent_campaigns(engine: Engine) -> list[SendInfo]:
     return [_info(row) for row in rows]
 
 
-def open_send(engine: Engine, compiled: Compiled, list_name: str, topics: Sequence[str]) -> SendInfo:
+def open_send(
+    engine: Engine, compiled: Compiled, list_name: str, topics: Sequence[str]
+) -> SendInfo:
     """Begin the send of `compiled`, or resume it: a campaign has one send, whose content and
     audience are fixed by its first run. Sending it to another list is refused."""
     now = utcnow()
@@ -270,8 +280,12 @@ def open_send(engine: Engine, compiled: Compiled, list_name: str, topics: Sequen
         )
         row = connection.execute(select(sends).where(sends.c.campaign == compiled.slug)).one()
         if row.list_name != list_name or sorted(row.topics or ()) != sorted(topics):
-            wanted = f"list {list_name!r}" + (f" (topics {', '.join(sorted(topics))})" if topics else "")
-            had = f"list {row.list_name!r}" + (f" (topics {', '.join(row.topics)})" if row.topics else "")
+            wanted = f"list {list_name!r}" + (
+                f" (topics {', '.join(sorted(topics))})" if topics else ""
+            )
+            had = f"list {row.list_name!r}" + (
+                f" (topics {', '.join(row.topics)})" if row.topics else ""
+            )
             raise UserError(
                 f"campaign {compiled.slug!r} was already sent to {had}; it cannot also go to {wanted}. "
                 "Copy the campaign to a new folder to send it again."
@@ -297,7 +311,11 @@ def enqueue(engine: Engine, send: SendInfo, recipients: Iterable[Any], *, chunk:
                 "send": send.id,
                 "subscriber_id": recipient.id,
                 "email": recipient.email,
-                "recipient": {"public_id": recipient.public_id, "name": recipient.name, "fields": dict(recipient.fields)},
+                "recipient": {
+                    "public_id": recipient.public_id,
+                    "name": recipient.name,
+                    "fields": dict(recipient.fields),
+                },
                 "status": "pending",
                 "attempts": 0,
                 "reason": "",
@@ -320,7 +338,9 @@ def _enqueue_chunk(engine: Engine, send: int, rows: list[dict[str, Any]]) -> int
         _insert_ignore(connection, deliveries, rows, ["send", "subscriber_id"])
         last = rows[-1]["subscriber_id"]
         connection.execute(
-            update(sends).where(sends.c.id == send, sends.c.enqueued_through < last).values(enqueued_through=last)
+            update(sends)
+            .where(sends.c.id == send, sends.c.enqueued_through < last)
+            .values(enqueued_through=last)
         )
     return len(rows)
 
@@ -343,7 +363,11 @@ def _worker_is_dead(worker: str, last_claim: datetime | None, stale_before: date
 
 
 def prepare(
-    engine: Engine, send: int, *, resend_unknown: bool = False, stale_after: timedelta = timedelta(minutes=15)
+    engine: Engine,
+    send: int,
+    *,
+    resend_unknown: bool = False,
+    stale_after: timedelta = timedelta(minutes=15),
 ) -> int:
     """Before (re)starting a send: rows left `sending` by a dead process become `unknown`
     (a process on this host is checked by pid; one elsewhere is dead once its last claim is
@@ -356,13 +380,23 @@ def prepare(
             .where(d.c.send == send, d.c.status == "sending")
             .group_by(d.c.claimed_by)
         ).all()
-        dead = [w for w, last in workers if w is None or _worker_is_dead(w, last, now - stale_after)]
+        dead = [
+            w for w, last in workers if w is None or _worker_is_dead(w, last, now - stale_after)
+        ]
         made_unknown = 0
         if dead:
             made_unknown = connection.execute(
                 update(d)
-                .where(d.c.send == send, d.c.status == "sending", or_(d.c.claimed_by.in_([w for w in dead if w]), d.c.claimed_by.is_(None)))
-                .values(status="unknown", reason="interrupted mid-request: the outcome is unknown", updated_at=now)
+                .where(
+                    d.c.send == send,
+                    d.c.status == "sending",
+                    or_(d.c.claimed_by.in_([w for w in dead if w]), d.c.claimed_by.is_(None)),
+                )
+                .values(
+                    status="unknown",
+                    reason="interrupted mid-request: the outcome is unknown",
+                    updated_at=now,
+                )
             ).rowcount
         connection.execute(
             update(d)
@@ -371,7 +405,9 @@ def prepare(
         )
         if resend_unknown:
             connection.execute(
-                update(d).where(d.c.send == send, d.c.status == "unknown").values(status="pending", retry_at=None, updated_at=now)
+                update(d)
+                .where(d.c.send == send, d.c.status == "unknown")
+                .values(status="pending", retry_at=None, updated_at=now)
             )
     return made_unknown
 
@@ -397,7 +433,11 @@ def claim(
             return None
         query = (
             select(d.c.send_id, d.c.subscriber_id, d.c.email, d.c.recipient, d.c.attempts)
-            .where(d.c.send == send, d.c.status == "pending", or_(d.c.retry_at.is_(None), d.c.retry_at <= now))
+            .where(
+                d.c.send == send,
+                d.c.status == "pending",
+                or_(d.c.retry_at.is_(None), d.c.retry_at <= now),
+            )
             .order_by(d.c.subscriber_id)
             .limit(limit)
         )
@@ -406,14 +446,24 @@ def claim(
         rows = connection.execute(query).all()
         if not rows:
             return []
-        keep = mailable([row.subscriber_id for row in rows]) if mailable else {row.subscriber_id for row in rows}
+        keep = (
+            mailable([row.subscriber_id for row in rows])
+            if mailable
+            else {row.subscriber_id for row in rows}
+        )
         taken = [row for row in rows if row.subscriber_id in keep]
         skipped = [row.send_id for row in rows if row.subscriber_id not in keep]
         if taken:
             connection.execute(
                 update(d)
                 .where(d.c.send_id.in_([row.send_id for row in taken]))
-                .values(status="sending", claimed_by=worker, claimed_at=now, updated_at=now, attempts=d.c.attempts + 1)
+                .values(
+                    status="sending",
+                    claimed_by=worker,
+                    claimed_at=now,
+                    updated_at=now,
+                    attempts=d.c.attempts + 1,
+                )
             )
         if skipped:
             connection.execute(
@@ -482,7 +532,9 @@ def release(engine: Engine, worker: str, send_ids: Sequence[str]) -> None:
     with write(engine) as connection:
         connection.execute(
             update(d)
-            .where(d.c.send_id.in_(list(send_ids)), d.c.claimed_by == worker, d.c.status == "sending")
+            .where(
+                d.c.send_id.in_(list(send_ids)), d.c.claimed_by == worker, d.c.status == "sending"
+            )
             .values(status="pending", attempts=d.c.attempts - 1, updated_at=utcnow())
         )
 
@@ -491,7 +543,9 @@ def next_retry_at(engine: Engine, send: int) -> datetime | None:
     """When the earliest postponed row becomes due; None when nothing is pending."""
     with engine.connect() as connection:
         return connection.execute(
-            select(func.min(func.coalesce(d.c.retry_at, utcnow()))).where(d.c.send == send, d.c.status == "pending")
+            select(func.min(func.coalesce(d.c.retry_at, utcnow()))).where(
+                d.c.send == send, d.c.status == "pending"
+            )
         ).scalar()
 
 
@@ -520,11 +574,15 @@ def finish_if_done(engine: Engine, send: int) -> bool:
 def summary(engine: Engine, campaign: str) -> Summary | None:
     """Counts by status, and failed and unknown rows by reason; None if the campaign was never sent."""
     with engine.connect() as connection:
-        row = connection.execute(select(sends.c.id, sends.c.status, sends.c.note).where(sends.c.campaign == campaign)).first()
+        row = connection.execute(
+            select(sends.c.id, sends.c.status, sends.c.note).where(sends.c.campaign == campaign)
+        ).first()
         if row is None:
             return None
-        counts = dict(
-            connection.execute(select(d.c.status, func.count()).where(d.c.send == row.id).group_by(d.c.status)).all()
+        counts: dict[str, int] = dict(
+            connection.execute(
+                select(d.c.status, func.count()).where(d.c.send == row.id).group_by(d.c.status)
+            ).all()
         )
         reasons: dict[str, dict[str, int]] = {}
         for status in ("failed", "unknown"):
@@ -547,11 +605,23 @@ def summary(engine: Engine, campaign: str) -> Summary | None:
     )
 
 
-_EVENT_RANK = {"delivered": 1, "opened": 2, "clicked": 3, "unsubscribed": 4, "bounced": 5, "complained": 6}
+_EVENT_RANK = {
+    "delivered": 1,
+    "opened": 2,
+    "clicked": 3,
+    "unsubscribed": 4,
+    "bounced": 5,
+    "complained": 6,
+}
 
 
 def record_event(
-    engine: Engine, *, send_id: str | None = None, provider_id: str | None = None, event: str, detail: str = ""
+    engine: Engine,
+    *,
+    send_id: str | None = None,
+    provider_id: str | None = None,
+    event: str,
+    detail: str = "",
 ) -> bool:
     """Note what a webhook reported about one delivery (delivered, bounced, complained, opened...),
     found by our send id or the provider's message id. A weaker event never hides a stronger one

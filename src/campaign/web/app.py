@@ -135,7 +135,9 @@ async def user_error(request: Request, exc: Exception) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return public.site_of(request).message(request, 404, "Not found", "There is nothing at this address.")
+    return public.site_of(request).message(
+        request, 404, "Not found", "There is nothing at this address."
+    )
 
 
 def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:

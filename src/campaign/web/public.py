@@ -127,14 +127,18 @@ def signed_link(purpose: Purpose) -> Callable[[LinkPage], Endpoint]:
 
 def bad_link(request: Request) -> Response:
     return site_of(request).message(
-        request, 400, "This link does not work",
+        request,
+        400,
+        "This link does not work",
         "The link may be incomplete, altered or too old. Use the link in a recent email from us.",
     )
 
 
 def refused_form(request: Request) -> Response:
     return site_of(request).message(
-        request, 403, "Please try again",
+        request,
+        403,
+        "Please try again",
         "This form was not sent from its page, or the page was open too long. Open the link from the email again.",
     )
 
@@ -161,7 +165,9 @@ async def archive_feed(request: Request) -> Response:
     entries = await site.db(site.archive)
     updated = max((e.sent_at for e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
     response = site.templates.TemplateResponse(
-        request, "feed.xml", {"entries": entries, "updated": updated, "view_url": site.links.view_url},
+        request,
+        "feed.xml",
+        {"entries": entries, "updated": updated, "view_url": site.links.view_url},
         media_type="application/atom+xml",
     )
     return response
@@ -190,29 +196,51 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
-            await site.db(site.store.unsubscribe, subscriber.public_id, source="one-click",
-                          list_name=None, detail=f"campaign {claims.campaign}")
+            await site.db(
+                site.store.unsubscribe,
+                subscriber.public_id,
+                source="one-click",
+                list_name=None,
+                detail=f"campaign {claims.campaign}",
+            )
             return PlainTextResponse("You are unsubscribed.\n")
         if not visit.genuine(form):
             return refused_form(request)
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
             list_name = this_list if scope == "list" else None
-            await site.db(site.store.unsubscribe, subscriber.public_id, source="unsubscribe page",
-                          list_name=list_name, detail=f"campaign {claims.campaign}")
+            await site.db(
+                site.store.unsubscribe,
+                subscriber.public_id,
+                source="unsubscribe page",
+                list_name=list_name,
+                detail=f"campaign {claims.campaign}",
+            )
             done = "unsubscribed"
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
             # Back on this list too, if they had left it.
             list_name = this_list if this_list and this_list not in subscriber.lists else None
-            await site.db(site.store.resubscribe, subscriber.public_id, source="unsubscribe page", list_name=list_name)
+            await site.db(
+                site.store.resubscribe,
+                subscriber.public_id,
+                source="unsubscribe page",
+                list_name=list_name,
+            )
             done = "resubscribed"
         else:
-            return site.message(request, 400, "Bad request", "The form asked for something this page does not do.")
+            return site.message(
+                request, 400, "Bad request", "The form asked for something this page does not do."
+            )
         subscriber = await visit.reloaded()
     return site.page(
-        request, "unsubscribe.html",
-        state=_unsubscribe_state(subscriber, this_list), address=masked(subscriber.email), this_list=this_list,
-        done=done, csrf=visit.csrf, action=request.url.path,
+        request,
+        "unsubscribe.html",
+        state=_unsubscribe_state(subscriber, this_list),
+        address=masked(subscriber.email),
+        this_list=this_list,
+        done=done,
+        csrf=visit.csrf,
+        action=request.url.path,
         preferences_url=visit.page_url("preferences"),
     )
 
@@ -243,13 +271,25 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
         name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
-        await site.db(site.store.set_preferences, subscriber.public_id, lists=chosen_lists, topics=chosen_topics, name=name)
+        await site.db(
+            site.store.set_preferences,
+            subscriber.public_id,
+            lists=chosen_lists,
+            topics=chosen_topics,
+            name=name,
+        )
         subscriber = await visit.reloaded()
         saved = True
     return site.page(
-        request, "preferences.html",
-        subscriber=subscriber, address=masked(subscriber.email), lists=lists, topics=topics, saved=saved,
-        csrf=visit.csrf, action=request.url.path,
+        request,
+        "preferences.html",
+        subscriber=subscriber,
+        address=masked(subscriber.email),
+        lists=lists,
+        topics=topics,
+        saved=saved,
+        csrf=visit.csrf,
+        action=request.url.path,
         unsubscribe_url=visit.page_url("unsubscribe"),
     )
 
@@ -294,7 +334,9 @@ def read_forward_form(form: FormData) -> ForwardForm:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str) -> Message:
@@ -302,23 +344,39 @@ def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str
     organisation = site.config.organisation.name
     intro = f"{name or 'Someone'} thought you would like this email from {organisation}."
     outro = "You got this because someone forwarded it to you; you have not been added to any list."
-    note_html = "".join(f"<p style=\"margin:0 0 8px\">{_escape(line)}</p>" for line in note.split("\n") if line.strip())
+    note_html = "".join(
+        f'<p style="margin:0 0 8px">{_escape(line)}</p>'
+        for line in note.split("\n")
+        if line.strip()
+    )
     banner = (
         '<div style="font-family:Arial,sans-serif;font-size:15px;line-height:1.5;max-width:600px;'
         'margin:0 auto;padding:16px;border-bottom:1px solid #ccc">'
-        f"<p style=\"margin:0 0 8px\">{_escape(intro)}</p>{note_html}"
-        f"<p style=\"margin:0;color:#555;font-size:13px\">{_escape(outro)}</p></div>"
+        f'<p style="margin:0 0 8px">{_escape(intro)}</p>{note_html}'
+        f'<p style="margin:0;color:#555;font-size:13px">{_escape(outro)}</p></div>'
     )
     body = re.search(r"<body\b[^>]*>", copy.html, re.IGNORECASE)
-    html = copy.html[: body.end()] + banner + copy.html[body.end():] if body else banner + copy.html
+    html = (
+        copy.html[: body.end()] + banner + copy.html[body.end() :] if body else banner + copy.html
+    )
     text = "\n\n".join(part for part in (intro, note, outro, "-" * 40, copy.text) if part)
     domain = parseaddr(copy.from_)[1].rpartition("@")[2] or "localhost"
     send_id = f"fwd-{uuid.uuid4().hex}"
     return Message(
-        send_id=send_id, campaign=copy.slug, from_=copy.from_, to_email=friend, to_name="",
-        subject=f"Fwd: {copy.subject}", html=html, text=text, reply_to=copy.reply_to,
-        headers={"Message-ID": make_msgid(domain=domain), "Date": formatdate(localtime=False),
-                 CAMPAIGN_HEADER: copy.slug},
+        send_id=send_id,
+        campaign=copy.slug,
+        from_=copy.from_,
+        to_email=friend,
+        to_name="",
+        subject=f"Fwd: {copy.subject}",
+        html=html,
+        text=text,
+        reply_to=copy.reply_to,
+        headers={
+            "Message-ID": make_msgid(domain=domain),
+            "Date": formatdate(localtime=False),
+            CAMPAIGN_HEADER: copy.slug,
+        },
     )
 
 
@@ -331,16 +389,26 @@ def _within_limits(site: Site, subscriber_hash: str, ip_hash: str, count: int) -
 
         def used(column: Any, value: str) -> int:
             query = select(func.coalesce(func.sum(forward_log.c.recipients), 0)).where(
-                column == value, forward_log.c.sent_at >= since)
+                column == value, forward_log.c.sent_at >= since
+            )
             return int(connection.execute(query).scalar_one())
 
         web = site.config.web
-        if used(forward_log.c.subscriber_hash, subscriber_hash) + count > web.forward_per_subscriber_per_hour:
+        if (
+            used(forward_log.c.subscriber_hash, subscriber_hash) + count
+            > web.forward_per_subscriber_per_hour
+        ):
             return False
         if used(forward_log.c.ip_hash, ip_hash) + count > web.forward_per_ip_per_hour:
             return False
-        connection.execute(insert(forward_log).values(
-            subscriber_hash=subscriber_hash, ip_hash=ip_hash, recipients=count, sent_at=datetime.now(UTC)))
+        connection.execute(
+            insert(forward_log).values(
+                subscriber_hash=subscriber_hash,
+                ip_hash=ip_hash,
+                recipients=count,
+                sent_at=datetime.now(UTC),
+            )
+        )
     return True
 
 
@@ -350,30 +418,57 @@ async def forward(request: Request, visit: LinkVisit) -> Response:
     copy = await site.db(site.web_copy, visit.claims.campaign)
     if copy is None:
         return site.message(request, 404, "Not found", "This campaign is not in the archive.")
-    context: dict[str, Any] = {"copy": copy, "csrf": visit.csrf, "action": request.url.path,
-               "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE, "errors": [], "values": {}}
+    context: dict[str, Any] = {
+        "copy": copy,
+        "csrf": visit.csrf,
+        "action": request.url.path,
+        "max_friends": MAX_FRIENDS,
+        "max_note": MAX_NOTE,
+        "errors": [],
+        "values": {},
+    }
     if request.method == "GET":
         return site.page(request, "forward.html", **context)
     form = await request.form()
     if not visit.genuine(form):
         return refused_form(request)
     parsed = read_forward_form(form)
-    values = {"friends": [_str(v) for v in form.getlist("friend")], "name": _str(form.get("name")),
-              "note": _str(form.get("note"))}
+    values = {
+        "friends": [_str(v) for v in form.getlist("friend")],
+        "name": _str(form.get("name")),
+        "note": _str(form.get("note")),
+    }
     if parsed.errors:
-        return site.page(request, "forward.html", 400, **{**context, "errors": parsed.errors, "values": values})
+        return site.page(
+            request, "forward.html", 400, **{**context, "errors": parsed.errors, "values": values}
+        )
     recipients = [f for f in parsed.friends if not await site.db(site.suppressed, f)]
     ip = request.client.host if request.client else "unknown"
-    allowed = await site.db(_within_limits, site, site.keyed_hash("subscriber", subscriber.public_id),
-                            site.keyed_hash("ip", ip), len(parsed.friends))
+    allowed = await site.db(
+        _within_limits,
+        site,
+        site.keyed_hash("subscriber", subscriber.public_id),
+        site.keyed_hash("ip", ip),
+        len(parsed.friends),
+    )
     if not allowed:
-        return site.message(request, 429, "Please wait a while",
-                            "You have forwarded this as often as we allow in one hour. Please try again later.")
-    messages = [forward_message(site, copy, friend, parsed.name, parsed.note) for friend in recipients]
+        return site.message(
+            request,
+            429,
+            "Please wait a while",
+            "You have forwarded this as often as we allow in one hour. Please try again later.",
+        )
+    messages = [
+        forward_message(site, copy, friend, parsed.name, parsed.note) for friend in recipients
+    ]
     failed = await site.send(messages)
     if failed:
-        return site.message(request, 502, "Not sent",
-                            "We could not send your forward just now. Please try again later.")
+        return site.message(
+            request,
+            502,
+            "Not sent",
+            "We could not send your forward just now. Please try again later.",
+        )
     return site.page(request, "forwarded.html", count=len(parsed.friends), copy=copy)
 
 

@@ -57,21 +57,29 @@ class ArchiveEntry:
 
 
 class Site:
-    def __init__(self, config: Config, engine: Engine, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, config: Config, engine: Engine, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.config = config
         self.engine = engine
         self.transport = transport
         """Outbound HTTP (the forward's mail service, SNS certificates): tests point it at loopback."""
-        self.links = Links(config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days)
+        self.links = Links(
+            config.secret_key, config.public_base_url, max_age_days=config.web.token_max_age_days
+        )
         self.csrf = CSRF(config.secret_key)
         self.store = Store(engine)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.globals.update(
             organisation=config.organisation,
-            colour=config.organisation.colour if _COLOUR.match(config.organisation.colour) else "#1d4f91",
+            colour=config.organisation.colour
+            if _COLOUR.match(config.organisation.colour)
+            else "#1d4f91",
             base_url=config.public_base_url,
         )
-        self.webhooks = Context(env=config.env, http=httpx.AsyncClient(transport=transport, timeout=10.0))
+        self.webhooks = Context(
+            env=config.env, http=httpx.AsyncClient(transport=transport, timeout=10.0)
+        )
         self._sent_cache: dict[str, tuple[ledger.SendInfo, WebCopy]] = {}
         self._cache_lock = threading.Lock()
         self._hash_key = hashlib.sha256(b"campaign.web.hash:" + config.secret_key.encode()).digest()
@@ -96,7 +104,9 @@ class Site:
     def archive(self) -> list[ArchiveEntry]:
         """Every campaign whose send has begun, newest first."""
         return [
-            ArchiveEntry(s.campaign, s.compiled.subject, s.compiled.preheader, s.started_at or s.created_at)
+            ArchiveEntry(
+                s.campaign, s.compiled.subject, s.compiled.preheader, s.started_at or s.created_at
+            )
             for s in ledger.sent_campaigns(self.engine)
         ]
 
@@ -156,11 +166,18 @@ class Site:
         """A webhook event in the send ledger, matched by our send id or the service's message id."""
         if not (event.send_id or event.provider_id):
             return
-        detail = f"{'hard' if event.hard else 'soft'}: {event.detail}" if event.kind == "bounced" else event.detail
+        detail = (
+            f"{'hard' if event.hard else 'soft'}: {event.detail}"
+            if event.kind == "bounced"
+            else event.detail
+        )
         ledger.record_event(
-            self.engine, send_id=event.send_id, provider_id=event.provider_id, event=event.kind, detail=detail
+            self.engine,
+            send_id=event.send_id,
+            provider_id=event.provider_id,
+            event=event.kind,
+            detail=detail,
         )
 
     async def aclose(self) -> None:
         await self.webhooks.http.aclose()
-

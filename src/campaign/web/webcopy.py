@@ -23,7 +23,9 @@ _PERSONAL_ANCHOR = re.compile(
     r"<a\b[^>]*?\bhref\s*=\s*([\"'])\s*\{\{\{link:(?:forward|preferences|unsubscribe)\}\}\}\s*\1[^>]*>(.*?)</a\s*>",
     re.IGNORECASE | re.DOTALL,
 )
-_PERSONAL_LINE = re.compile(r"^.*\{\{\{link:(?:forward|preferences|unsubscribe)\}\}\}.*(?:\r?\n|$)", re.MULTILINE)
+_PERSONAL_LINE = re.compile(
+    r"^.*\{\{\{link:(?:forward|preferences|unsubscribe)\}\}\}.*(?:\r?\n|$)", re.MULTILINE
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,15 @@ def _list(value: Any) -> list[Any]:
 # ---------------------------------------------------------------- Postmark
 
 POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
-POSTMARK_SOFT = {"Transient", "SoftBounce", "DnsError", "Unknown", "Blocked", "SMTPApiError", "DMARCPolicy"}
+POSTMARK_SOFT = {
+    "Transient",
+    "SoftBounce",
+    "DnsError",
+    "Unknown",
+    "Blocked",
+    "SMTPApiError",
+    "DMARCPolicy",
+}
 POSTMARK_COMPLAINT = {"SpamComplaint", "SpamNotification"}
 
 
@@ -211,16 +219,28 @@ async def postmark(incoming: Incoming, context: Context) -> list[Event]:
     kind = record.get("RecordType")
     metadata = record.get("Metadata")
     message_id = _str(record.get("MessageID"))
-    event = partial(Event, service="postmark", send_id=_send_id(metadata), provider_id=message_id or None)
+    event = partial(
+        Event, service="postmark", send_id=_send_id(metadata), provider_id=message_id or None
+    )
     if kind == "Delivery":
         email = _str(record.get("Recipient"))
         return [event(event_id=f"delivery:{message_id}:{email}", kind="delivered", email=email)]
     if kind == "SpamComplaint":
-        return [event(event_id=f"complaint:{record.get('ID')}", kind="complained", email=_str(record.get("Email")))]
+        return [
+            event(
+                event_id=f"complaint:{record.get('ID')}",
+                kind="complained",
+                email=_str(record.get("Email")),
+            )
+        ]
     if kind == "Bounce":
         bounce_type = _str(record.get("Type"))
-        bounce = partial(event, event_id=f"bounce:{record.get('ID')}", email=_str(record.get("Email")),
-                         detail=f"{bounce_type}: {_str(record.get('Description'))}"[:500])
+        bounce = partial(
+            event,
+            event_id=f"bounce:{record.get('ID')}",
+            email=_str(record.get("Email")),
+            detail=f"{bounce_type}: {_str(record.get('Description'))}"[:500],
+        )
         if bounce_type in POSTMARK_COMPLAINT:
             return [bounce(kind="complained")]
         if bounce_type == "Unsubscribe":
@@ -231,8 +251,12 @@ async def postmark(incoming: Incoming, context: Context) -> list[Event]:
     if kind == "SubscriptionChange" and record.get("SuppressSending"):
         email = _str(record.get("Recipient"))
         reason = _str(record.get("SuppressionReason"))
-        change = partial(event, event_id=f"subscription:{message_id}:{email}:{record.get('ChangedAt')}",
-                         email=email, detail=reason)
+        change = partial(
+            event,
+            event_id=f"subscription:{message_id}:{email}:{record.get('ChangedAt')}",
+            email=email,
+            detail=reason,
+        )
         if reason == "HardBounce":
             return [change(kind="bounced", hard=True)]
         if reason == "SpamComplaint":
@@ -261,8 +285,11 @@ async def mailgun(incoming: Incoming, context: Context) -> list[Event]:
     name = data.get("event")
     headers = _dict(_dict(data.get("message")).get("headers"))
     event = partial(
-        Event, service="mailgun", event_id=_str(data.get("id")) or _str(signature.get("token")),
-        email=_str(data.get("recipient")), send_id=_send_id(data.get("user-variables"), headers),
+        Event,
+        service="mailgun",
+        event_id=_str(data.get("id")) or _str(signature.get("token")),
+        email=_str(data.get("recipient")),
+        send_id=_send_id(data.get("user-variables"), headers),
         provider_id=_str(headers.get("message-id")).strip("<>") or None,
     )
     if name == "delivered":
@@ -309,7 +336,11 @@ async def sendgrid(incoming: Incoming, context: Context) -> list[Event]:
     signature = incoming.headers.get("x-twilio-email-event-webhook-signature", "")
     timestamp = incoming.headers.get("x-twilio-email-event-webhook-timestamp", "")
     try:
-        key.verify(base64.b64decode(signature), timestamp.encode() + incoming.body, ec.ECDSA(hashes.SHA256()))
+        key.verify(
+            base64.b64decode(signature),
+            timestamp.encode() + incoming.body,
+            ec.ECDSA(hashes.SHA256()),
+        )
     except (InvalidSignature, binascii.Error, ValueError):
         raise Refused("bad signature") from None
     batch = _json(incoming.body)
@@ -321,8 +352,12 @@ async def sendgrid(incoming: Incoming, context: Context) -> list[Event]:
             continue
         name = item.get("event")
         event = partial(
-            Event, service="sendgrid", event_id=_str(item.get("sg_event_id")), email=_str(item.get("email")),
-            send_id=_send_id(item), provider_id=_str(item.get("sg_message_id")).split(".")[0] or None,
+            Event,
+            service="sendgrid",
+            event_id=_str(item.get("sg_event_id")),
+            email=_str(item.get("email")),
+            send_id=_send_id(item),
+            provider_id=_str(item.get("sg_message_id")).split(".")[0] or None,
         )
         if name == "delivered":
             events.append(event(kind="delivered"))
@@ -343,8 +378,24 @@ async def sendgrid(incoming: Incoming, context: Context) -> list[Event]:
 
 _SNS_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
-    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
+    "UnsubscribeConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
 }
 
 
@@ -364,13 +415,21 @@ def _sns_string_to_sign(message: Mapping[str, Any]) -> bytes:
 
 def _trusted_sns_url(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme == "https" and bool(SNS_CERT_HOST.match(parts.hostname or "")) and parts.port is None
+    return (
+        parts.scheme == "https"
+        and bool(SNS_CERT_HOST.match(parts.hostname or ""))
+        and parts.port is None
+    )
 
 
 async def _sns_certificate(message: Mapping[str, Any], context: Context) -> x509.Certificate:
     configured = context.env.get("SES_SNS_SIGNING_CERT", "").strip()
     if configured:
-        pem = configured.encode() if "BEGIN CERTIFICATE" in configured else Path(configured).read_bytes()
+        pem = (
+            configured.encode()
+            if "BEGIN CERTIFICATE" in configured
+            else Path(configured).read_bytes()
+        )
     else:
         url = _str(message.get("SigningCertURL"))
         if not _trusted_sns_url(url) or not url.endswith(".pem"):
@@ -390,7 +449,9 @@ async def _verify_sns(message: Mapping[str, Any], context: Context) -> None:
     topics = {t.strip() for t in context.secret("SES_SNS_TOPIC_ARN").split(",") if t.strip()}
     if message.get("TopicArn") not in topics:
         raise Refused("unexpected TopicArn")
-    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(_str(message.get("SignatureVersion")))
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(
+        _str(message.get("SignatureVersion"))
+    )
     if algorithm is None:
         raise Refused("unknown SignatureVersion")
     certificate = await _sns_certificate(message, context)
@@ -407,27 +468,49 @@ async def _verify_sns(message: Mapping[str, Any], context: Context) -> None:
 def _ses_events(sns_id: str, notification: Mapping[str, Any]) -> list[Event]:
     kind = notification.get("eventType") or notification.get("notificationType")
     mail = _dict(notification.get("mail"))
-    event = partial(Event, service="ses", send_id=_send_id(mail.get("headers"), mail.get("tags")),
-                    provider_id=_str(mail.get("messageId")) or None)
+    event = partial(
+        Event,
+        service="ses",
+        send_id=_send_id(mail.get("headers"), mail.get("tags")),
+        provider_id=_str(mail.get("messageId")) or None,
+    )
     if kind == "Bounce":
         bounce = _dict(notification.get("bounce"))
         feedback = _str(bounce.get("feedbackId")) or sns_id
         return [
-            event(event_id=f"{feedback}:{email}", kind="bounced", email=email, hard=bounce.get("bounceType") == "Permanent",
-                  detail=f"{_str(bounce.get('bounceType'))}/{_str(bounce.get('bounceSubType'))}")
-            for email in (_str(_dict(r).get("emailAddress")) for r in _list(bounce.get("bouncedRecipients")))
+            event(
+                event_id=f"{feedback}:{email}",
+                kind="bounced",
+                email=email,
+                hard=bounce.get("bounceType") == "Permanent",
+                detail=f"{_str(bounce.get('bounceType'))}/{_str(bounce.get('bounceSubType'))}",
+            )
+            for email in (
+                _str(_dict(r).get("emailAddress")) for r in _list(bounce.get("bouncedRecipients"))
+            )
         ]
     if kind == "Complaint":
         complaint = _dict(notification.get("complaint"))
         feedback = _str(complaint.get("feedbackId")) or sns_id
         return [
-            event(event_id=f"{feedback}:{email}", kind="complained", email=email,
-                  detail=_str(complaint.get("complaintFeedbackType")))
-            for email in (_str(_dict(r).get("emailAddress")) for r in _list(complaint.get("complainedRecipients")))
+            event(
+                event_id=f"{feedback}:{email}",
+                kind="complained",
+                email=email,
+                detail=_str(complaint.get("complaintFeedbackType")),
+            )
+            for email in (
+                _str(_dict(r).get("emailAddress"))
+                for r in _list(complaint.get("complainedRecipients"))
+            )
         ]
     if kind == "Delivery":
         return [
-            event(event_id=f"delivery:{mail.get('messageId')}:{email}", kind="delivered", email=_str(email))
+            event(
+                event_id=f"delivery:{mail.get('messageId')}:{email}",
+                kind="delivered",
+                email=_str(email),
+            )
             for email in _list(_dict(notification.get("delivery")).get("recipients"))
         ]
     return []
@@ -488,8 +571,12 @@ async def resend(incoming: Incoming, context: Context) -> list[Event]:
         raise Malformed("no data")
     kind = payload.get("type")
     recipients = _list(data.get("to")) or [data.get("to")]
-    event = partial(Event, service="resend", send_id=_send_id(data.get("tags"), data.get("headers")),
-                    provider_id=_str(data.get("email_id")) or None)
+    event = partial(
+        Event,
+        service="resend",
+        send_id=_send_id(data.get("tags"), data.get("headers")),
+        provider_id=_str(data.get("email_id")) or None,
+    )
     bounce = _dict(data.get("bounce"))
     events: list[Event] = []
     for email in (_str(r) for r in recipients if r):
@@ -497,7 +584,11 @@ async def resend(incoming: Incoming, context: Context) -> list[Event]:
         if kind == "email.delivered":
             events.append(once(kind="delivered"))
         elif kind == "email.bounced":
-            hard = _str(bounce.get("type")).lower() not in ("transient", "temporary", "undetermined")
+            hard = _str(bounce.get("type")).lower() not in (
+                "transient",
+                "temporary",
+                "undetermined",
+            )
             events.append(once(kind="bounced", hard=hard, detail=_str(bounce.get("message"))[:500]))
         elif kind == "email.complained":
             events.append(once(kind="complained"))
@@ -532,7 +623,9 @@ async def brevo(incoming: Incoming, context: Context) -> list[Event]:
         kind, hard = _BREVO[item["event"]]
         message_id = _str(item.get("message-id"))
         email = _str(item.get("email"))
-        event_id = f"{item['event']}:{message_id}:{email}:{_str(item.get('ts_event') or item.get('ts'))}"
+        event_id = (
+            f"{item['event']}:{message_id}:{email}:{_str(item.get('ts_event') or item.get('ts'))}"
+        )
         custom = item.get("X-Mailin-custom")
         custom_data = None
         if isinstance(custom, str) and custom.startswith("{"):
@@ -540,11 +633,21 @@ async def brevo(incoming: Incoming, context: Context) -> list[Event]:
                 custom_data = json.loads(custom)
             except ValueError:
                 custom_data = None
-        send_id = _send_id(custom_data, item.get("headers")) or (custom if isinstance(custom, str) and custom_data is None and custom else None)
-        events.append(Event(
-            service="brevo", event_id=event_id, kind=kind, email=email, hard=hard,
-            send_id=send_id, provider_id=message_id or None, detail=_str(item.get("reason"))[:500],
-        ))
+        send_id = _send_id(custom_data, item.get("headers")) or (
+            custom if isinstance(custom, str) and custom_data is None and custom else None
+        )
+        events.append(
+            Event(
+                service="brevo",
+                event_id=event_id,
+                kind=kind,
+                email=email,
+                hard=hard,
+                send_id=send_id,
+                provider_id=message_id or None,
+                detail=_str(item.get("reason"))[:500],
+            )
+        )
     return events
 
 
@@ -586,11 +689,18 @@ async def mandrill(incoming: Incoming, context: Context) -> list[Event]:
         kind, hard = _MANDRILL[item["event"]]
         msg = _dict(item.get("msg"))
         provider_id = _str(msg.get("_id") or item.get("_id"))
-        events.append(Event(
-            service="mandrill", event_id=f"{item['event']}:{provider_id}:{_str(item.get('ts'))}", kind=kind,
-            email=_str(msg.get("email")), hard=hard, send_id=_send_id(msg.get("metadata")),
-            provider_id=provider_id or None, detail=_str(msg.get("bounce_description") or msg.get("diag"))[:500],
-        ))
+        events.append(
+            Event(
+                service="mandrill",
+                event_id=f"{item['event']}:{provider_id}:{_str(item.get('ts'))}",
+                kind=kind,
+                email=_str(msg.get("email")),
+                hard=hard,
+                send_id=_send_id(msg.get("metadata")),
+                provider_id=provider_id or None,
+                detail=_str(msg.get("bounce_description") or msg.get("diag"))[:500],
+            )
+        )
     return events
 
 
@@ -623,9 +733,13 @@ def _claim(engine: Engine, event: Event) -> bool:
     """Mark `event` as seen; False when it was already (a replay or a retry)."""
     try:
         with engine.begin() as connection:
-            connection.execute(insert(webhook_events).values(
-                service=event.service, event_id=event.event_id[:255], received_at=datetime.now(UTC),
-            ))
+            connection.execute(
+                insert(webhook_events).values(
+                    service=event.service,
+                    event_id=event.event_id[:255],
+                    received_at=datetime.now(UTC),
+                )
+            )
     except IntegrityError:
         return False
     return True
@@ -633,9 +747,12 @@ def _claim(engine: Engine, event: Event) -> bool:
 
 def _release(engine: Engine, event: Event) -> None:
     with engine.begin() as connection:
-        connection.execute(delete(webhook_events).where(
-            webhook_events.c.service == event.service, webhook_events.c.event_id == event.event_id[:255],
-        ))
+        connection.execute(
+            delete(webhook_events).where(
+                webhook_events.c.service == event.service,
+                webhook_events.c.event_id == event.event_id[:255],
+            )
+        )
 
 
 def record(engine: Engine, events: list[Event], apply: Apply) -> Outcome:

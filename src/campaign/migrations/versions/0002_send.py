@@ -35,12 +35,16 @@ def upgrade() -> None:
         _when("started_at"),
         _when("finished_at"),
         sa.UniqueConstraint("campaign", name="uq_sends_campaign"),
-        sa.CheckConstraint("status IN ('running', 'paused', 'finished', 'failed')", name="ck_sends_status"),
+        sa.CheckConstraint(
+            "status IN ('running', 'paused', 'finished', 'failed')", name="ck_sends_status"
+        ),
     )
     op.create_table(
         "deliveries",
         sa.Column("send_id", sa.String(32), primary_key=True),
-        sa.Column("send", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "send", sa.Integer, sa.ForeignKey("sends.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("subscriber_id", sa.Integer, nullable=False),
         sa.Column("email", sa.String(320), nullable=False),
         sa.Column("recipient", sa.JSON, nullable=False),
@@ -57,7 +61,8 @@ def upgrade() -> None:
         _when("event_at"),
         sa.UniqueConstraint("send", "subscriber_id", name="uq_deliveries_send_subscriber"),
         sa.CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')", name="ck_deliveries_status"
+            "status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')",
+            name="ck_deliveries_status",
         ),
     )
     op.create_index("ix_deliveries_send_status", "deliveries", ["send", "status", "subscriber_id"])
