@@ -54,6 +54,15 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def own_layout(workspace: Path, name: str = "newsletter") -> Path:
+    """Copy built-in layout `name` into the workspace's layouts/, as a user does to change it."""
+    from campaign.load import BUILTIN_LAYOUTS
+
+    folder = workspace / "layouts" / name
+    shutil.copytree(BUILTIN_LAYOUTS / name, folder)
+    return folder
+
+
 def _postgres_schema_url() -> Iterator[str]:
     sqlalchemy = pytest.importorskip("sqlalchemy")
     from campaign.db import normalise_url

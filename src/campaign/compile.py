@@ -47,7 +47,7 @@ from campaign.load import (
     LoadedCampaign,
     Section,
     YamlFile,
-    layout_names,
+    layouts,
     load_campaign,
     load_layout_settings,
     shown_path,
@@ -118,7 +118,7 @@ def write_output(compiled: Compiled, out: Path) -> None:
     (out / "index.html").write_text(compiled.html, encoding="utf-8")
     (out / "index.txt").write_text(compiled.text, encoding="utf-8")
     for asset in compiled.assets:
-        source = Path(compiled.workspace) / asset.source
+        source = Path(asset.path)
         if not source.is_file() or _fingerprint(source.read_bytes()) not in asset.name:
             raise UserError(
                 f"{asset.source} changed or vanished since the build: build again",
@@ -352,9 +352,10 @@ class _Build:
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:
         name = loaded.campaign.layout
-        folder = self.config.layouts_dir / name
-        if not _KIND.fullmatch(name) or not (folder / LAYOUT_TEMPLATE).is_file():
-            known = layout_names(self.config)
+        available = layouts(self.config)
+        folder = available.get(name, self.config.layouts_dir / name)
+        if not _KIND.fullmatch(name) or name not in available:
+            known = list(available)
             raise BuildError(
                 [
                     Diagnostic(
@@ -476,8 +477,8 @@ class _Build:
         if not path.is_file():
             self.error(f"Markdown file not found: {name}", where)
             return Markup("")
-        if not path.is_relative_to(self.config.workspace.resolve()):
-            self.error(f"Markdown file {name} is outside the workspace", where)
+        if not self.inside(path, folder):
+            self.error(f"Markdown file {name} is not a file of {self.shown(folder)}", where)
             return Markup("")
         try:
             text = self.read_text(path)
@@ -530,6 +531,18 @@ class _Build:
         url = self.asset_url(ref, alt, base, source.location(*at) if source else None)
         return ImageView(url=url or ref, alt=alt or "")
 
+    @staticmethod
+    def inside(path: Path, folder: Path) -> bool:
+        """Whether a campaign or layout may use `path`: a file in its own folder, not a dot-file.
+
+        This keeps the workspace's .env (the signing key), its database and anything
+        else outside the folder out of the email and out of assets/.
+        """
+        root = folder.resolve()
+        return path.is_relative_to(root) and not any(
+            part.startswith(".") for part in path.relative_to(root).parts
+        )
+
     def asset_url(
         self, ref: str, alt: str | None, base: Path, where: Location | None
     ) -> str | None:
@@ -544,14 +557,16 @@ class _Build:
         if not path.is_file():
             self.error(f"image file not found: {ref} (looked for {self.shown(path)})", where)
             return None
-        if not path.is_relative_to(self.config.workspace.resolve()):
-            self.error(f"image {ref} is outside the workspace", where)
+        if not self.inside(path, base):
+            self.error(f"image {ref} is not a file of {self.shown(base)}", where)
             return None
         data = path.read_bytes()
         self.record(path, data)
         name = f"{path.stem}.{_fingerprint(data)}{path.suffix.lower()}"
         url = f"{self.config.public_base_url}/assets/{name}"
-        self.assets[name] = Asset(name=name, url=url, size=len(data), source=self.shown(path))
+        self.assets[name] = Asset(
+            name=name, url=url, size=len(data), source=self.shown(path), path=str(path)
+        )
         return url
 
     # -- layout -> MJML -> HTML

@@ -18,7 +18,9 @@ class Asset(BaseModel):
     url: str
     size: int
     source: str = ""
-    """The image file, relative to the workspace (`Compiled.workspace`): copy it from there."""
+    """The image file as messages show it: relative to the workspace, or `built-in:...`."""
+    path: str = ""
+    """The image file the build read, absolute: copy it from there."""
 
 
 class Compiled(BaseModel):
@@ -42,4 +44,4 @@ class Compiled(BaseModel):
     """`send_at:` from campaign.yaml, as an aware datetime, if set."""
     built_at: datetime
     workspace: str = ""
-    """The workspace folder the build read, absolute; asset sources are relative to it."""
+    """The workspace folder the build read, absolute."""

@@ -26,6 +26,7 @@ from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
 
 CAMPAIGN_FILE = "campaign.yaml"
+BUILTIN_LAYOUTS = Path(__file__).parent / "layouts"
 LAYOUT_FILE = "layout.yaml"
 LAYOUT_TEMPLATE = "layout.mjml.j2"
 SCAFFOLD = "scaffold"
@@ -183,9 +184,18 @@ class YamlFile:
 
 
 def shown_path(path: Path, workspace: Path) -> str:
-    """`path` relative to the workspace when it is inside it: short and clear in messages."""
+    """`path` relative to the workspace when it is inside it: short and clear in messages.
+
+    A built-in layout's file is shown as `built-in:layouts/<name>/...`, so a message
+    says which layout file it means without a site-packages path.
+    """
+    resolved = path.resolve()
     try:
-        return str(path.resolve().relative_to(workspace.resolve()))
+        return str(resolved.relative_to(workspace.resolve()))
+    except ValueError:
+        pass
+    try:
+        return f"built-in:{resolved.relative_to(BUILTIN_LAYOUTS.parent)}"
     except ValueError:
         return str(path)
 
@@ -328,9 +338,12 @@ def json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
-def layout_names(config: Config) -> list[str]:
-    """The layouts of the workspace: folders under layouts/ holding a layout.mjml.j2."""
-    return sorted(p.parent.name for p in config.layouts_dir.glob(f"*/{LAYOUT_TEMPLATE}"))
+def layouts(config: Config) -> dict[str, Path]:
+    """Every layout a campaign may name, by name: the built-in ones, each replaced by the
+    workspace's own `layouts/<name>/` of the same name."""
+    found = {p.parent.name: p.parent for p in BUILTIN_LAYOUTS.glob(f"*/{LAYOUT_TEMPLATE}")}
+    found |= {p.parent.name: p.parent for p in config.layouts_dir.glob(f"*/{LAYOUT_TEMPLATE}")}
+    return dict(sorted(found.items()))
 
 
 def new_campaign(config: Config, slug: str, layout: str) -> Path:
@@ -343,12 +356,13 @@ def new_campaign(config: Config, slug: str, layout: str) -> Path:
         raise UserError(
             f"{slug!r} is not a campaign slug: use lowercase letters, digits, '-', '_' and '.'"
         )
-    if layout not in layout_names(config):
-        known = ", ".join(layout_names(config)) or "none"
+    available = layouts(config)
+    if layout not in available:
+        known = ", ".join(available) or "none"
         raise UserError(
             f"unknown layout {layout!r}: there is no layouts/{layout}/{LAYOUT_TEMPLATE} (layouts: {known})"
         )
-    scaffold = config.layouts_dir / layout / SCAFFOLD
+    scaffold = available[layout] / SCAFFOLD
     if not (scaffold / CAMPAIGN_FILE).is_file():
         raise UserError(
             f"layout {layout!r} has no {SCAFFOLD}/{CAMPAIGN_FILE} to start a campaign from",

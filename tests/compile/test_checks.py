@@ -11,6 +11,7 @@ import pytest
 from campaign.cli import main
 from campaign.compile import MAX_HTML_BYTES, WARN_HTML_BYTES, build
 from campaign.config import load_config
+from tests.conftest import own_layout
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -92,6 +93,7 @@ def test_unknown_section_kind_names_the_missing_partial(
 
 def test_a_new_kind_is_just_a_new_partial(workspace: Path) -> None:
     install(workspace, "unknown-kind")
+    own_layout(workspace)
     (workspace / "layouts/newsletter/partials/gallery.mjml.j2").write_text(
         '<mj-section css-class="section section-gallery"><mj-column>'
         "<mj-text>{{ section.title }}</mj-text></mj-column></mj-section>\n"
@@ -191,6 +193,7 @@ def test_jinja_error_in_a_partial_names_the_partial(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     install(workspace, "no-preheader")
+    own_layout(workspace)
     partial = workspace / "layouts/newsletter/partials/notice.mjml.j2"
     partial.write_text("<mj-section>\n  <mj-column>{{ section.nope }}</mj-column>\n</mj-section>\n")
     code, _, err = run("build", "no-preheader", capsys=capsys)

@@ -17,6 +17,7 @@ from campaign import placeholders
 from campaign.cli import main
 from campaign.compile import build, inline_css, markdown_merge_tags, plain_text
 from campaign.config import load_config
+from tests.conftest import own_layout
 
 TOKENS = [placeholders.link(name) for name in placeholders.LINKS] + [
     placeholders.field("first_name"),
@@ -218,14 +219,14 @@ def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace
     assert 'alt="Newsletter Footer Image"' in compiled.html
     assert {a.source for a in compiled.assets} == {
         "campaigns/own-footer/top.png",
-        "layouts/newsletter/images/footer.png",
+        "built-in:layouts/newsletter/images/footer.png",
     }
 
 
 def test_layout_yaml_problems_name_the_layout_file(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = workspace / "layouts/newsletter/layout.yaml"
+    settings = own_layout(workspace) / "layout.yaml"
     settings.write_text(
         settings.read_text().replace("  alt: Colorado Human Trafficking Council newsletter\n", "")
     )

@@ -19,6 +19,7 @@ from campaign.compile import build
 from campaign.config import load_config
 from campaign.schedule import schedule_send
 from campaign.web.preview import create_preview_app
+from tests.conftest import own_layout
 from tests.preview.conftest import EXAMPLE
 from tests.servers import serve
 
@@ -285,7 +286,14 @@ def wait_for_build(
     raise AssertionError("the event stream ended")
 
 
-def test_layout_and_image_changes_rebuild(workspace: Path, preview_url: str) -> None:
+@pytest.fixture
+def owned_layout(workspace: Path) -> Path:
+    return own_layout(workspace)
+
+
+def test_layout_and_image_changes_rebuild(
+    owned_layout: Path, workspace: Path, preview_url: str
+) -> None:
     email = f"{preview_url}/campaigns/{EXAMPLE}/email.html"
     before = httpx.get(email).text
     image = next((workspace / "campaigns" / EXAMPLE / "images").glob("*.png"))
@@ -300,7 +308,7 @@ def test_layout_and_image_changes_rebuild(workspace: Path, preview_url: str) -> 
     )
     assert len(new_images) == 1 and httpx.get(new_images.pop()).status_code == 200
 
-    partial = workspace / "layouts" / "newsletter" / "partials" / "spotlight.mjml.j2"
+    partial = owned_layout / "partials" / "spotlight.mjml.j2"
     partial.write_text(
         partial.read_text().replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1)
     )

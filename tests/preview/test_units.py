@@ -8,11 +8,12 @@ from pathlib import Path
 
 from campaign.config import load_config
 from campaign.web.preview import Preview, emulate_dark
+from tests.conftest import own_layout
 from tests.preview.conftest import EXAMPLE
 
 
 def test_a_save_rebuilds_only_what_it_affects(workspace: Path) -> None:
-    shutil.copytree(workspace / "layouts" / "newsletter", workspace / "layouts" / "plain")
+    shutil.copytree(own_layout(workspace), workspace / "layouts" / "plain")
     other = workspace / "campaigns" / "2018-12-other"
     shutil.copytree(workspace / "campaigns" / EXAMPLE, other)
     yaml_file = other / "campaign.yaml"

@@ -541,7 +541,7 @@ def create_preview_app(
         if compiled is None:
             raise HTTPException(404, f"{slug} has not built yet")
         for item in compiled.assets:
-            source = Path(compiled.workspace) / item.source
+            source = Path(item.path)
             if item.name == name and source.is_file():
                 # The name holds a hash of the content: the browser may keep it.
                 return FileResponse(source, headers={"Cache-Control": "max-age=86400, immutable"})
