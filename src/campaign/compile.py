@@ -52,6 +52,8 @@ from campaign.load import (
     load_layout_settings,
     shown_path,
 )
+from campaign.merge import MergeFields
+from campaign.placeholders import markdown_merge_tags
 
 PARTIALS = "partials"
 MAX_HTML_BYTES = 102 * 1024
@@ -62,11 +64,6 @@ COLOR_SCHEME_META = (
     '    <meta name="supported-color-schemes" content="light dark">'
 )
 _KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
-_ENCODED_TOKEN = re.compile(
-    r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%7D%7D", re.IGNORECASE
-)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REMOTE = ("http://", "https://")
 
 
@@ -125,26 +122,6 @@ def write_output(compiled: Compiled, out: Path) -> None:
                 Location(asset.source),
             )
         shutil.copyfile(source, assets / asset.name)
-
-
-def markdown_merge_tags(text: str) -> str:
-    """Turn the Markdown merge syntax into placeholder tokens.
-
-    `{{ first_name }}` is a merge field; `{{ unsubscribe_url }}` (and view_url,
-    forward_url, preferences_url) is a link. Raises ValueError on any other tag.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if not _NAME.fullmatch(name):
-            raise ValueError(
-                f"'{match.group(0)}' is not a merge tag: write {{{{ first_name }}}} or {{{{ unsubscribe_url }}}}"
-            )
-        if name.endswith("_url") and name[: -len("_url")] in placeholders.LINKS:
-            return placeholders.link(name[: -len("_url")])
-        return placeholders.field(name)
-
-    return _MERGE_TAG.sub(replace, text)
 
 
 def plain_text(html: str) -> str:
@@ -255,6 +232,7 @@ class _Build:
         self.diagnostics: list[Diagnostic] = []
         self.sources: dict[str, str] = {}
         self.assets: dict[str, Asset] = {}
+        self.merge = MergeFields(config, self.diagnostics)
         self.markdown = MarkdownIt("commonmark")
 
     # -- bookkeeping
@@ -315,7 +293,7 @@ class _Build:
     def mjml(self, folder: Path) -> tuple[LoadedCampaign, Path, str]:
         """Load and check the campaign, then render its layout: the MJML source, and where it came from."""
         workspace = self.config.workspace
-        loaded = load_campaign(folder, workspace)
+        loaded = self.merge.in_campaign(load_campaign(folder, workspace))
         self.record(loaded.source.path, loaded.source.path.read_bytes())
         campaign = loaded.campaign
         layout_dir = self.layout_folder(loaded)
@@ -348,6 +326,7 @@ class _Build:
         self.stop_on_errors()
         source = self.render(layout_dir, LAYOUT_TEMPLATE, {**context, "sections": rendered})
         self.stop_on_errors()
+        self.merge.check_audience(source, layout_dir)
         return loaded, layout_dir, source
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:
@@ -495,10 +474,8 @@ class _Build:
         first = where.line if where and where.line else 1
         lines = text.splitlines()
         for offset, text_line in enumerate(lines):
-            try:
-                lines[offset] = markdown_merge_tags(text_line)
-            except ValueError as exc:
-                self.error(str(exc), Location(where.file, first + offset) if where else None)
+            at = Location(where.file, first + offset) if where else None
+            lines[offset] = self.merge.convert(text_line, at)
         tokens = self.markdown.parse("\n".join(lines))
         for token in tokens:
             for child in token.children or ():
@@ -510,12 +487,7 @@ class _Build:
                     child.attrSet("src", url or src)
         rendered = self.markdown.renderer.render(tokens, self.markdown.options, {})
         # markdown-it percent-encodes braces in link targets; tokens must stay byte for byte.
-        return Markup(
-            _ENCODED_TOKEN.sub(
-                lambda m: placeholders.token(m.group(1).lower(), m.group(2)),  # type: ignore[arg-type]
-                rendered,
-            )
-        )
+        return Markup(placeholders.restore(rendered))
 
     def image(
         self,
@@ -578,7 +550,7 @@ class _Build:
         campaign = loaded.campaign
         return {
             "link": lambda name: Markup(placeholders.link(name)),
-            "field": lambda name: Markup(placeholders.field(name)),
+            "field": lambda name, default="": Markup(placeholders.field(name, default)),
             "campaign": campaign,
             "organisation": self.config.organisation,
             "banner": banner,

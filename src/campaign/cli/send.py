@@ -28,6 +28,7 @@ from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
+from campaign.placeholders import shown
 from campaign.providers import Status
 from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
@@ -183,7 +184,7 @@ def send_command(
     if dry:
         result = dry_run(config, compiled, list_name=list_name, topics=topics)
         _say(
-            f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}"
+            f"dry run of {compiled.slug}: subject {shown(compiled.subject)!r}, provider {result.provider}"
         )
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
         if result.already_sent:
@@ -230,7 +231,7 @@ def _send(
     existing = ledger.summary(engine, compiled.slug)
     audience = f"list {list_name}" + (f" (topics: {', '.join(topics)})" if topics else "")
     _say(f"campaign: {compiled.slug}")
-    _say(f"subject:  {compiled.subject}")
+    _say(f"subject:  {shown(compiled.subject)}")
     _say(f"provider: {config.provider.name}")
     _say(f"to:       {audience}, {count} recipients")
     if existing is not None:

@@ -41,6 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
+from campaign import placeholders
 from campaign.audience import Recipient, Store
 from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
@@ -476,6 +477,7 @@ def create_preview_app(
         loader=FileSystemLoader(PUBLIC_TEMPLATES), autoescape=select_autoescape(default=True)
     )
     templates.filters["where"] = preview.where
+    templates.filters["merge_tags"] = placeholders.shown
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
 
