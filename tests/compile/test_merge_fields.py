@@ -169,3 +169,22 @@ def test_core_fields_never_open_the_database(workspace: Path) -> None:
     )
     assert not build(load_config(workspace), "core").warnings
     assert not (workspace / "campaign.db").exists()
+
+
+GREETING = "greeting"
+
+
+def write_greeting(workspace: Path) -> str:
+    """A campaign greeting each reader by name, with fallbacks in the subject, preheader and body."""
+    write_campaign(
+        workspace,
+        GREETING,
+        MERGE_YAML,
+        {
+            "body.md": (
+                'Dear {{ first_name | default("friend") }},\n\n'
+                'From {{ city | default("<somewhere>") }}: news.\n'
+            )
+        },
+    )
+    return GREETING
