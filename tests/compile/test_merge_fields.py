@@ -53,7 +53,10 @@ def test_unknown_filters_are_warned_and_ignored() -> None:
     [
         ("{{ first name }}", "is not a merge tag"),
         ("{{ first_name | }}", "is not a merge tag"),
-        ("{{ first_name | default(friend) }}", 'default takes one text in quotes: default("friend")'),
+        (
+            "{{ first_name | default(friend) }}",
+            'default takes one text in quotes: default("friend")',
+        ),
         ('{{ first_name | default("a", true) }}', "default takes one text in quotes"),
         ("{{ first_name | default }}", "default takes one text in quotes"),
     ],
@@ -70,9 +73,7 @@ def test_tokens_with_fallbacks_survive_markdown_link_targets() -> None:
     source = markdown_merge_tags('[me](https://e.org/?n={{ first_name | default("a b") }})')
     rendered = MarkdownIt("commonmark").render(source)
     assert "%7B%7B%7Bfield:first_name:a%20b%7D%7D%7D" in rendered
-    assert 'href="https://e.org/?n={{{field:first_name:a%20b}}}"' in placeholders.restore(
-        rendered
-    )
+    assert 'href="https://e.org/?n={{{field:first_name:a%20b}}}"' in placeholders.restore(rendered)
 
 
 MERGE_YAML = (
@@ -97,7 +98,9 @@ def test_subject_preheader_and_body_get_tokens(workspace: Path) -> None:
     assert compiled.subject == placeholders.field("first_name", "Friend") + ", your digest 🎉"
     assert compiled.preheader == f"Hello {FRIEND}"
     assert f"Dear {FRIEND}," in compiled.html and f"Dear {FRIEND}," in compiled.text
-    assert f"<title>\n{compiled.subject}\n</title>" in compiled.html  # mj-title: filled per recipient
+    assert (
+        f"<title>\n{compiled.subject}\n</title>" in compiled.html
+    )  # mj-title: filled per recipient
     assert f"Hello {FRIEND}" in compiled.html  # mj-preview
     assert not compiled.warnings
 
@@ -124,8 +127,9 @@ def test_bad_tag_in_the_subject_is_an_error_at_its_line(workspace: Path) -> None
     )
     with pytest.raises(BuildError) as info:
         build(load_config(workspace), "bad-subject")
-    assert "campaigns/bad-subject/campaign.yaml:3: error: '{{ first name }}' is not a merge tag" in (
-        str(info.value)
+    assert (
+        "campaigns/bad-subject/campaign.yaml:3: error: '{{ first name }}' is not a merge tag"
+        in (str(info.value))
     )
 
 
