@@ -596,8 +596,10 @@ def create_preview_app(
         elif kind == "preferences":
             link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
             subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
+            fields = sample.recipient.fields
             context |= {
                 "subscriber": subscriber,
+                "names": (fields.get("first_name", ""), fields.get("last_name", "")),
                 "lists": [sample.list_name],
                 "topics": list(sample.topics),
             }
