@@ -5,8 +5,9 @@ recipient the pieces are joined with that recipient's values. Nothing per
 recipient runs MJML, Jinja or premailer. A merge field that is empty or missing
 gets its token's fallback; its value is HTML-escaped in the HTML part and never
 holds CR or LF anywhere (so it can add neither markup nor a header line). The
-subject is filled the same way, and mime encodes it as RFC 2047 words when needed. The view-in-browser link is the same for everyone; forward,
-preferences and unsubscribe carry a signed token of the recipient's public id.
+subject is filled the same way (mime encodes it as RFC 2047 words when needed).
+The view-in-browser link is the same for everyone; forward, preferences and
+unsubscribe carry a signed token of the recipient's public id.
 """
 
 from __future__ import annotations
