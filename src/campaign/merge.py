@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from campaign import placeholders
-from campaign.audience.fields import unknown_fields
 from campaign.config import Config
 from campaign.errors import Diagnostic, Location
 from campaign.load import LAYOUT_TEMPLATE, LoadedCampaign, shown_path
@@ -57,6 +56,11 @@ class MergeFields:
         uses = dict(self.uses)
         for name in sorted(placeholders.fields(mjml) - uses.keys()):
             uses[name] = self._layout_line(layout_dir, name)
+        if not uses:
+            return
+        # Here, not at the top: the CLI loads the build without the database layer.
+        from campaign.audience.fields import unknown_fields
+
         unknown, problem = unknown_fields(self.config, uses)
         if problem:
             self.diagnostics.append(Diagnostic("warning", problem, None))
