@@ -326,7 +326,7 @@ class _Build:
         self.stop_on_errors()
         source = self.render(layout_dir, LAYOUT_TEMPLATE, {**context, "sections": rendered})
         self.stop_on_errors()
-        self.merge.check_audience(source, layout_dir)
+        self.merge.check(source, layout_dir)
         return loaded, layout_dir, source
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:

@@ -4,11 +4,13 @@ Markdown, the subject and the preheader hold merge tags (`{{ first_name | defaul
 layouts call `field("first_name", default="friend")`; both become placeholder tokens
 (campaign.placeholders). A build remembers where each field is first used, so a tag
 that cannot be read, an unknown filter, or a field no subscriber has is reported at
-its own file and line.
+its own file and line. A tag left in a plain-text field (a title, an alt text), which
+would be sent as typed, is a warning at its line too.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 from campaign import placeholders
 from campaign.config import Config
 from campaign.errors import Diagnostic, Location
-from campaign.load import LAYOUT_TEMPLATE, LoadedCampaign, shown_path
+from campaign.load import LAYOUT_TEMPLATE, LoadedCampaign, YamlFile, shown_path
 
 
 class MergeFields:
@@ -27,6 +29,7 @@ class MergeFields:
         self.diagnostics = diagnostics
         self.uses: dict[str, Location | None] = {}
         """Each merge field the campaign's texts use, and where first."""
+        self.source: YamlFile | None = None
 
     def convert(self, text: str, where: Location | None) -> str:
         """`text` with its merge tags as tokens; any problem reported at `where`."""
@@ -45,10 +48,38 @@ class MergeFields:
         """The campaign with its subject's and preheader's merge tags as tokens, so the layout
         (mj-title, mj-preview), the headers and the archive all fill them like the body."""
         campaign, source = loaded.campaign, loaded.source
+        self.source = source
         update = {"subject": self.convert(campaign.subject, source.location("subject"))}
         if campaign.preheader:
             update["preheader"] = self.convert(campaign.preheader, source.location("preheader"))
         return replace(loaded, campaign=campaign.model_copy(update=update))
+
+    def check(self, mjml: str, layout_dir: Path) -> None:
+        """The checks that need the rendered layout: tags left as typed, then the audience."""
+        self.check_literal_tags(mjml)
+        self.check_audience(mjml, layout_dir)
+
+    def check_literal_tags(self, mjml: str) -> None:
+        """Warn of each merge tag still in the MJML: it came from a plain-text field, where
+        tags are not filled, so every recipient would see it as typed."""
+        for tag in dict.fromkeys(
+            html.unescape(m.group(0)) for m in placeholders.MERGE_TAG.finditer(mjml)
+        ):
+            self.diagnostics.append(
+                Diagnostic(
+                    "warning",
+                    f"'{tag}' is sent as typed: merge tags are filled in Markdown fields,"
+                    " the subject and the preheader (in a layout: field('name'))",
+                    self._yaml_line(tag),
+                )
+            )
+
+    def _yaml_line(self, text: str) -> Location | None:
+        if self.source is None:
+            return None
+        lines = self.source.path.read_text(encoding="utf-8").splitlines()
+        number = next((n for n, line in enumerate(lines, 1) if text in line), None)
+        return Location(self.source.shown, number)
 
     def check_audience(self, mjml: str, layout_dir: Path) -> None:
         """Warn of each merge field no subscriber has, at its first use; a field the layout

@@ -32,7 +32,8 @@ ENCODED = re.compile(
 """A token whose braces a URL encoder percent-encoded (markdown-it does, in link targets)."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
+MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
+"""A merge tag as people write it: `{{ first_name | default(\"friend\") }}`; group 1 is its inside."""
 _FILTER = re.compile(
     r"""\s*\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(((?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^()"'])*)\))?\s*"""
 )
@@ -131,7 +132,7 @@ def markdown_merge_tags(text: str, warnings: list[str] | None = None) -> str:
             return link(name[: -len("_url")])
         return field(name, default)
 
-    return _MERGE_TAG.sub(replace, text)
+    return MERGE_TAG.sub(replace, text)
 
 
 def _parse(inner: str, tag: str) -> tuple[str, list[tuple[str, str | None]]]:

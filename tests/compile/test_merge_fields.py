@@ -192,3 +192,18 @@ def write_greeting(workspace: Path) -> str:
         },
     )
     return GREETING
+
+
+def test_a_tag_in_a_plain_text_field_is_warned_at_its_line(workspace: Path) -> None:
+    write_campaign(
+        workspace,
+        "literal",
+        MERGE_YAML.replace("title: Hello", 'title: Hello {{ first_name | default("you") }}'),
+        {"body.md": "News.\n"},
+    )
+    (warning,) = build(load_config(workspace), "literal").warnings
+    assert warning == (
+        "campaigns/literal/campaign.yaml:6: warning: '{{ first_name | default(\"you\") }}' is sent"
+        " as typed: merge tags are filled in Markdown fields, the subject and the preheader"
+        " (in a layout: field('name'))"
+    )
