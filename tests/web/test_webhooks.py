@@ -136,9 +136,9 @@ class SendGridKeys:
         )
         self.public = base64.b64encode(der).decode()
 
-    def request(self, events: list[dict[str, Any]]) -> Request:
+    def request(self, events: list[dict[str, Any]], at: float | None = None) -> Request:
         body = json.dumps(events).encode()
-        timestamp = str(int(time.time()))
+        timestamp = str(int(at if at is not None else time.time()))
         signature = self.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         return {
             "Content-Type": "application/json",
