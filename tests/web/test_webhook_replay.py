@@ -25,21 +25,21 @@ from campaign.web.tables import webhook_tokens
 from campaign.web.webhooks import SERVICES
 from campaign.web.webhooks.recording import use_token
 from tests.web.conftest import WEBHOOK_ENV
-from tests.web.test_webhooks import (  # the fixtures too: the same app, keys and SNS
-    SNS,
+from tests.web import test_webhooks as hooks
+from tests.web.test_webhooks import (
     NOW,
+    SNS,
     Request,
     SendGridKeys,
-    app,  # noqa: F401
-    config,  # noqa: F401
     mandrill,
     post,
     resend,
-    sendgrid_keys,  # noqa: F401
     ses_bounce,
-    sns,  # noqa: F401
     status_of,
 )
+
+# The webhook tests' fixtures: the same app, SendGrid keys and SNS.
+app, config, sendgrid_keys, sns = hooks.app, hooks.config, hooks.sendgrid_keys, hooks.sns
 
 VICTIM = "victim@example.org"
 
