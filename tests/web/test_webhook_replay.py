@@ -24,8 +24,8 @@ from campaign.db import connect
 from campaign.web.tables import webhook_tokens
 from campaign.web.webhooks import SERVICES
 from campaign.web.webhooks.recording import use_token
-from tests.web.conftest import WEBHOOK_ENV
 from tests.web import test_webhooks as hooks
+from tests.web.conftest import WEBHOOK_ENV
 from tests.web.test_webhooks import (
     NOW,
     SNS,
@@ -78,7 +78,9 @@ def bounce_at(service: str, email: str, at: float, keys: SendGridKeys, sns: SNS)
         }
         return resend(payload, at=at)
     assert service == "mandrill"
-    return mandrill([{"event": "hard_bounce", "_id": "md-1", "ts": int(at), "msg": {"email": email}}])
+    return mandrill(
+        [{"event": "hard_bounce", "_id": "md-1", "ts": int(at), "msg": {"email": email}}]
+    )
 
 
 TIMESTAMPED = [name for name, service in SERVICES.items() if service.max_age is not None]
