@@ -202,7 +202,7 @@ async def test_replies_mapped_per_recipient(
         "user2@example.com": "451 4.3.0 Try later",
     }
     results = await provider(port, certificate).send([message(1), message(2), message(3)])
-    assert [r.status for r in results] == [Status.REJECTED, Status.RETRY, Status.ACCEPTED]
+    assert [r.status for r in results] == [Status.BOUNCED, Status.RETRY, Status.ACCEPTED]
     assert "550" in results[0].reason and "451" in results[1].reason
     assert [rcpt for _, rcpt, _ in handler.received] == [["user3@example.com"]]
 
@@ -213,7 +213,7 @@ async def test_data_refused(
     handler, port = starttls_server
     handler.data_reply = "554 5.6.0 Message refused"
     results = await provider(port, certificate).send([message(1)])
-    assert results[0].status is Status.REJECTED and "554" in results[0].reason
+    assert results[0].status is Status.BOUNCED and "554" in results[0].reason
 
 
 async def test_bad_password_stops_without_showing_it(
