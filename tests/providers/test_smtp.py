@@ -255,3 +255,26 @@ def test_ca_file_is_relative_to_the_workspace(tmp_path: Path) -> None:
     provider = create(load_config(tmp_path, environ={}))
     assert isinstance(provider, SMTPProvider)
     assert provider._client().cert_bundle == str(tmp_path.resolve() / "certs" / "relay.pem")
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["smtputf8", "ascii-only"])
+async def test_a_non_ascii_address_needs_smtputf8_and_fails_alone(announced: bool) -> None:
+    handler, port = Recorder(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=announced)
+    controller.start()
+    try:
+        smtp = SMTPProvider({"host": "127.0.0.1", "port": port, "security": "none"}, {})
+        async with smtp:
+            results = await smtp.send([message(1, to_email="josé@example.com"), message(2)])
+    finally:
+        controller.stop()
+    if announced:
+        assert [r.status for r in results] == [Status.ACCEPTED, Status.ACCEPTED]
+        assert handler.received[0][1] == ["josé@example.com"]
+        data = handler.received[0][2].decode("utf-8")  # RFC 6532: the address as UTF-8
+        parsed = email.message_from_string(data, policy=email.policy.SMTPUTF8)
+        assert parsed["To"].addresses[0].addr_spec == "josé@example.com"
+    else:
+        assert [r.status for r in results] == [Status.REJECTED, Status.ACCEPTED]
+        assert "josé@example.com" in results[0].reason and "SMTPUTF8" in results[0].reason
+        assert [rcpt for _, rcpt, _ in handler.received] == [["user2@example.com"]]

@@ -84,6 +84,8 @@ class SMTPProvider(Provider):
         client = self._client()
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # the extensions (SMTPUTF8) before the first MAIL
+                await client.ehlo()
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise ProviderError(
                 f"the SMTP server refused the login ({exc.code}): {exc.message}"
