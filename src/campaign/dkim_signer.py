@@ -2,8 +2,8 @@
 
 `Signer` adds a DKIM-Signature (rsa-sha256, relaxed/relaxed) covering From, To,
 Subject, Date, Message-ID, List-Unsubscribe and List-Unsubscribe-Post, as RFC 8058
-asks of one-click unsubscribe, to each message's bytes. `dns_record` is the TXT
-record that receivers look up at <selector>._domainkey.<domain>; `campaign dkim`
+asks of one-click unsubscribe, to each message's bytes. `dns_record_for` is the
+TXT record that receivers look up at <selector>._domainkey.<domain>; `campaign dkim`
 prints it (and makes a key when there is none).
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from campaign.config import Config
 from campaign.errors import ConfigError
 
 SIGNED_HEADERS = (
@@ -100,13 +101,6 @@ def dns_record(key_pem: bytes) -> str:
     return f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
 
 
-def zone_line(name: str, record: str) -> str:
-    """The record as a zone-file line: DNS strings hold 255 characters, so longer values are
-    split into several quoted strings, which receivers join."""
-    chunks = " ".join(f'"{record[i : i + 255]}"' for i in range(0, len(record), 255))
-    return f"{name}. IN TXT ( {chunks} )"
-
-
 def new_key(path: Path) -> None:
     """A new 2048-bit RSA key at `path`, readable by its owner only."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -118,3 +112,40 @@ def new_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=False)
     path.write_bytes(pem)
+
+
+@dataclass(frozen=True, slots=True)
+class DNSRecord:
+    name: str
+    value: str
+    key_file: Path
+    made_key: bool
+
+    @property
+    def zone_line(self) -> str:
+        """The record as a zone-file line: DNS strings hold 255 characters, so a longer
+        value is split into several quoted strings, which receivers join."""
+        value = self.value
+        chunks = " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+        return f"{self.name}. IN TXT ( {chunks} )"
+
+
+def dns_record_for(config: Config) -> DNSRecord:
+    """The TXT record to publish for `[provider.dkim]`, making the key first when there is none."""
+    settings = config.provider.options.get("dkim")
+    if not isinstance(settings, dict):
+        raise ConfigError(
+            "campaign.toml has no [provider.dkim]: add key_file, selector and domain "
+            "(see the README's section on authentication)"
+        )
+    try:
+        options = DKIMOptions.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"[provider.dkim]: {problems}") from None
+    key_file = config.workspace / Path(options.key_file).expanduser()
+    made = not key_file.exists()
+    if made:
+        new_key(key_file)
+    signer = Signer.load(options, key_file)
+    return DNSRecord(signer.record_name, dns_record(signer.key), key_file, made)
