@@ -26,3 +26,25 @@ def dkim_command() -> None:
     console.print(record.value, markup=False, soft_wrap=True)
     console.print("As a zone-file line:", markup=False)
     console.print(record.zone_line, markup=False, soft_wrap=True)
+
+
+@app.command("mailbox")
+def mailbox_command() -> None:
+    """Read the bounce mailbox once: bounces, feedback reports, unsubscribe requests. For cron.
+
+    Each message read is moved to [mailbox] processed_folder (POP3: deleted), so a rerun
+    never counts it twice; one it cannot read or trust is left where it is and listed.
+    Prints nothing when the mailbox is empty.
+    """
+    from campaign.mailbox.reader import read_mailbox
+
+    report = read_mailbox(
+        get_config(), log=lambda line: console.print(line, markup=False, soft_wrap=True)
+    )
+    if report.read:
+        console.print(
+            f"{report.read} messages: {report.recorded} events recorded, "
+            f"{report.replayed} already recorded, {len(report.left)} left in the mailbox",
+            markup=False,
+            soft_wrap=True,
+        )
