@@ -46,9 +46,12 @@ class IMAPMailbox:
     def __init__(self, connection: imaplib.IMAP4, settings: MailboxSettings) -> None:
         self.connection = connection
         self.settings = settings
-        self.move = "MOVE" in connection.capabilities
+        self.move = False
+        """Whether the server moves in one step (RFC 6851); known once logged in."""
 
     def open(self) -> None:
+        capabilities = _check(self.connection.capability(), "list its capabilities")
+        self.move = any(isinstance(c, bytes) and b"MOVE" in c.split() for c in capabilities)
         self.connection.create(_quote(self.settings.processed_folder))  # NO when it exists
         _check(self.connection.select(_quote(self.settings.folder)), f"open {self.settings.folder}")
 
