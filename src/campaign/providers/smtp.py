@@ -22,7 +22,9 @@ import aiosmtplib
 
 from campaign import mime
 from campaign.dkim_signer import DKIMOptions, Signer
-from campaign.errors import ProviderError
+from campaign.config import SECRET_KEY_ENV
+from campaign.errors import ConfigError, ProviderError
+from campaign.mailbox import verp
 from campaign.message import Message
 from campaign.providers.base import Options, Provider, Result, Status
 
@@ -39,6 +41,11 @@ class SMTPOptions(Options):
     timeout: float = 30.0
     return_path: str | None = None
     """The envelope sender (where bounces go); default the From address."""
+    verp: bool = False
+    """Per-recipient return paths: return_path's local part, "+", a signed send id
+    (bounces+<token>@domain), so `campaign mailbox` matches a bounce that quotes nothing
+    of the original. Needs return_path, a mailbox that takes plus addresses, and
+    CAMPAIGN_SECRET_KEY."""
     ca_file: str | None = None
     """Certificates to trust besides the system's (a private relay's own CA)."""
     local_hostname: str | None = None
@@ -62,6 +69,9 @@ class SMTPProvider(Provider):
         super().__init__(*args, **kwargs)
         options: Any = self.options
         self.password = self.secret(PASSWORD_ENV) if options.username else None
+        if options.verp and not options.return_path:
+            raise ConfigError("[provider] verp = true needs return_path (bounces@your-domain)")
+        self.verp_key = self.secret(SECRET_KEY_ENV) if options.verp else None
         self.signer = (
             Signer.load(options.dkim, self.path(options.dkim.key_file)) if options.dkim else None
         )
@@ -131,6 +141,8 @@ class SMTPProvider(Provider):
     ) -> Result:
         options: Any = self.options
         sender = options.return_path or parseaddr(message.from_)[1]
+        if self.verp_key is not None:
+            sender = verp.return_path(sender, self.verp_key, message.send_id)
         utf8 = not (sender.isascii() and message.to_email.isascii())
         if utf8 and not client.supports_extension("smtputf8"):
             return Result(
