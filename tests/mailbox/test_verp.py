@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from campaign.config import load_config
 from campaign.db import connect
 from campaign.links import Links
 from campaign.mailbox.reports import Reader, Unreadable
@@ -56,9 +55,7 @@ async def test_a_bounce_to_the_signed_return_path_names_its_delivery(
     reader = Reader(engine, Links(SECRET_KEY, config.public_base_url), SECRET_KEY)
     [event] = reader.events(bounce_to(senders["user1@example.com"], "user1@example.com"))
     assert (event.kind, event.hard, event.email) == ("bounced", True, "user1@example.com")
-    forged = senders["user1@example.com"].replace("bounces+", "bounces+0").replace(".", "x.", 1)
+    local, domain = senders["user1@example.com"].split("@")
+    forged = f"{local[:-1]}{'B' if local.endswith('A') else 'A'}@{domain}"  # the signature altered
     with pytest.raises(Unreadable, match="names no delivery"):
         reader.events(bounce_to(forged, "user1@example.com"))
-    assert load_config(
-        tmp_path / "ws", environ={"CAMPAIGN_SECRET_KEY": SECRET_KEY}
-    ).provider.options["verp"]
