@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Literal
 import aiosmtplib
 
 from campaign import mime
-from campaign.dkim_signer import DKIMOptions, Signer
 from campaign.config import SECRET_KEY_ENV
+from campaign.dkim_signer import DKIMOptions, Signer
 from campaign.errors import ConfigError, ProviderError
 from campaign.mailbox import verp
 from campaign.message import Message
