@@ -11,7 +11,6 @@ a verified one that cannot be parsed raises `Malformed` (400).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -69,9 +68,6 @@ class Incoming:
     body: bytes
 
 
-TokenCheck = Callable[[Engine, str, str, bytes, int], bool]
-
-
 @dataclass
 class Context:
     """What the normalisers need besides the request: secrets, outbound HTTP (SNS only)
@@ -97,16 +93,6 @@ class Context:
             response.raise_for_status()
             self.cert_cache[url] = response.content
         return self.cert_cache[url]
-
-    async def use_token(self, service: str, token: str, body: bytes, max_age: int) -> None:
-        """Refuse a token already used with another body (a captured signature on a forged
-        payload); the same body again is a retry or a replay, which recording counts once."""
-        from campaign.web.webhooks.recording import use_token
-
-        if self.engine is None:
-            raise Refused("no database to remember used tokens")
-        if not await asyncio.to_thread(use_token, self.engine, service, token, body, max_age):
-            raise Refused("token already used with another body")
 
 
 Normaliser = Callable[[Incoming, Context], Awaitable[list[Event]]]

@@ -8,6 +8,7 @@ timestamps could no longer pass.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from functools import partial
@@ -27,6 +28,7 @@ from campaign.web.webhooks.base import (
     send_id_of,
     text,
 )
+from campaign.web.webhooks.recording import use_token
 
 SIGNING_KEY = "MAILGUN_WEBHOOK_SIGNING_KEY"
 MAX_AGE = 300
@@ -43,7 +45,12 @@ async def normalise(incoming: Incoming, context: Context) -> list[Event]:
     if not token or not same(expected, text(signature.get("signature"))):
         raise Refused("bad signature")
     check_age(parse_time(timestamp), MAX_AGE)
-    await context.use_token("mailgun", token, incoming.body, MAX_AGE)
+    # The same token with another body is a captured signature on a forged payload; the
+    # same body again is a retry or a replay, which recording counts once.
+    if context.engine is None or not await asyncio.to_thread(
+        use_token, context.engine, "mailgun", token, incoming.body, MAX_AGE
+    ):
+        raise Refused("token already used with another body")
     data = payload.get("event-data")
     if not isinstance(data, dict):
         raise Malformed("no event-data")
