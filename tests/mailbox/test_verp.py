@@ -55,6 +55,11 @@ async def test_a_bounce_to_the_signed_return_path_names_its_delivery(
     reader = Reader(engine, Links(SECRET_KEY, config.public_base_url), SECRET_KEY)
     [event] = reader.events(bounce_to(senders["user1@example.com"], "user1@example.com"))
     assert (event.kind, event.hard, event.email) == ("bounced", True, "user1@example.com")
+    delayed = bounce_to(senders["user0@example.com"], "user0@example.com").replace(
+        b"Action: failed\r\nStatus: 5.1.1", b"Action: delayed\r\nStatus: 4.2.2"
+    )
+    [soft] = reader.events(delayed)
+    assert (soft.kind, soft.hard, soft.email) == ("bounced", False, "user0@example.com")
     local, domain = senders["user1@example.com"].split("@")
     forged = f"{local[:-1]}{'B' if local.endswith('A') else 'A'}@{domain}"  # the signature altered
     with pytest.raises(Unreadable, match="names no delivery"):
