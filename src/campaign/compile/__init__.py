@@ -17,7 +17,6 @@ build reports all the mistakes it can see; any error ends in one `BuildError`.
 
 from __future__ import annotations
 
-import re
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,6 +30,9 @@ from campaign.compile.html import inline_css, mjml_to_html, plain_text
 from campaign.compile.markdown import MarkdownRenderer, markdown_merge_tags
 from campaign.compile.session import Session, fingerprint
 from campaign.compile.templates import Templates
+from campaign.compile.kinds import KIND_NAME, PARTIALS, Kind, kinds, validate_section
+from campaign.compile.mjml_check import after_mjml, before_mjml, check_mjml, crashed_on
+from campaign.compile.templates import Span, spans
 from campaign.compile.views import BannerView, FooterView, Views
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -44,8 +46,6 @@ from campaign.load import (
     shown_path,
 )
 
-PARTIALS = "partials"
-_KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def campaign_folder(config: Config, ref: str | Path) -> Path:
@@ -101,8 +101,8 @@ class _Build:
 
     def run(self, folder: Path) -> Compiled:
         session = self.session
-        loaded, templates, source = self.mjml(folder)
-        html = self.to_html(source, templates)
+        loaded, templates, source, parts = self.mjml(folder)
+        html = self.to_html(source, templates, parts)
         session.stop_on_errors()
         session.diagnostics += check_html(
             html,
@@ -136,24 +136,36 @@ class _Build:
             workspace=str(self.config.workspace),
         )
 
-    def mjml(self, folder: Path) -> tuple[LoadedCampaign, Templates, str]:
-        """Load and check the campaign, then render its layout: the MJML source, and its templates."""
+    def mjml(self, folder: Path) -> tuple[LoadedCampaign, Templates, str, list[Span]]:
+        """Load and check the campaign, then render its layout: the MJML source, its
+        templates, and which lines each section's partial wrote."""
         session, workspace = self.session, self.config.workspace
         loaded = load_campaign(folder, workspace)
         session.record(loaded.source.path)
         campaign = loaded.campaign
+        self.markdown.allow_html = campaign.html_in_markdown
         layout_dir = self.layout_folder(loaded)
         templates = Templates(session, layout_dir)
         settings, settings_source = load_layout_settings(layout_dir, workspace)
         if settings_source:
             session.record(settings_source.path)
+        available = kinds(layout_dir, workspace)
+        for kind in available.values():
+            session.record(kind.schema_file)
 
         views = Views(session, self.markdown, loaded)
         banner = views.banner(layout_dir, settings, settings_source)
         footer = views.footer(layout_dir, settings, settings_source)
+        sections = []
         for index, section in enumerate(campaign.sections):
-            self.check_kind(loaded, index, section.kind, layout_dir)
-        sections = [views.section(index, s) for index, s in enumerate(campaign.sections)]
+            kind = self.kind(loaded, index, section.kind, layout_dir, available)
+            if kind is None:
+                continue
+            data = {"kind": section.kind, **section.fields}
+            problems = validate_section(kind, data, loaded.source, index)
+            session.diagnostics += problems
+            if not problems:
+                sections.append((kind, views.section(index, kind, section.fields)))
         if not campaign.preheader:
             session.warning(
                 "no preheader: inboxes will show the first words of the email instead",
@@ -163,21 +175,22 @@ class _Build:
 
         for template in templates.files():
             session.record(template)
-        context = self.context(loaded, banner, footer)
-        rendered = [
-            Markup(templates.render(f"{PARTIALS}/{s.kind}.mjml.j2", {**context, "section": s}))
-            for s in sections
+        context = self.context(loaded, banner, footer, views)
+        parts = [
+            (kind.template, templates.render(kind.template, {**context, "section": view}))
+            for kind, view in sections
         ]
         session.stop_on_errors()
+        rendered = [Markup(text) for _, text in parts]
         source = templates.render(LAYOUT_TEMPLATE, {**context, "sections": rendered})
         session.stop_on_errors()
-        return loaded, templates, source
+        return loaded, templates, source, spans(source, parts)
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:
         name = loaded.campaign.layout
         available = layouts(self.config)
         folder = available.get(name, self.config.layouts_dir / name)
-        if not _KIND.fullmatch(name) or name not in available:
+        if not KIND_NAME.fullmatch(name) or name not in available:
             known = list(available)
             raise BuildError(
                 [
@@ -191,21 +204,26 @@ class _Build:
             )
         return folder
 
-    def check_kind(self, loaded: LoadedCampaign, index: int, kind: str, layout_dir: Path) -> None:
-        partial = layout_dir / PARTIALS / f"{kind}.mjml.j2"
-        if not _KIND.fullmatch(kind) or not partial.is_file():
-            kinds = sorted(
-                p.name.removesuffix(".mjml.j2")
-                for p in (layout_dir / PARTIALS).glob("[!_]*.mjml.j2")
-            )
-            self.session.error(
-                f"unknown section kind {kind!r}: the layout has no {self.session.shown(partial)}"
-                f" (kinds: {', '.join(kinds) or 'none'})",
-                loaded.source.location("sections", index, "kind"),
-            )
+    def kind(
+        self,
+        loaded: LoadedCampaign,
+        index: int,
+        name: str,
+        layout_dir: Path,
+        available: dict[str, Kind],
+    ) -> Kind | None:
+        if name in available:
+            return available[name]
+        partial = layout_dir / PARTIALS / f"{name}.mjml.j2"
+        self.session.error(
+            f"unknown section kind {name!r}: neither the block library nor the layout has"
+            f" {self.session.shown(partial)} (kinds: {', '.join(available) or 'none'})",
+            loaded.source.location("sections", index, "kind"),
+        )
+        return None
 
     def context(
-        self, loaded: LoadedCampaign, banner: BannerView | None, footer: FooterView
+        self, loaded: LoadedCampaign, banner: BannerView | None, footer: FooterView, views: Views
     ) -> dict[str, Any]:
         """What every template of the layout sees, besides `section` or `sections`."""
         campaign = loaded.campaign
@@ -214,40 +232,44 @@ class _Build:
             "field": lambda name: Markup(placeholders.field(name)),
             "campaign": campaign,
             "organisation": self.config.organisation,
+            "social": views.social(),
             "banner": banner,
             "footer": footer,
             "year": (campaign.date or campaign.send_at or date.today()).year,
         }
 
-    def to_html(self, source: str, templates: Templates) -> str:
-        """MJML -> inlined HTML; mjml 0.12 never validates and crashes on some input: report it in the layout."""
+    def to_html(self, source: str, templates: Templates, parts: list[Span]) -> str:
+        """MJML -> inlined HTML. mjml 0.12 never validates and crashes on some input, so the
+        MJML is checked first and any crash is reported at the element's template line."""
+        session = self.session
+        for problem in check_mjml(source):
+            where = templates.locate(problem.element, problem.element.line, parts)
+            session.diagnostics.append(Diagnostic(problem.level, problem.message, where))
+        session.stop_on_errors()
         try:
-            html = mjml_to_html(source)
-        except Exception as exc:  # noqa: BLE001  (AssertionError, KeyError, ValueError...: all mean bad MJML)
-            self.session.error(*self.mjml_problem(exc, templates))
+            html = after_mjml(mjml_to_html(before_mjml(source)))
+        except Exception as exc:  # noqa: BLE001  (AssertionError, KeyError, TypeError...: all mean bad MJML)
+            element, line = crashed_on(exc)
+            where = (
+                templates.locate(element, line, parts)
+                if element
+                else Location(session.shown(templates.layout_dir / LAYOUT_TEMPLATE))
+            )
+            about = f" on <{element.tag}>" if element else ""
+            session.error(
+                f"mjml failed{about} ({type(exc).__name__}: {exc or 'no message'}):"
+                " check this element's attributes and content",
+                where,
+            )
             return ""
         try:
             return inline_css(html)
         except Exception as exc:  # noqa: BLE001  (premailer on HTML mjml wrote: a layout problem, not a crash)
-            self.session.error(
+            session.error(
                 f"inlining CSS failed ({type(exc).__name__}: {exc})",
-                Location(self.session.shown(templates.layout_dir / LAYOUT_TEMPLATE)),
+                Location(session.shown(templates.layout_dir / LAYOUT_TEMPLATE)),
             )
             return ""
-
-    def mjml_problem(self, exc: Exception, templates: Templates) -> tuple[str, Location]:
-        """What mjml choked on, and where in the layout: an unknown tag is found in its template."""
-        if isinstance(exc, KeyError) and str(exc.args[0] if exc.args else "").startswith("mj-"):
-            tag = exc.args[0]
-            return f"mjml does not know the tag <{tag}>", templates.tag_location(tag)
-        detail = str(exc) or "no message"
-        return (
-            (
-                f"mjml failed on the MJML this layout produced ({type(exc).__name__}: {detail});"
-                " mjml 0.12 crashes on unknown tags, an mj-class with children, or an mj-font reusing a default name"
-            ),
-            Location(self.session.shown(templates.layout_dir / LAYOUT_TEMPLATE)),
-        )
 
 
 __all__ = [

@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markdown_it.token import Token
+from markupsafe import Markup, escape
+from mdit_py_plugins.footnote import footnote_plugin
 
 from campaign import placeholders
+from campaign.compile.kinds import LINK_SCHEMES
 from campaign.compile.session import Session, inside
 from campaign.errors import Location
 
@@ -39,12 +42,24 @@ def markdown_merge_tags(text: str) -> str:
     return _MERGE_TAG.sub(replace, text)
 
 
-class MarkdownRenderer:
-    """Renders the campaign's Markdown, reporting each problem at its own line."""
+def parser() -> MarkdownIt:
+    """CommonMark with what people write in newsletters: tables, ~~strikethrough~~, footnotes[^1]."""
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).use(
+        footnote_plugin
+    )
 
-    def __init__(self, session: Session) -> None:
+
+class MarkdownRenderer:
+    """Renders the campaign's Markdown, reporting each problem at its own line.
+
+    Raw HTML is the escape hatch, off unless the campaign sets `html_in_markdown: true`:
+    otherwise it is shown as text, with a warning at its line.
+    """
+
+    def __init__(self, session: Session, allow_html: bool = False) -> None:
         self.session = session
-        self.markdown = MarkdownIt("commonmark")
+        self.allow_html = allow_html
+        self.markdown = parser()
 
     def file(self, folder: Path, name: str, where: Location) -> Markup:
         """A Markdown file of the campaign `folder`, rendered."""
@@ -78,15 +93,49 @@ class MarkdownRenderer:
                     str(exc), Location(where.file, first + offset) if where else None
                 )
         tokens = self.markdown.parse("\n".join(lines))
-        for token in tokens:
-            for child in token.children or ():
-                if child.type == "image":
-                    line = first + (token.map[0] if token.map else 0)
-                    where_image = Location(where.file, line) if where else None
-                    src = str(child.attrGet("src") or "")
-                    url = self.session.asset_url(src, child.content, base, where_image)
-                    child.attrSet("src", url or src)
-        rendered = self.markdown.renderer.render(tokens, self.markdown.options, {})
+        self.check(tokens, base, where)
+        return self.finish(self.markdown.renderer.render(tokens, self.markdown.options, {}))
+
+    def inline(self, text: str, where: Location | None) -> Markup:
+        """One line of inline Markdown (emphasis, links, code), for table cells and list entries."""
+        try:
+            text = markdown_merge_tags(text)
+        except ValueError as exc:
+            self.session.error(str(exc), where)
+        tokens = self.markdown.parseInline(text)
+        self.check(tokens, None, where)
+        return self.finish(self.markdown.renderer.render(tokens, self.markdown.options, {}))
+
+    def check(self, tokens: list[Token], base: Path | None, where: Location | None) -> None:
+        """Fingerprint local images, refuse links that are not web, mail or phone links,
+        and show raw HTML as text unless the campaign allows it."""
+        first = where.line if where and where.line else 1
+        for block in tokens:
+            line = first + (block.map[0] if block.map else 0)
+            here = Location(where.file, line) if where else None
+            for token in (block, *(block.children or ())):
+                if token.type.startswith("html_") and not self.allow_html:
+                    self.session.warning(
+                        "raw HTML in Markdown is shown as text: set html_in_markdown: true"
+                        " in campaign.yaml to let it through",
+                        here,
+                    )
+                    token.content = str(escape(token.content))
+                elif token.type == "link_open":
+                    href = str(token.attrGet("href") or "")
+                    if not href.lower().startswith((*LINK_SCHEMES, "#", "%7b%7b%7b", "{{{")):
+                        self.session.error(
+                            f"link {href!r} is not a web, mail or phone link:"
+                            " use an https:, http:, mailto: or tel: URL",
+                            here,
+                        )
+                elif token.type == "image" and base is not None:
+                    src = str(token.attrGet("src") or "")
+                    url = self.session.asset_url(src, token.content, base, here)
+                    token.attrSet("src", url or src)
+
+    @staticmethod
+    def finish(rendered: str) -> Markup:
         # markdown-it percent-encodes braces in link targets; tokens must stay byte for byte.
         return Markup(
             _ENCODED_TOKEN.sub(

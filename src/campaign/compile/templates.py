@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import functools
+import re
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateSyntaxError
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PrefixLoader,
+    StrictUndefined,
+    TemplateSyntaxError,
+)
 
+from campaign.compile.kinds import BLOCKS, PARTIALS
+from campaign.compile.mjml_check import Element
 from campaign.compile.session import Session
 from campaign.errors import Location
 from campaign.load import LAYOUT_TEMPLATE
@@ -18,10 +29,16 @@ from campaign.load import LAYOUT_TEMPLATE
 def environment(layout_dir: Path) -> Environment:
     """One Jinja environment per layout folder, so templates compile once per process.
 
-    Jinja checks each template's modification time, so edits are seen at once.
+    `partials/<name>` is the layout's own file, else the block library's. Jinja checks
+    each template's modification time, so edits are seen at once.
     """
     return Environment(
-        loader=FileSystemLoader(str(layout_dir)),
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(str(layout_dir)),
+                PrefixLoader({PARTIALS: FileSystemLoader(str(BLOCKS))}),
+            ]
+        ),
         undefined=StrictUndefined,
         autoescape=True,
         trim_blocks=True,
@@ -37,7 +54,10 @@ class Templates:
         self.layout_dir = layout_dir
 
     def files(self) -> list[Path]:
-        return sorted(self.layout_dir.rglob("*.j2"))
+        """The layout's templates, then the block library's it does not replace."""
+        own = sorted(p.resolve() for p in self.layout_dir.rglob("*.j2"))
+        replaced = {p.name for p in own if p.parent.name == PARTIALS}
+        return own + sorted(p for p in BLOCKS.glob("*.j2") if p.name not in replaced)
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         """Render one template; any failure is an error at the template's file and line."""
@@ -52,14 +72,59 @@ class Templates:
         if isinstance(exc, TemplateSyntaxError) and exc.filename:
             return Location(shown(Path(exc.filename)), exc.lineno)
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if Path(frame.filename).resolve().is_relative_to(self.layout_dir.resolve()):
+            if Path(frame.filename).resolve() in self.files():
                 return Location(shown(Path(frame.filename)), frame.lineno)
         return Location(shown(self.layout_dir / name))
 
-    def tag_location(self, tag: str) -> Location:
-        """The first template line that opens `<tag`, else the layout template."""
-        for path in self.files():
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if f"<{tag}" in line:
-                    return Location(self.session.shown(path), number)
-        return Location(self.session.shown(self.layout_dir / LAYOUT_TEMPLATE))
+    def path(self, name: str) -> Path:
+        """The file template `name` comes from: the layout's own, else the block library's."""
+        filename = environment(self.layout_dir).get_template(name).filename
+        return Path(filename or self.layout_dir / name).resolve()
+
+    def locate(self, element: Element, line: int | None, spans: list[Span]) -> Location:
+        """The template line that wrote `element` (found at `line` of the MJML, if known).
+
+        Rendered MJML has no map back to its templates, so this looks in the template
+        that wrote that part (a section's partial, else the layout) for the line opening
+        the same tag with the most of the same attributes.
+        """
+        candidates = [self.path(LAYOUT_TEMPLATE)]
+        for span in spans:
+            if line is not None and span.first <= line <= span.last:
+                candidates = [self.path(span.template)]
+        candidates += [p for p in self.files() if p.name.startswith("_") and p not in candidates]
+        if line is None:
+            candidates += [p for p in self.files() if p not in candidates]
+        opening = re.compile(rf"<{re.escape(element.tag)}(?=[\s/>]|$)")
+        best: tuple[int, Path, int] | None = None
+        for path in candidates:
+            for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if opening.search(text):
+                    score = sum(f"{name}=" in text for name in element.attrs)
+                    if best is None or score > best[0]:
+                        best = (score, path, number)
+        if best is None:
+            return Location(self.session.shown(candidates[0]))
+        return Location(self.session.shown(best[1]), best[2])
+
+
+@dataclass(frozen=True)
+class Span:
+    """The lines of the layout's MJML that one section's partial wrote."""
+
+    template: str
+    first: int
+    last: int
+
+
+def spans(source: str, parts: list[tuple[str, str]]) -> list[Span]:
+    """Where each (template, rendered text) part landed in `source`, in order."""
+    found, cursor = [], 0
+    for template, text in parts:
+        start = source.find(text, cursor) if text.strip() else -1
+        if start < 0:
+            continue
+        first = source.count("\n", 0, start) + 1
+        found.append(Span(template, first, first + text.count("\n")))
+        cursor = start + len(text)
+    return found
