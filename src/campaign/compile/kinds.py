@@ -229,7 +229,7 @@ def _problem(kind: Kind, source: YamlFile, index: int, error: Any) -> Diagnostic
     elif error["type"] == "extra_forbidden":
         message = f"unknown field '{last}' in {where}"
         known = _known(kind, parent[2:])
-        message += f" (known fields of {kind.name}: {', '.join(known)})" if known else ""
+        message += f" ({kind.name}; known fields: {', '.join(known)})" if known else ""
     else:
         message = f"{where}.{last}: {error['msg']}".replace("Value error, ", "")
     return Diagnostic("error", message, source.location(*loc))
