@@ -212,7 +212,7 @@ def read_yaml(path: Path, workspace: Path) -> YamlFile:
     return YamlFile(path, shown, data, root)
 
 
-def validate(model: type[_Model], source: YamlFile) -> Any:
+def validate(model: type[BaseModel], source: YamlFile) -> Any:
     """The file's data as `model`; every field problem is one error naming the field and its line."""
     if not isinstance(source.data, dict):
         found = "an empty file" if source.data is None else type(source.data).__name__
@@ -231,7 +231,7 @@ def validate(model: type[_Model], source: YamlFile) -> Any:
         raise BuildError([_field_problem(model, source, error) for error in exc.errors()]) from None
 
 
-def _field_problem(model: type[_Model], source: YamlFile, error: Any) -> Diagnostic:
+def _field_problem(model: type[BaseModel], source: YamlFile, error: Any) -> Diagnostic:
     loc: Sequence[str | int] = error["loc"]
     *parent, last = loc if loc else ("",)
     where = _dotted(parent)

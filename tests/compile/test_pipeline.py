@@ -242,7 +242,6 @@ def test_layout_yaml_problems_name_the_layout_file(
     with pytest.raises(SystemExit) as exited:
         main(["build", "2018-11-wsr-primer"])
     assert exited.value.code == 1
-    assert (
-        "layouts/newsletter/layout.yaml:3: error: image banner.png has no alt text"
-        in " ".join(capsys.readouterr().err.split())
+    assert "layouts/newsletter/layout.yaml:3: error: image banner.png has no alt text" in " ".join(
+        capsys.readouterr().err.split()
     )

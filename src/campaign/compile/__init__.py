@@ -27,12 +27,11 @@ from markupsafe import Markup
 from campaign import placeholders
 from campaign.compile.checks import MAX_HTML_BYTES, WARN_HTML_BYTES, check_html, sent_size
 from campaign.compile.html import inline_css, mjml_to_html, plain_text
-from campaign.compile.markdown import MarkdownRenderer, markdown_merge_tags
-from campaign.compile.session import Session, fingerprint
-from campaign.compile.templates import Templates
 from campaign.compile.kinds import KIND_NAME, PARTIALS, Kind, kinds, validate_section
+from campaign.compile.markdown import MarkdownRenderer, markdown_merge_tags
 from campaign.compile.mjml_check import after_mjml, before_mjml, check_mjml, crashed_on
-from campaign.compile.templates import Span, spans
+from campaign.compile.session import Session, fingerprint
+from campaign.compile.templates import Span, Templates, spans
 from campaign.compile.views import BannerView, FooterView, Views
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -45,7 +44,6 @@ from campaign.load import (
     load_layout_settings,
     shown_path,
 )
-
 
 
 def campaign_folder(config: Config, ref: str | Path) -> Path:
@@ -158,14 +156,14 @@ class _Build:
         footer = views.footer(layout_dir, settings, settings_source)
         sections = []
         for index, section in enumerate(campaign.sections):
-            kind = self.kind(loaded, index, section.kind, layout_dir, available)
-            if kind is None:
+            found = self.kind(loaded, index, section.kind, layout_dir, available)
+            if found is None:
                 continue
             data = {"kind": section.kind, **section.fields}
-            problems = validate_section(kind, data, loaded.source, index)
+            problems = validate_section(found, data, loaded.source, index)
             session.diagnostics += problems
             if not problems:
-                sections.append((kind, views.section(index, kind, section.fields)))
+                sections.append((found, views.section(index, found, section.fields)))
         if not campaign.preheader:
             session.warning(
                 "no preheader: inboxes will show the first words of the email instead",

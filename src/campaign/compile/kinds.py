@@ -112,11 +112,15 @@ def declared(fields: dict[str, FieldType | FieldDecl]) -> dict[str, FieldDecl]:
         spec = decl if isinstance(decl, FieldDecl) else FieldDecl(type=decl)
         out[name] = spec
         if spec.type == "image":
-            out.setdefault(alt_name(name), FieldDecl(type="text", description=f"Alt text of {name}."))
+            out.setdefault(
+                alt_name(name), FieldDecl(type="text", description=f"Alt text of {name}.")
+            )
         if spec.type == "markdown":
             out.setdefault(
                 f"{name}_file",
-                FieldDecl(type="text", description=f"{name}, from a Markdown file of the campaign."),
+                FieldDecl(
+                    type="text", description=f"{name}, from a Markdown file of the campaign."
+                ),
             )
     return out
 
@@ -134,9 +138,8 @@ def _annotation(spec: FieldDecl, model_name: str) -> Any:
     if spec.type != "list":
         return scalar[spec.type]
     of = spec.of or "inline"
-    if isinstance(of, dict):
-        return list[_model(f"{model_name}Item", declared(of), kind=None)]  # type: ignore[misc]
-    return list[scalar[of]]  # type: ignore[misc]
+    entry = _model(f"{model_name}Item", declared(of), None) if isinstance(of, dict) else scalar[of]
+    return list.__class_getitem__(entry)
 
 
 def _model(name: str, fields: dict[str, FieldDecl], kind: str | None) -> type[BaseModel]:
@@ -150,7 +153,7 @@ def _model(name: str, fields: dict[str, FieldDecl], kind: str | None) -> type[Ba
         extra: dict[str, Any] = {"alias": field_name, "description": spec.description or None}
         if spec.type in ("list", "rows"):
             extra |= {"min_length": spec.min, "max_length": spec.max}
-        if spec.required:
+        if spec.required and spec.type != "markdown":  # a markdown field may come as <name>_file
             definitions[f"f_{field_name}"] = (annotation, Field(**extra))
         elif spec.type in ("list", "rows"):
             definitions[f"f_{field_name}"] = (annotation, Field(default_factory=list, **extra))
@@ -211,13 +214,20 @@ def kinds(layout_dir: Path, workspace: Path) -> dict[str, Kind]:
     return found
 
 
-def validate_section(kind: Kind, data: dict[str, Any], source: YamlFile, index: int) -> list[Diagnostic]:
+def validate_section(
+    kind: Kind, data: dict[str, Any], source: YamlFile, index: int
+) -> list[Diagnostic]:
     """The problems of section `index` against its kind's fields, each at its own line."""
+    problems = [
+        _problem(kind, source, index, {"type": "missing", "loc": (name,)})
+        for name, spec in kind.fields.items()
+        if spec.required and spec.type == "markdown" and not {name, f"{name}_file"} & set(data)
+    ]
     try:
         kind.model.model_validate(data)
     except ValidationError as exc:
-        return [_problem(kind, source, index, error) for error in exc.errors()]
-    return []
+        problems += [_problem(kind, source, index, error) for error in exc.errors()]
+    return problems
 
 
 def _problem(kind: Kind, source: YamlFile, index: int, error: Any) -> Diagnostic:
@@ -255,7 +265,9 @@ def campaign_schema(config: Config) -> dict[str, Any]:
     seen: dict[str, dict[str, Any]] = {}
     for layout_dir in layouts(config).values():
         for kind in kinds(layout_dir, config.workspace).values():
-            kind_schema = kind.model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+            kind_schema = kind.model.model_json_schema(
+                by_alias=True, ref_template="#/$defs/{model}"
+            )
             defs.update(kind_schema.pop("$defs", {}))
             if kind_schema in seen.values():
                 continue
@@ -263,7 +275,9 @@ def campaign_schema(config: Config) -> dict[str, Any]:
             while key in seen:
                 key += "_"
             seen[key] = kind_schema
-            defs[key] = kind_schema | {"description": kind.description or kind_schema.get("description")}
+            defs[key] = kind_schema | {
+                "description": kind.description or kind_schema.get("description")
+            }
             variants.append({"$ref": f"#/$defs/{key}"})
     schema["properties"]["sections"]["items"] = {"anyOf": variants}
     return schema

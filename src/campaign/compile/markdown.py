@@ -44,8 +44,10 @@ def markdown_merge_tags(text: str) -> str:
 
 def parser() -> MarkdownIt:
     """CommonMark with what people write in newsletters: tables, ~~strikethrough~~, footnotes[^1]."""
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).use(
-        footnote_plugin
+    return (
+        MarkdownIt("commonmark", {"html": True})
+        .enable(["table", "strikethrough"])
+        .use(footnote_plugin)
     )
 
 
@@ -110,16 +112,19 @@ class MarkdownRenderer:
         """Fingerprint local images, refuse links that are not web, mail or phone links,
         and show raw HTML as text unless the campaign allows it."""
         first = where.line if where and where.line else 1
+        warned: set[int] = set()
         for block in tokens:
             line = first + (block.map[0] if block.map else 0)
             here = Location(where.file, line) if where else None
             for token in (block, *(block.children or ())):
                 if token.type.startswith("html_") and not self.allow_html:
-                    self.session.warning(
-                        "raw HTML in Markdown is shown as text: set html_in_markdown: true"
-                        " in campaign.yaml to let it through",
-                        here,
-                    )
+                    if line not in warned:
+                        warned.add(line)
+                        self.session.warning(
+                            "raw HTML in Markdown is shown as text: set html_in_markdown: true"
+                            " in campaign.yaml to let it through",
+                            here,
+                        )
                     token.content = str(escape(token.content))
                 elif token.type == "link_open":
                     href = str(token.attrGet("href") or "")

@@ -28,8 +28,14 @@ _COLUMN_CONTENT = {
 PARENTS: dict[str, set[str]] = {
     "mjml": {"mj-head", "mj-body"},
     "mj-head": {
-        "mj-attributes", "mj-breakpoint", "mj-font", "mj-html-attributes", "mj-preview",
-        "mj-style", "mj-title", "mj-raw",
+        "mj-attributes",
+        "mj-breakpoint",
+        "mj-font",
+        "mj-html-attributes",
+        "mj-preview",
+        "mj-style",
+        "mj-title",
+        "mj-raw",
     },  # fmt: skip
     "mj-body": {"mj-section", "mj-wrapper", "mj-hero", "mj-raw"},
     "mj-wrapper": {"mj-section", "mj-hero", "mj-raw"},
@@ -171,24 +177,23 @@ def after_mjml(html: str) -> str:
 
 
 def crashed_on(exc: BaseException) -> tuple[Element | None, int | None]:
-    """The element mjml was handling when it crashed, from its traceback: the parsed tag
-    (which knows its source line), else the component being rendered."""
-    component: Element | None = None
-    tb = exc.__traceback__
+    """The element mjml was handling when it crashed, from the innermost frame of its
+    traceback that holds one: a parsed tag (which knows its source line), or the
+    component being rendered (its tag and attributes, no line)."""
     frames = []
+    tb = exc.__traceback__
     while tb is not None:
         frames.append(tb.tb_frame)
         tb = tb.tb_next
     for frame in reversed(frames):
         for value in frame.f_locals.values():
-            line = getattr(value, "sourceline", None)
-            name = getattr(value, "name", None)
+            line, name = getattr(value, "sourceline", None), getattr(value, "name", None)
             if isinstance(line, int) and isinstance(name, str) and name.startswith("mj"):
                 attrs = {k: str(v) for k, v in getattr(value, "attrs", {}).items()}
                 return Element(name, attrs, line), line
         this = frame.f_locals.get("self")
         tag = getattr(this, "component_name", None)
-        if component is None and isinstance(tag, str):
-            given = getattr(this, "attrs", {})
-            component = Element(tag, {k: str(v) for k, v in given.items()}, 0)
-    return component, None
+        if isinstance(tag, str):
+            given = getattr(this, "attrs", {}) or {}
+            return Element(tag, {k: str(v) for k, v in given.items() if v is not None}, 0), None
+    return None, None

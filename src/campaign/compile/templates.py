@@ -88,24 +88,29 @@ class Templates:
         that wrote that part (a section's partial, else the layout) for the line opening
         the same tag with the most of the same attributes.
         """
-        candidates = [self.path(LAYOUT_TEMPLATE)]
+        candidates, near = [self.path(LAYOUT_TEMPLATE)], line or 0
         for span in spans:
             if line is not None and span.first <= line <= span.last:
-                candidates = [self.path(span.template)]
+                candidates, near = [self.path(span.template)], line - span.first + 1
         candidates += [p for p in self.files() if p.name.startswith("_") and p not in candidates]
         if line is None:
             candidates += [p for p in self.files() if p not in candidates]
         opening = re.compile(rf"<{re.escape(element.tag)}(?=[\s/>]|$)")
-        best: tuple[int, Path, int] | None = None
-        for path in candidates:
+        best: tuple[int, int, Path, int] | None = None
+        for rank, path in enumerate(candidates):
             for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 if opening.search(text):
-                    score = sum(f"{name}=" in text for name in element.attrs)
-                    if best is None or score > best[0]:
-                        best = (score, path, number)
+                    score = sum(
+                        (f"{name}=" in text) + 2 * (f'{name}="{value}"' in text)
+                        for name, value in element.attrs.items()
+                    )
+                    # the most alike; among equals, the one nearest the MJML line
+                    distance = abs(number - near) if rank == 0 else 10**6
+                    if best is None or (score, -distance) > (best[0], -best[1]):
+                        best = (score, distance, path, number)
         if best is None:
             return Location(self.session.shown(candidates[0]))
-        return Location(self.session.shown(best[1]), best[2])
+        return Location(self.session.shown(best[2]), best[3])
 
 
 @dataclass(frozen=True)

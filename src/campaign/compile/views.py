@@ -89,9 +89,13 @@ class Views:
     def section(self, index: int, kind: Kind, data: dict[str, Any]) -> SimpleNamespace:
         """The section as its partial sees it: every declared field present, Markdown
         rendered, images resolved; a field not given is None, "" or []."""
-        return SimpleNamespace(kind=kind.name, **self.fields(kind.fields, data, ("sections", index)))
+        return SimpleNamespace(
+            kind=kind.name, **self.fields(kind.fields, data, ("sections", index))
+        )
 
-    def fields(self, specs: dict[str, FieldDecl], data: dict[str, Any], at: Path_) -> dict[str, Any]:
+    def fields(
+        self, specs: dict[str, FieldDecl], data: dict[str, Any], at: Path_
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, spec in specs.items():
             if spec.type == "markdown":
@@ -115,13 +119,22 @@ class Views:
                     SimpleNamespace(**self.fields(specs, entry, (*at, i)))
                     for i, entry in enumerate(values)
                 ]
-            return [self.value(FieldDecl(type=of), entry, (*at, i)) for i, entry in enumerate(values)]
+            return [
+                self.value(FieldDecl(type=of), entry, (*at, i)) for i, entry in enumerate(values)
+            ]
         if spec.type == "rows":
-            return [[self.inline(str(cell), (*at, i)) for cell in row] for i, row in enumerate(value or [])]
+            return [
+                [self.inline(str(cell), (*at, i)) for cell in row]
+                for i, row in enumerate(value or [])
+            ]
         if spec.type == "inline":
             return self.inline(str(value), at) if value is not None else Markup("")
         if spec.type == "markdown":
-            return self.markdown.render(str(value), folder, source.text_location(*at)) if value else Markup("")
+            return (
+                self.markdown.render(str(value), folder, source.text_location(*at))
+                if value
+                else Markup("")
+            )
         if spec.type == "image":
             return self.image(value, None, folder, source, at)
         if spec.type == "button" and value is not None:
@@ -186,6 +199,7 @@ class Views:
         image_base, image_source = origin("image")
         text_base, text_source = origin("disclaimer")
         disclaimer = footer.disclaimer or organisation.disclaimer
+        where: Location | None
         if footer.disclaimer is None:
             where = Location(self.session.shown(self.session.config.workspace / "campaign.toml"))
         else:
