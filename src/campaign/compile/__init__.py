@@ -164,6 +164,12 @@ class _Build:
             session.diagnostics += problems
             if not problems:
                 sections.append((found, views.section(index, found, section.fields)))
+            if found.name == "social" and not self.config.organisation.social:
+                session.warning(
+                    "the social block shows nothing: list the profiles in [organisation.social]"
+                    " of campaign.toml",
+                    loaded.source.location("sections", index, "kind"),
+                )
         if not campaign.preheader:
             session.warning(
                 "no preheader: inboxes will show the first words of the email instead",

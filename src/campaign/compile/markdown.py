@@ -85,28 +85,30 @@ class MarkdownRenderer:
 
         `where` is the file and first line of the text, so problems name their own line.
         """
-        first = where.line if where and where.line else 1
-        lines = text.splitlines()
-        for offset, text_line in enumerate(lines):
-            try:
-                lines[offset] = markdown_merge_tags(text_line)
-            except ValueError as exc:
-                self.session.error(
-                    str(exc), Location(where.file, first + offset) if where else None
-                )
-        tokens = self.markdown.parse("\n".join(lines))
+        text = self.merge_tags(text, where)
+        tokens = self.markdown.parse(text)
         self.check(tokens, base, where)
         return self.finish(self.markdown.renderer.render(tokens, self.markdown.options, {}))
 
     def inline(self, text: str, where: Location | None) -> Markup:
         """One line of inline Markdown (emphasis, links, code), for table cells and list entries."""
-        try:
-            text = markdown_merge_tags(text)
-        except ValueError as exc:
-            self.session.error(str(exc), where)
-        tokens = self.markdown.parseInline(text)
+        tokens = self.markdown.parseInline(self.merge_tags(text, where))
         self.check(tokens, None, where)
         return self.finish(self.markdown.renderer.render(tokens, self.markdown.options, {}))
+
+    def merge_tags(self, text: str, where: Location | None) -> str:
+        """The text with its merge tags as tokens; a bad tag is an error at its own line.
+        The one place Markdown's merge syntax is read."""
+        first = where.line if where and where.line else 1
+        lines = text.splitlines()
+        for offset, line in enumerate(lines):
+            try:
+                lines[offset] = markdown_merge_tags(line)
+            except ValueError as exc:
+                self.session.error(
+                    str(exc), Location(where.file, first + offset) if where else None
+                )
+        return "\n".join(lines)
 
     def check(self, tokens: list[Token], base: Path | None, where: Location | None) -> None:
         """Fingerprint local images, refuse links that are not web, mail or phone links,
@@ -134,6 +136,11 @@ class MarkdownRenderer:
                             " use an https:, http:, mailto: or tel: URL",
                             here,
                         )
+                elif token.type == "image" and base is None:
+                    self.session.error(
+                        "an image in a table cell or list entry: use the block's image field",
+                        here,
+                    )
                 elif token.type == "image" and base is not None:
                     src = str(token.attrGet("src") or "")
                     url = self.session.asset_url(src, token.content, base, here)
