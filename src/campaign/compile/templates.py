@@ -25,13 +25,20 @@ from campaign.errors import Location
 from campaign.load import LAYOUT_TEMPLATE
 
 
-@functools.lru_cache(maxsize=16)
 def environment(layout_dir: Path) -> Environment:
-    """One Jinja environment per layout folder, so templates compile once per process.
+    """The Jinja environment of a layout folder: `partials/<name>` is the layout's own file,
+    else the block library's.
 
-    `partials/<name>` is the layout's own file, else the block library's. Jinja checks
-    each template's modification time, so edits are seen at once.
+    Jinja checks each template's modification time, so edits are seen at once; a partial
+    added or removed in the layout changes which file a name means, so it gets a new one.
     """
+    own = frozenset(p.name for p in (layout_dir / PARTIALS).glob("*.j2"))
+    return _environment(layout_dir, own)
+
+
+@functools.lru_cache(maxsize=16)
+def _environment(layout_dir: Path, own_partials: frozenset[str]) -> Environment:
+    """One environment per layout folder and set of own partials, so templates compile once."""
     return Environment(
         loader=ChoiceLoader(
             [
