@@ -70,6 +70,17 @@ def test_every_kind_builds_with_the_built_in_layout(workspace: Path) -> None:
     assert '<ol class="block-list">' not in html and "<em>Water</em>" in html
 
 
+def test_every_kind_builds_with_the_announcement_layout(workspace: Path) -> None:
+    slug = every_kind(workspace)
+    yaml_file = workspace / "campaigns" / slug / "campaign.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace("layout: newsletter", "layout: announcement")
+    )
+    compiled = build(load_config(workspace), slug)
+    assert compiled.warnings == ()
+    assert "section-columns" in compiled.html and "top-links" not in compiled.html
+
+
 def test_markdown_tables_strikethrough_footnotes(workspace: Path) -> None:
     slug = every_kind(workspace)
     compiled = build(load_config(workspace), slug)
