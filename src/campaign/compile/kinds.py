@@ -89,7 +89,9 @@ class KindFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
-    fields: dict[str, FieldType | FieldDecl] = Field(default_factory=dict)
+    fields: dict[str, FieldType | FieldDecl] | None = Field(
+        default=None, description="Without it, the generic fields (title, image, body, items)."
+    )
 
 
 @dataclass(frozen=True)
@@ -165,18 +167,23 @@ def _model(name: str, fields: dict[str, FieldDecl], kind: str | None) -> type[Ba
 
 
 def _read_kind(name: str, template: str, schema_file: Path, workspace: Path) -> Kind:
+    """A kind from its schema file; one without `fields` has the generic ones."""
     source = read_yaml(schema_file, workspace)
     decl = validate(KindFile, source) if source.data is not None else KindFile()
+    description, given = decl.description, decl.fields
+    if given is None:
+        generic = validate(KindFile, read_yaml(BLOCKS / f"{GENERIC}.yaml", workspace))
+        description, given = description or generic.description, generic.fields or {}
     problems = [
         Diagnostic("error", f"field name {field!r}: use lowercase letters, digits and _", source.location("fields", field))
-        for field in decl.fields
+        for field in given
         if not FIELD_NAME.fullmatch(field) or field == "kind"
     ]  # fmt: skip
     if problems:
         raise BuildError(problems)
-    fields = declared(decl.fields)
+    fields = declared(given)
     model = _model(name.replace("-", "_").title().replace("_", "") + "Section", fields, name)
-    return Kind(name, template, decl.description, fields, model, schema_file)
+    return Kind(name, template, description, fields, model, schema_file)
 
 
 @functools.lru_cache(maxsize=256)

@@ -57,7 +57,8 @@ class FooterView:
     copyright_holder: str
 
 
-Path_ = tuple[str | int, ...]
+Keys = tuple[str | int, ...]
+"""Where a value is in campaign.yaml: its keys and indexes from the top."""
 
 
 class Views:
@@ -76,7 +77,7 @@ class Views:
         alt: str | None,
         base: Path,
         source: YamlFile | None,
-        at: Path_,
+        at: Keys,
     ) -> ImageView | None:
         """An image field of a YAML file, as the templates see it."""
         if ref is None:
@@ -93,9 +94,7 @@ class Views:
             kind=kind.name, **self.fields(kind.fields, data, ("sections", index))
         )
 
-    def fields(
-        self, specs: dict[str, FieldDecl], data: dict[str, Any], at: Path_
-    ) -> dict[str, Any]:
+    def fields(self, specs: dict[str, FieldDecl], data: dict[str, Any], at: Keys) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, spec in specs.items():
             if spec.type == "markdown":
@@ -108,7 +107,7 @@ class Views:
                 out[name] = self.value(spec, data.get(name), (*at, name))
         return out
 
-    def value(self, spec: FieldDecl, value: Any, at: Path_) -> Any:
+    def value(self, spec: FieldDecl, value: Any, at: Keys) -> Any:
         source, folder = self.loaded.source, self.loaded.folder
         if spec.type == "list":
             of = spec.of or "inline"
@@ -141,10 +140,10 @@ class Views:
             return ButtonView(label=value["label"], url=value["url"], colour=value.get("colour"))
         return value
 
-    def inline(self, text: str, at: Path_) -> Markup:
+    def inline(self, text: str, at: Keys) -> Markup:
         return self.markdown.inline(text, self.loaded.source.location(*at))
 
-    def markdown_field(self, name: str, data: dict[str, Any], at: Path_) -> Markup:
+    def markdown_field(self, name: str, data: dict[str, Any], at: Keys) -> Markup:
         """A markdown field written inline, or read from the file its `<name>_file` twin names."""
         source, folder = self.loaded.source, self.loaded.folder
         text, file = data.get(name), data.get(f"{name}_file")
