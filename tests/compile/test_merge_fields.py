@@ -12,6 +12,7 @@ from campaign import placeholders
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
 from campaign.compile import build, markdown_merge_tags
+from campaign.compile.kinds import BLOCKS, PARTIALS
 from campaign.config import load_config
 from campaign.errors import BuildError
 from tests.compile.test_pipeline import write_campaign
@@ -134,9 +135,9 @@ def test_bad_tag_in_the_subject_is_an_error_at_its_line(workspace: Path) -> None
 
 
 def test_unknown_filters_and_fields_are_warned_at_their_lines(workspace: Path) -> None:
-    layout = own_layout(workspace)
-    partial = layout / "partials" / "spotlight.mjml.j2"
-    lines = partial.read_text().splitlines()
+    partial = own_layout(workspace) / PARTIALS / "spotlight.mjml.j2"  # overrides the library's
+    partial.parent.mkdir(exist_ok=True)
+    lines = (BLOCKS / "spotlight.mjml.j2").read_text().splitlines()
     lines.insert(2, "{# asks for {{ field('member_since') }} #}{{ field('member_since') }}")
     partial.write_text("\n".join(lines) + "\n")
     write_campaign(
