@@ -19,18 +19,19 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import httpx
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine
 
-from campaign.assets import read_asset, stored_names
 from campaign.compiled import Asset, Compiled
 from campaign.config import CONFIG_FILE, Config, Defaults, Organisation
 from campaign.errors import Location, UserError
 from campaign.load import YamlFile, read_yaml
+
+if TYPE_CHECKING:  # the build imports this module, and never loads the database layer
+    from sqlalchemy import Engine
 
 Level = Literal["ok", "warning", "error"]
 
@@ -329,12 +330,14 @@ async def asset_problems(
 
 def _unstorable(engine: Engine, assets: tuple[Asset, ...]) -> list[Check]:
     """The images neither stored yet nor readable as the build read them."""
+    from campaign.assets import stored_names
+
     stored = stored_names(engine, (a.name for a in assets))
     found: list[Check] = []
     for asset in assets:
         if asset.name not in stored:
             try:
-                read_asset(asset)
+                asset.read()
             except UserError as exc:
                 found.append(Check("error", exc.message, exc.location))
     return found

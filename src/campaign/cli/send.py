@@ -199,7 +199,8 @@ def send_command(
 
 
 def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
-    """Print every preflight check; stop (exit 1, nothing sent) on an error."""
+    """Print every preflight check (on stderr, with the build's warnings); stop (exit 1,
+    nothing sent) on an error."""
     report = asyncio.run(
         preflight(
             config,
@@ -208,9 +209,9 @@ def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
             engine=connect(config.database_url),
         )
     )
-    _say(report.heading)
-    for check in report.checks:
-        _say(f"  {check}", {"error": "red", "warning": "yellow"}.get(check.level))
+    for line, level in [(report.heading, "ok"), *((f"  {c}", c.level) for c in report.checks)]:
+        style = {"error": "red", "warning": "yellow"}.get(level)
+        err_console.print(line, style=style, markup=False, soft_wrap=True, highlight=False)
     if report.errors:
         raise typer.Exit(1)
 
