@@ -212,3 +212,14 @@ def test_mailchimp_test_send_and_schedule_go_through_preflight(
         code, _, err = run_cli(capsys, "send", SLUG, *args)
         assert code == 1 and "error: public_base_url" in err, args
     assert counted.requests == []
+
+
+def test_a_mailchimp_test_send_goes_at_once_and_a_dry_one_not_at_all(
+    mailchimp_service: tuple[Counted, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    counted, _ = mailchimp_service
+    code, out, _ = run_cli(capsys, "send", SLUG, "--dry-run", "--test", "me@coloradohtc.org")
+    assert code == 0 and "nothing sent" in out and counted.requests == []
+    code, out, _ = run_cli(capsys, "send", SLUG, "--test", "me@coloradohtc.org")
+    assert code == 0 and "test sent to me@coloradohtc.org" in out
+    assert counted.requests[-1].endswith("/actions/test")
