@@ -108,7 +108,7 @@ async def test_429_is_retried_after_retry_after() -> None:
     )
     async with running(service, ResendProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 3.0)}
+    assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 3.0)}
 
 
 @pytest.mark.parametrize("name", ["daily_quota_exceeded", "monthly_quota_exceeded"])
