@@ -42,8 +42,9 @@ def mandrill(
 ) -> Service:
     """`rejects`: address -> reject_reason for addresses on Mandrill's rejection list
     (or "*" for every address: `unsigned` for a sending domain without DKIM/SPF).
-    `queued_reason` (e.g. account-suspended): every message is queued for it and held."""
-    rejects = rejects or {}
+    `queued_reason` (e.g. account-suspended): every message is queued for it and held.
+    A test may change the rejection list while the service runs: `state["rejects"]`."""
+    rejects = {} if rejects is None else rejects
 
     async def answer(service: Service, r: Received) -> Response:
         if r.method != "POST" or r.path != "/api/1.0/messages/send.json":
@@ -108,4 +109,6 @@ def mandrill(
             and not queued_reason
         ]
 
-    return Service(answer, render)
+    service = Service(answer, render)
+    service.state["rejects"] = rejects
+    return service
