@@ -273,3 +273,20 @@ def test_mandrill_holding_messages_for_a_suspended_account_stops_the_send(tmp_pa
     # Mandrill holds what it queued: neither sent nor sent again; everyone else still to go.
     assert 1 <= statuses["unknown"] <= 2 and statuses["pending"] == 50 - statuses["unknown"]
     assert service.delivered == []
+
+
+def test_the_outbox_writes_the_idn_address_in_punycode_and_fails_the_non_ascii_one(
+    tmp_path: Path,
+) -> None:
+    """This list crashed `campaign send` with UnicodeEncodeError and sent none of it."""
+    config = make_config(tmp_path / "ws", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    rows = odd_list()
+    _import(config, rows)
+    summary = _send(config)
+    assert summary.status == "finished" and summary.sent == len(rows) - 1
+    status, reason = _ledger(config)[LOCAL]
+    assert status == "failed" and LOCAL in reason and "SMTPUTF8" in reason
+    files = list((config.workspace / "outbox" / "c1").glob("*.eml"))
+    to = [line for f in files for line in f.read_bytes().split(b"\r\n") if line.startswith(b"To:")]
+    assert len(files) == len(rows) - 1
+    assert any(line.endswith(f"<{IDN_SENT}>".encode()) for line in to)

@@ -117,7 +117,10 @@ def test_pause_after_failures_in_a_row_then_resume(
     server.then(*[Reply(500)] * 3)
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
     assert summary.status == "paused" and summary.stopped == "paused"
-    assert "paused after 3 provider calls in a row that delivered nothing" in summary.note and "500" in summary.note
+    assert (
+        "paused after 3 provider calls in a row that delivered nothing" in summary.note
+        and "500" in summary.note
+    )
     assert not server.accepted and not summary.ok
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
     assert (
