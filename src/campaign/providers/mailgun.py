@@ -115,8 +115,11 @@ class MailgunProvider(SubstitutingProvider):
 
     def retry_after(self, response: httpx.Response) -> float | None:
         """Retry-After, else the date in Mailgun's words ("try again after <date>")."""
-        return super().retry_after(response) or base.retry_after_in_text(
-            self.error_message(response)
+        seconds = super().retry_after(response)
+        return (
+            seconds
+            if seconds is not None
+            else base.retry_after_in_text(self.error_message(response))
         )
 
     def parse_response(
