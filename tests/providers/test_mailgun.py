@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.providers.base import Status
-from campaign.providers.batching import UnsupportedFeature
 from campaign.providers.mailgun import MailgunProvider
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.mailgun import DOMAIN, KEY, mailgun
@@ -132,10 +131,13 @@ async def test_bad_request_stops_with_mailguns_words() -> None:
             await provider.send(batch(1))
 
 
-async def test_same_address_twice_in_a_batch_is_unsupported() -> None:
-    async with running(mailgun(), MailgunProvider, OPTIONS, ENV) as provider:
-        with pytest.raises(UnsupportedFeature, match="same address"):
-            await provider.send([message(0), message(1, to="reader0@example.com")])
+async def test_same_address_twice_in_a_batch_goes_one_request_each() -> None:
+    service = mailgun()
+    messages = [message(0), message(1, to="reader0@example.com")]
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 2
+    assert sorted(copy.text for copy in service.delivered) == sorted(m.text for m in messages)
 
 
 async def test_mailgun_syntax_in_a_message_sends_it_alone_as_it_is() -> None:

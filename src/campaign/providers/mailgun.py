@@ -28,8 +28,8 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, passed_headers, shared, split_headers
-from campaign.providers.substituting import SubstitutingProvider
+from campaign.providers.batching import passed_headers, shared, split_headers
+from campaign.providers.substituting import Clash, SubstitutingProvider
 
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
@@ -80,7 +80,7 @@ class MailgunProvider(SubstitutingProvider):
         if len(batch) == 1:
             return self._single(batch[0])
         if len({m.to_email.lower() for m in batch}) != len(batch):
-            raise UnsupportedFeature(self.name, "the same address twice in one batch")
+            raise Clash  # recipient-variables are keyed by address: one request each
         variables: list[dict[str, str]] = [{"send_id": m.send_id} for m in batch]
         fields: list[tuple[str, str]] = [("from", batch[0].from_)]
         fields += [("to", m.to) for m in batch]
