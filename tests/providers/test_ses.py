@@ -264,3 +264,13 @@ def test_configuration() -> None:
         SESProvider({}, {"AWS_ACCESS_KEY_ID": ACCESS_KEY})
     with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
         SESProvider({}, {"AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+
+
+async def test_a_backslash_beside_a_tag_sends_the_batch_one_by_one() -> None:
+    """`\\` before a slot would make `\\{{h0}}`, which Handlebars prints as it is."""
+    service = ses()
+    messages = [message(i, text=f"path C:\\{i}x") for i in range(3)]
+    async with running(service, SESProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 3
+    assert {r.path for r in service.received} == {"/v2/email/outbound-emails"}

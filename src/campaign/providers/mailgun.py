@@ -45,6 +45,7 @@ class Options(base.HTTPOptions):
 class MailgunProvider(SubstitutingProvider):
     name = "mailgun"
     max_batch = 1000
+    markers = ("%recipient",)
     syntax = re.compile(r"%recipient[^%]*%?")
     Options: ClassVar[type[base.Options]] = Options
     default_base_url = REGIONS["us"]

@@ -49,6 +49,7 @@ class SendGridProvider(SubstitutingProvider):
     max_batch = 1000
     default_base_url = "https://api.sendgrid.com"
     """EU regional subusers set `base_url = "https://api.eu.sendgrid.com"`."""
+    markers = ("{%", "%}")
     syntax = re.compile(r"\{%[^%}]*%\}|\{%|%\}")
 
     def adapt(self, message: Message) -> Message:

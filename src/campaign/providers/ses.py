@@ -81,8 +81,10 @@ def _headers(headers: dict[str, str]) -> list[dict[str, str]]:
 class SESProvider(SubstitutingProvider):
     name = "ses"
     max_batch = 50
-    syntax = re.compile(r"\\?\{\{[^}]*\}*")
-    """A Handlebars tag, with the backslash that would escape it."""
+    markers = ("{{",)
+    syntax = re.compile(r"\{\{[^}]*\}*")
+    escape = "\\"
+    """Handlebars: a backslash before a tag makes it literal."""
     Options: ClassVar[type[base.Options]] = Options
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
