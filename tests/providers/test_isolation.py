@@ -35,6 +35,7 @@ from campaign.send.engine import SendSummary
 from campaign.send.ledger import deliveries
 from tests.send.conftest import compiled, make_config
 from tests.servers import brevo, mailgun, mandrill, resend, sendgrid, serve, ses
+from tests.servers.postmark import PostmarkServer
 from tests.servers.scripted import Service
 
 
@@ -290,3 +291,25 @@ def test_the_outbox_writes_the_idn_address_in_punycode_and_fails_the_non_ascii_o
     to = [line for f in files for line in f.read_bytes().split(b"\r\n") if line.startswith(b"To:")]
     assert len(files) == len(rows) - 1
     assert any(line.endswith(f"<{IDN_SENT}>".encode()) for line in to)
+
+
+def test_postmark_sends_every_odd_name_as_it_is(tmp_path: Path) -> None:
+    server = PostmarkServer(keep_payloads=True)
+    with serve(server.app) as url:
+        config = make_config(
+            tmp_path / "ws",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+            provider="postmark",
+            toml=f'base_url = "{url}"\n',
+        )
+        rows = odd_list()
+        _import(config, rows)
+        summary = _send(config)
+    assert summary.status == "finished" and summary.failed == 1
+    assert _ledger(config)[LOCAL][0] == "failed"
+    expected = {email for email, _ in rows} - {LOCAL, IDN} | {IDN_SENT}
+    assert server.deliveries() == Counter({email: 1 for email in expected})
+    texts = {parseaddr(m["To"])[1]: m["TextBody"] for batch in server.payloads for m in batch}
+    for email, first in rows:
+        if email != LOCAL:
+            assert f"Hello {first}\n" in texts[IDN_SENT if email == IDN else email]
