@@ -146,3 +146,19 @@ def test_mailchimp_is_handed_the_campaign(
     assert run("send", SLUG, "--test", "me@example.org") == 0
     assert calls == [(SLUG, None, None), (SLUG, ["me@example.org"], None)]
     assert "mailchimp: campaign sent to audience" in capsys.readouterr().out
+
+
+def test_dry_run_names_who_would_fail_and_the_send_fails_only_them(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = sample / "odd.csv"
+    odd.write_text("email,first_name\njürgen@example.org,Jürgen\njuergen@exämple.org,Jürgen\n")
+    assert run("subscribers", "import", str(odd), "--list", "newsletter") == 0
+    capsys.readouterr()
+    assert run("send", SLUG, "--dry-run", "--list", "newsletter") == 0
+    out = capsys.readouterr().out
+    assert "would fail: jürgen@example.org: outbox cannot deliver" in out
+    assert "juergen@" not in out.split("would fail", 1)[1]
+    assert run("send", SLUG, "--list", "newsletter", "--yes") == 1
+    out = capsys.readouterr().out
+    assert "6 sent, 1 failed" in out and "Traceback" not in out
