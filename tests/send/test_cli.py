@@ -107,6 +107,11 @@ def test_test_and_dry_run_leave_no_trace(sample: Path, capsys: pytest.CaptureFix
     assert run("status", SLUG) == 0
     assert "not sent yet" in capsys.readouterr().out
     assert run("send", SLUG, "--test", "not an address") == 1
+    capsys.readouterr()
+    assert run("send", SLUG, "--test", "jürgen@example.org", "--test", "me@exämple.org") == 1
+    out = capsys.readouterr().out
+    assert "test to jürgen@example.org: rejected: jürgen@example.org: outbox cannot" in out
+    assert "test sent to me@exämple.org" in out
 
 
 def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:

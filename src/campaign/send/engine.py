@@ -467,7 +467,8 @@ async def send_test(
     provider: Provider | None = None,
 ) -> list[Result]:
     """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
-    Links carry a token of no subscriber, so they lead to the pages but change nothing."""
+    Links carry a token of no subscriber, so they lead to the pages but change nothing. One
+    result per address, in order (an address the provider cannot carry: REJECTED, why)."""
     own_provider = provider is None
     provider = provider or create(config)
     personaliser = Personaliser.for_config(
@@ -478,16 +479,16 @@ async def send_test(
         raw=provider.wants_raw,
         json=provider.wants_json,
     )
-    messages, results = prepare_messages(
-        provider, personaliser, [(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
-    )
+    recipients = [(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
+    messages, results = prepare_messages(provider, personaliser, recipients)
     try:
         for start in range(0, len(messages), provider.max_batch):
             results.extend(await provider.send(messages[start : start + provider.max_batch]))
     finally:
         if own_provider:
             await provider.aclose()
-    return results
+    by_id = {r.send_id: r for r in results}
+    return [by_id[send_id] for _, send_id in recipients]  # in the order of `addresses`
 
 
 @dataclass
