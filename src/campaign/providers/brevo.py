@@ -10,7 +10,7 @@ value holding `{{` or `{%` would be expanded. In the HTML the brace is written a
 character reference `&#123;`, which shows the same; the subject and text have no
 escape, so such a message fails that recipient with the reason. Names are cut to
 Brevo's 70 characters with an ellipsis; a name with a comma is left out (the address
-alone), as Brevo would read the comma as a list of addresses.
+alone), so that no relay reads it as a list of addresses.
 """
 
 from __future__ import annotations

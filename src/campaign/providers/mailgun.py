@@ -5,8 +5,8 @@ A batch is one shared message with `recipient-variables`: Mailgun then sends eac
 variables, in the body, the subject and header fields alike. Without
 recipient-variables every recipient would see the whole To list, so a request is
 never built without them. Our send id reaches Mailgun's events as the custom
-variable `send_id` (v:send_id, per recipient). A message holding `%recipient` goes
-alone, without recipient-variables, so Mailgun carries it as it is
+variable `send_id` (v:send_id, per recipient). A recipient whose own values hold
+`%recipient` goes alone, without recipient-variables, so Mailgun carries it as it is
 (providers.substituting).
 
 A 403 is Mailgun refusing the account or domain, in its words ("not allowed to send

@@ -6,9 +6,10 @@ recipient: its To, its own headers (List-Unsubscribe...), its subject, its
 `custom_args` carrying our send id, which SendGrid's event webhook reports back.
 SendGrid answers 202 with an empty body: accepted, one X-Message-Id for the request.
 
-A message holding `{%` or `%}` goes alone, its personalization without substitutions, so
-SendGrid carries it as it is (providers.substituting); so does one whose values pass
-SendGrid's 10,000 bytes of substitutions. A recipient name with a comma or semicolon,
+A recipient whose own values (name, merge fields, subject) hold `{%` or `%}` goes alone,
+a personalization without substitutions, so SendGrid carries it as it is
+(providers.substituting); a batch whose values pass SendGrid's 10,000 bytes of
+substitutions goes one by one. A recipient name with a comma or semicolon,
 which SendGrid's documented limits forbid, is left out (the address alone).
 """
 

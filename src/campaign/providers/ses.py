@@ -6,8 +6,8 @@ escaped) and, per recipient, its replacement data, its own headers
 (ReplacementHeaders: List-Unsubscribe...) and tags (`send_id`, which SES event
 publishing reports back). Requests are signed with SigV4 by httpx-auth's AWS4Auth.
 
-Values are data: a message holding `{{` goes alone through SendEmail, which SES sends
-as it is (providers.substituting). Throttling ("Maximum sending rate exceeded") holds the
+Values are data: a recipient whose own values hold `{{` goes alone through SendEmail,
+which SES sends as it is (providers.substituting). Throttling ("Maximum sending rate exceeded") holds the
 send without using up attempts. Refusals of the account (the sandbox's "Email address is
 not verified", a suspended or paused account, an unverified MAIL FROM domain, the daily
 quota) stop the send with SES's words, everyone not sent still pending; the error names
