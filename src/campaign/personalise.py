@@ -208,7 +208,9 @@ class Personaliser:
     def _mailto_for(self, unsubscribe_url: str) -> str:
         return f"{self._mailto}{unsubscribe_url.rsplit('/', 1)[1]}>" if self._mailto else ""
 
-    def message(self, recipient: Recipient, send_id: str) -> Message:
+    def message(self, recipient: Recipient, send_id: str, address: str | None = None) -> Message:
+        """Recipient's message; `address` is their address as the transport carries it (an
+        IDNA domain: `Provider.address`), else as stored."""
         slug = self.compiled.slug
         fields = {name: mime.one_line(field_value(recipient, name)) for name in self._names}
         text_values = {slot: fields[name] or default for slot, name, default in self._fields}
@@ -220,7 +222,7 @@ class Personaliser:
         html_values = {slot: html.escape(value) for slot, value in text_values.items()}
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
-        to_email = mime.one_line(recipient.email)
+        to_email = mime.one_line(address or recipient.email)
         to_name = mime.one_line(recipient.name or "")
         subject = self.subject.fill(self.subject.values(text_values))
         headers = {
