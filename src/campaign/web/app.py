@@ -27,9 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import public
+from campaign.web import durable, public
+from campaign.web.serving import BodyLimit
 from campaign.web.site import Site
-from campaign.web.webhooks import NORMALISERS, Event, Incoming, Malformed, Refused, record
+from campaign.web.webhooks import NORMALISERS, Event, Incoming, Malformed, Refused
 
 log = logging.getLogger("campaign.web")
 
@@ -124,7 +125,9 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"error": "unauthorised"}, status_code=401)
     except Malformed as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    outcome = await site.db(record, site.engine, events, lambda event: apply_event(site, event))
+    outcome = await durable.record_webhook(site, events)
+    if outcome is None:
+        return JSONResponse({"queued": len(events)}, status_code=202)
     return JSONResponse({"recorded": outcome.recorded, "replayed": outcome.replayed})
 
 
@@ -159,12 +162,13 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with durable.maintained(site):
+            yield
         await site.aclose()
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={UserError: user_error, 404: not_found},
         lifespan=lifespan,
     )

@@ -724,7 +724,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise UserError(
-                f"port {port} on {host} is in use (another preview?): choose another with --port"
+                f"port {port} on {host} is in use (by another server?): choose another with --port"
             ) from None
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(128)

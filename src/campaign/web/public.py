@@ -34,6 +34,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from campaign.audience.models import Subscriber
 from campaign.links import BadLink, Claims, Purpose
 from campaign.message import CAMPAIGN_HEADER, Message
+from campaign.web import durable
 from campaign.web.csrf import FIELD as CSRF_FIELD
 from campaign.web.site import Site
 from campaign.web.tables import forward_log
@@ -196,9 +197,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
-            await site.db(
-                site.store.unsubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "unsubscribe",
+                public_id_or_email=subscriber.public_id,
                 source="one-click",
                 list_name=None,
                 detail=f"campaign {claims.campaign}",
@@ -209,9 +211,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
             list_name = this_list if scope == "list" else None
-            await site.db(
-                site.store.unsubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "unsubscribe",
+                public_id_or_email=subscriber.public_id,
                 source="unsubscribe page",
                 list_name=list_name,
                 detail=f"campaign {claims.campaign}",
@@ -220,9 +223,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
             # Back on this list too, if they had left it.
             list_name = this_list if this_list and this_list not in subscriber.lists else None
-            await site.db(
-                site.store.resubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "resubscribe",
+                public_id=subscriber.public_id,
                 source="unsubscribe page",
                 list_name=list_name,
             )
@@ -271,11 +275,12 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
         name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
-        await site.db(
-            site.store.set_preferences,
-            subscriber.public_id,
-            lists=chosen_lists,
-            topics=chosen_topics,
+        await durable.write(
+            site,
+            "preferences",
+            public_id=subscriber.public_id,
+            lists=sorted(chosen_lists),
+            topics=sorted(chosen_topics),
             name=name,
         )
         subscriber = await visit.reloaded()
