@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from campaign import mime
+from campaign.audience.models import MAX_NAME_LENGTH
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.links import PURPOSES, Links
@@ -206,7 +207,7 @@ class Personaliser:
         text_list = self.text.values(text_values)
         fields = {name: text_values[f"field:{name}"] for name in self._fields}
         to_email = mime.one_line(recipient.email)
-        to_name = mime.one_line(recipient.name or "")
+        to_name = mime.one_line(recipient.name or "")[:MAX_NAME_LENGTH]  # a bounded To: line
         subject = self.subject.fill(self.subject.values(text_values))
         headers = {
             "Date": self._clock.now(),

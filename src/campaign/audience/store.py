@@ -42,6 +42,7 @@ from campaign.audience.models import (
     email_hash,
     normalise_email,
     one_line,
+    overlong,
 )
 from campaign.audience.tables import (
     events,
@@ -449,6 +450,9 @@ class Store:
             address = checked_email(email)
         except EmailNotValidError as exc:
             raise UserError(f"invalid address {email!r}: {exc}") from None
+        names = {"first_name": first_name, "last_name": last_name, "name": name}
+        if problem := overlong(names, fields or {}):
+            raise UserError(problem)
         hashed = email_hash(address)
         now = utcnow()
         with self.engine.begin() as connection:
