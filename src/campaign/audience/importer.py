@@ -206,6 +206,11 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> str:
         ) from None
 
 
+def unquoted(cell: str) -> str:
+    """A cell without the ' that `subscribers export` puts before a formula start (=, +, -, @)."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def sniff_delimiter(header_line: str) -> str:
     """Comma, semicolon (as spreadsheets export in many locales) or tab: the most frequent
     outside quotes in the header line."""
@@ -285,7 +290,7 @@ def _unclosed_quote(text: str, line: int, delimiter: str) -> bool:
 
 def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) -> Row | None:
     def cell(index: int | None) -> str:
-        return cells[index].strip() if index is not None and index < len(cells) else ""
+        return unquoted(cells[index].strip()) if index is not None and index < len(cells) else ""
 
     raw = cell(columns.email)
     if not raw:

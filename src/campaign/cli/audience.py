@@ -54,13 +54,19 @@ def import_command(
         str | None,
         typer.Option("--reason", help="Why --resubscribe is right (logged for each person)."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="The file's encoding if not UTF-8 (cp1252 for Excel's plain CSV)."),
+    ] = None,
 ) -> None:
     """Import subscribers from a CSV file into a list."""
     if resubscribe != (reason is not None):
         raise UserError(
             "--resubscribe and --reason go together: say why these people may be mailed again"
         )
-    report = import_csv(_store(), file, list_name, topic or [], resubscribe_reason=reason)
+    report = import_csv(
+        _store(), file, list_name, topic or [], resubscribe_reason=reason, encoding=encoding
+    )
     _print_report(report)
 
 
