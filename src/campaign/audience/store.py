@@ -791,10 +791,20 @@ class Store:
                     "; ".join(changes),
                 )
 
-    def delete(self, email: str, *, source: str = "delete") -> None:
-        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+    def delete(self, email: str, *, source: str = "delete", secret: str = "") -> None:
+        """Erase a person's data everywhere, the send ledger included (which keeps its counts
+        and a hash keyed with `secret`); keep the hash of the address as a suppression, so it
+        stays blocked."""
+        from campaign.send import ledger  # the ledger's tables sit beside the audience's
+
         hashed = email_hash(email)
         with self.engine.begin() as connection:
+            ledger.erase(
+                connection,
+                connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar(),
+                normalise_email(email),
+                secret,
+            )
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
