@@ -39,6 +39,7 @@ from campaign import placeholders
 from campaign.compiled import Asset, Compiled
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
+from campaign.guards import image_problem, markdown_link_problems
 from campaign.links import Links
 from campaign.load import (
     LAYOUT_TEMPLATE,
@@ -256,6 +257,7 @@ class _Build:
         self.sources: dict[str, str] = {}
         self.assets: dict[str, Asset] = {}
         self.markdown = MarkdownIt("commonmark")
+        self.markdown.validateLink = lambda url: True  # every link is checked: guards.link_problem
 
     # -- bookkeeping
 
@@ -500,6 +502,8 @@ class _Build:
             except ValueError as exc:
                 self.error(str(exc), Location(where.file, first + offset) if where else None)
         tokens = self.markdown.parse("\n".join(lines))
+        for offset, problem in markdown_link_problems(tokens):
+            self.error(problem, Location(where.file, first + offset) if where else None)
         for token in tokens:
             for child in token.children or ():
                 if child.type == "image":
@@ -561,6 +565,9 @@ class _Build:
             self.error(f"image {ref} is not a file of {self.shown(base)}", where)
             return None
         data = path.read_bytes()
+        if problem := image_problem(data, ref):
+            self.error(problem, where)
+            return None
         self.record(path, data)
         name = f"{path.stem}.{_fingerprint(data)}{path.suffix.lower()}"
         url = f"{self.config.public_base_url}/assets/{name}"

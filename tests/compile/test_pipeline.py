@@ -123,14 +123,14 @@ def test_remote_images_are_left_alone_and_local_ones_fingerprinted(workspace: Pa
             "      - image: local.png\n        alt: Local\n        text: B\n"
         ),
     )
-    (folder / "local.png").write_bytes(b"\x89PNG not really")
+    (folder / "local.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     config = load_config(workspace)
     first = build(config, "images")
     assert 'src="https://cdn.example.com/photo.jpg"' in first.html
     local = next(a for a in first.assets if a.source == "campaigns/images/local.png")
     assert re.fullmatch(r"local\.[0-9a-f]{12}\.png", local.name)
     assert f'src="{config.public_base_url}/assets/{local.name}"' in first.html
-    (folder / "local.png").write_bytes(b"\x89PNG changed")
+    (folder / "local.png").write_bytes(b"\x89PNG\r\n\x1a\n changed")
     second = build(config, "images")
     assert local.name not in {a.name for a in second.assets}
     assert second.source_hash != first.source_hash
@@ -211,7 +211,7 @@ def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace
             "footer:\n  disclaimer: Our *own* words.\n"
         ),
     )
-    (folder / "top.png").write_bytes(b"\x89PNG banner")
+    (folder / "top.png").write_bytes(b"\x89PNG\r\n\x1a\n banner")
     compiled = build(load_config(workspace), "own-footer")
     assert "Our <em>own</em> words." in compiled.html
     assert "not an endorsement" not in compiled.html
