@@ -194,12 +194,8 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        guess = charset_normalizer.from_bytes(data[:1_000_000]).best()
-        hint = (
-            f"; it looks like {guess.encoding}: import it with --encoding {guess.encoding}"
-            if guess is not None and guess.encoding not in ("utf_8", "ascii")
-            else ""
-        )
+        guess = excel_encoding(data[:1_000_000])
+        hint = f"; it looks like {guess}: import it with --encoding {guess}" if guess else ""
         raise ImportFileError(
             f'byte 0x{data[exc.start]:02x} is not UTF-8; save the file as "CSV UTF-8"{hint}',
             Location(path, line),
@@ -209,6 +205,24 @@ def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> str:
 def unquoted(cell: str) -> str:
     """A cell without the ' that `subscribers export` puts before a formula start (=, +, -, @)."""
     return cell[1:] if cell[:1] == "'" and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+WINDOWS_CODE_PAGES = ["cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "cp932", "cp936"]
+"""What Excel writes a plain "CSV" in: the system's Windows code page (cp1252 in the West)."""
+
+
+def excel_encoding(data: bytes) -> str | None:
+    """The Windows code page `data` most likely is in (charset-normalizer's guess); cp1252
+    whenever it reads the bytes the same, as the commonest."""
+    best = charset_normalizer.from_bytes(data, cp_isolation=WINDOWS_CODE_PAGES).best()
+    if best is None:
+        return None
+    try:
+        if data.decode("cp1252") == data.decode(best.encoding):
+            return "cp1252"
+    except UnicodeDecodeError:
+        pass
+    return str(best.encoding)
 
 
 def sniff_delimiter(header_line: str) -> str:
