@@ -55,11 +55,10 @@ def is_busy(exc: OperationalError) -> bool:
     return any(text in str(exc.orig).lower() for text in _BUSY)
 
 
-def retrying(
-    function: Callable[..., T], *args: Any, deadline: float = WRITE_DEADLINE, **kwargs: Any
-) -> T:
-    """`function(*args, **kwargs)`, retried with backoff while the database is busy, until `deadline`."""
-    until = time.monotonic() + deadline
+def retrying(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)`, retried with backoff while the database is busy, for
+    `WRITE_DEADLINE` seconds."""
+    until = time.monotonic() + WRITE_DEADLINE
     delay = 0.02
     while True:
         try:
