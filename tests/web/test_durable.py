@@ -53,7 +53,9 @@ def locked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for name in list(busy):
         real = getattr(Store, name)
 
-        def failing(self: Store, *args: object, _real: object = real, _name: str = name, **kw: object) -> None:
+        def failing(
+            self: Store, *args: object, _real: object = real, _name: str = name, **kw: object
+        ) -> None:
             if _name in busy:
                 raise OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
             _real(self, *args, **kw)  # type: ignore[operator]
@@ -109,4 +111,6 @@ def test_old_webhook_ids_are_pruned(store: Store) -> None:
     with store.engine.connect() as connection:
         left = connection.execute(select(webhook_events.c.event_id)).scalars().all()
         assert left == ["new"]
-        assert connection.execute(select(func.count()).select_from(webhook_events)).scalar_one() == 1
+        assert (
+            connection.execute(select(func.count()).select_from(webhook_events)).scalar_one() == 1
+        )
