@@ -61,16 +61,16 @@ class LimitedLoader(yaml.SafeLoader):
             if self._aliases > MAX_ALIASES:
                 raise YamlLimit(
                     problem=f"more than {MAX_ALIASES} aliases (*name): write the values out",
-                    problem_mark=self.peek_event().start_mark,
+                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimit(
                     problem=f"nested more than {MAX_DEPTH} levels deep",
-                    problem_mark=self.peek_event().start_mark,
+                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

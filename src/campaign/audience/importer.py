@@ -361,7 +361,7 @@ def import_csv(
         with store.engine.begin() as connection:
             _tune(connection)
             writer = _Writer(connection, path, list_name, topics, resubscribe_reason, report)
-            writer.write(batch)
+            writer.write(list(batch))
             done.rows_done += len(batch)
             _checkpoint(report, done)
             progress.save(connection, done)
