@@ -353,11 +353,13 @@ def import_csv(
         raise ImportFileError(
             "--resubscribe needs a reason (--reason TEXT), which is logged", Location(path)
         )
-    key = progress.import_key(path.read_bytes(), list_name, topics, resubscribe_reason)
+    options = [list_name, sorted(topics), resubscribe_reason, encoding]
+    key = progress.import_key(path.read_bytes(), options)
     with store.engine.connect() as connection:
         done = progress.load(connection, key)
     _resume(report, done, rows)
-    for batch in chunked(rows[done.rows_done :], BATCH):
+    # An empty file still creates its list (and topics): one empty chunk.
+    for batch in list(chunked(rows[done.rows_done :], BATCH)) or [[]]:
         with store.engine.begin() as connection:
             _tune(connection)
             writer = _Writer(connection, path, list_name, topics, resubscribe_reason, report)

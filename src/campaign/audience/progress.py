@@ -51,10 +51,9 @@ class Progress:
         }
 
 
-def import_key(data: bytes, list_name: str, topics: Sequence[str], reason: str | None) -> str:
+def import_key(data: bytes, options: Sequence[Any]) -> str:
     """Which import this is: the file's bytes and every option that changes what it writes."""
-    options = json.dumps([list_name, sorted(topics), reason]).encode()
-    return hashlib.sha256(hashlib.sha256(data).digest() + options).hexdigest()
+    return hashlib.sha256(hashlib.sha256(data).digest() + json.dumps(options).encode()).hexdigest()
 
 
 def load(connection: Connection, key: str) -> Progress:
