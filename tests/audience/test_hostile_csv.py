@@ -108,7 +108,7 @@ def test_an_interrupted_import_continues_and_reports_the_whole(
     store.subscribe("p3@example.org", list_name="news", source="t")
     store.unsubscribe("p3@example.org", source="t")
     path = write(tmp_path, "email\n" + "".join(f"p{i}@example.org\n" for i in range(50)))
-    monkeypatch.setattr(importer, "BATCH", 10)
+    monkeypatch.setattr(importer, "CHUNK", 10)
     real = importer._Writer.write
     calls = 0
 
