@@ -799,15 +799,10 @@ class Store:
 
         hashed = email_hash(email)
         with self.engine.begin() as connection:
-            ledger.erase(
-                connection,
-                connection.execute(select(s.c.id).where(s.c.email_hash == hashed)).scalar(),
-                normalise_email(email),
-                secret,
-            )
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
+            ledger.erase(connection, subscriber_id, normalise_email(email), secret)
             self._suppress(connection, None, "deleted", source, hashed=hashed)
             connection.execute(
                 update(events)

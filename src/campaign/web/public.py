@@ -35,7 +35,6 @@ from campaign.links import BadLink, Claims, Purpose
 from campaign.message import CAMPAIGN_HEADER, Message
 from campaign.web import durable
 from campaign.web.csrf import FIELD as CSRF_FIELD
-from campaign.web.durable import retrying
 from campaign.web.forwards import claim_forward, strip_links
 from campaign.web.site import Site
 from campaign.web.webcopy import WebCopy
@@ -405,7 +404,7 @@ async def forward(request: Request, visit: LinkVisit) -> Response:
     recipients = [f for f in parsed.friends if not await site.db(site.suppressed, f)]
     ip = request.client.host if request.client else "unknown"
     allowed = await site.db(
-        retrying,
+        durable.retrying,
         claim_forward,
         site.engine,
         site.keyed_hash("subscriber", subscriber.public_id),
