@@ -795,7 +795,7 @@ class Store:
         """Erase a person's data everywhere, the send ledger included (which keeps its counts
         and a hash keyed with `secret`); keep the hash of the address as a suppression, so it
         stays blocked."""
-        from campaign.send import ledger  # the ledger's tables sit beside the audience's
+        from campaign.send import ledger  # not at the top: campaign.send imports this module
 
         hashed = email_hash(email)
         with self.engine.begin() as connection:
