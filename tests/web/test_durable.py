@@ -87,10 +87,10 @@ async def test_a_one_click_unsubscribe_meeting_a_lock_is_spooled_then_applied(
 async def test_a_webhook_meeting_a_lock_is_answered_and_applied_once(
     client: httpx.AsyncClient, store: Store, ana: Subscriber, locked: list[str]
 ) -> None:
-    response = await post(client, "postmark", postmark(postmark_bounce(ana.email)))
-    assert response.status_code == 200
-    again = await post(client, "postmark", postmark(postmark_bounce(ana.email)))
-    assert again.json() == {"recorded": 0, "replayed": 1}
+    for _ in range(2):  # the service's retry spools a second copy: applied once all the same
+        response = await post(client, "postmark", postmark(postmark_bounce(ana.email)))
+        assert response.status_code == 200
+        assert response.json() == {"recorded": 0, "replayed": 0, "queued": 1}
     locked.clear()
     durable.upkeep(client._transport.app.state.site, prune=False)  # type: ignore[attr-defined]
     assert store.find(ana.email).status == "bounced"  # type: ignore[union-attr]

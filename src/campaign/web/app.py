@@ -31,7 +31,7 @@ from campaign.errors import UserError
 from campaign.web import durable, public
 from campaign.web.serving import BodyLimit
 from campaign.web.site import Site
-from campaign.web.webhooks import NORMALISERS, Event, Incoming, Malformed, Refused
+from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused
 
 log = logging.getLogger("campaign.web")
 
@@ -88,18 +88,6 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-def apply_event(site: Site, event: Event) -> None:
-    """One verified webhook event: the suppression in the audience, then the ledger."""
-    source = f"webhook:{event.service}"
-    if event.kind == "bounced":
-        site.store.record_bounce(event.email, hard=event.hard, source=source, detail=event.detail)
-    elif event.kind == "complained":
-        site.store.record_complaint(event.email, source=source, detail=event.detail)
-    elif event.kind == "unsubscribed":
-        site.store.unsubscribe(event.email, source=source, detail=event.detail)
-    site.record_delivery_event(event)
-
-
 async def webhook(request: Request) -> Response:
     site = public.site_of(request)
     service = request.path_params["service"]
@@ -121,10 +109,9 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"error": "unauthorised"}, status_code=401)
     except Malformed as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    outcome = await durable.record_webhook(site, events)
-    if outcome is None:
-        return JSONResponse({"queued": len(events)}, status_code=202)
-    return JSONResponse({"recorded": outcome.recorded, "replayed": outcome.replayed})
+    outcome, queued = await durable.record_webhook(site, events)
+    reply = {"recorded": outcome.recorded, "replayed": outcome.replayed}
+    return JSONResponse(reply | ({"queued": queued} if queued else {}))
 
 
 async def user_error(request: Request, exc: Exception) -> Response:

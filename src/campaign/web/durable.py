@@ -3,7 +3,7 @@
 An unsubscribe, a preferences form or a webhook may arrive while a long write (an
 import, a send's claim) holds SQLite's lock. Each is retried until `WRITE_DEADLINE`;
 if the lock still holds, the write is appended to a spool file (one JSON line,
-fsynced) and answered as accepted. `maintain` applies the spool a few seconds
+fsynced) and answered as accepted. `maintained` applies the spool a few seconds
 later, and prunes webhook event ids older than the services' replay window.
 """
 
@@ -20,16 +20,14 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import OperationalError
 
+from campaign.web.site import Site  # first: it loads the ledger, which the webhooks import
 from campaign.web.tables import webhook_events
 from campaign.web.webhooks import Event, Outcome, record
-
-if TYPE_CHECKING:
-    from campaign.web.site import Site
 
 log = logging.getLogger("campaign.web")
 
@@ -149,11 +147,8 @@ def _apply(site: Site, op: str, args: dict[str, Any]) -> None:
             topics=set(args["topics"]),
             name=args["name"],
         )
-    elif op == "webhook_event":  # claimed already: apply it
-        _apply_now(site, Event(**args))
-    elif op == "webhook_events":  # not all claimed: record them, each once
-        events = [Event(**item) for item in args["events"]]
-        record(site.engine, events, lambda event: _apply_now(site, event))
+    elif op == "webhook_events":  # each once: a replay of one already applied is skipped
+        record(site.engine, [Event(**item) for item in args["events"]], site.store)
     else:
         raise ValueError(f"unknown spooled write {op!r}")
 
@@ -172,37 +167,28 @@ async def write(site: Site, op: str, **args: Any) -> bool:
     return True
 
 
-async def record_webhook(site: Site, events: list[Event]) -> Outcome | None:
-    """Record a webhook's events, each once (retrying a busy database); None when spooled."""
-    try:
-        return await site.db(
-            retrying, record, site.engine, events, lambda event: _apply_event(site, event)
-        )
-    except OperationalError as exc:
-        if not is_busy(exc):
-            raise
-    spool_of(site).append("webhook_events", {"events": [asdict(event) for event in events]})
-    log.warning("database busy: a %s webhook spooled, to be applied shortly", events[0].service)
-    return None
+async def record_webhook(site: Site, events: list[Event]) -> tuple[Outcome, int]:
+    """Record a webhook's events, each once, retrying a busy database; an event the lock
+    still holds is spooled (applied within seconds). The outcome, and how many were spooled."""
+    return await site.db(_record_each, site, events)
 
 
-def _apply_now(site: Site, event: Event) -> None:
-    from campaign.web.app import apply_event  # the app imports this module
-
-    apply_event(site, event)
-
-
-def _apply_event(site: Site, event: Event) -> None:
-    """A verified webhook event applied (retrying a busy database), else spooled.
-    Runs in a worker thread, after the event's id is claimed, so it must not fail on a lock."""
-    args = asdict(event)
-    try:
-        retrying(_apply, site, "webhook_event", args)
-    except OperationalError as exc:
-        if not is_busy(exc):
-            raise
-        spool_of(site).append("webhook_event", args)
-        log.warning("database busy: a %s event spooled, to be applied shortly", event.service)
+def _record_each(site: Site, events: list[Event]) -> tuple[Outcome, int]:
+    outcome, queued = Outcome(), 0
+    for event in events:
+        try:
+            one = retrying(record, site.engine, [event], site.store)
+        except OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            # `record` released its claim, so the spooled copy is applied exactly once.
+            spool_of(site).append("webhook_events", {"events": [asdict(event)]})
+            log.warning("database busy: a %s event spooled, to be applied shortly", event.service)
+            queued += 1
+            continue
+        outcome.recorded += one.recorded
+        outcome.replayed += one.replayed
+    return outcome, queued
 
 
 # ---------------------------------------------------------------- upkeep
