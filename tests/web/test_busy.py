@@ -58,17 +58,24 @@ def test_web_writes_during_a_long_import_are_all_answered_and_applied(workspace:
         campaign_serve(workspace) as served,
         httpx.Client(base_url=served.url, timeout=120) as http,
     ):
+        during: list[bool] = []  # per answer: whether the import was still running
+
+        def answered(response: httpx.Response) -> int:
+            during.append(importing.poll() is None)
+            return response.status_code
 
         def one_click(token: str) -> int:
-            return http.post(
-                f"/unsubscribe/{token}",
-                content=b"List-Unsubscribe=One-Click",
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            ).status_code
+            return answered(
+                http.post(
+                    f"/unsubscribe/{token}",
+                    content=b"List-Unsubscribe=One-Click",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+            )
 
         def bounce(i: int) -> int:
             headers, body = postmark(postmark_bounce(f"b{i}@example.org", bounce_id=1000 + i))
-            return http.post("/webhooks/postmark", headers=headers, content=body).status_code
+            return answered(http.post("/webhooks/postmark", headers=headers, content=body))
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_")}
         started = time.monotonic()
@@ -89,7 +96,6 @@ def test_web_writes_during_a_long_import_are_all_answered_and_applied(workspace:
             codes = list(pool.map(one_click, unsubscribers.values()))
             codes += list(pool.map(bounce, range(EACH)))
         posted = time.monotonic()
-        overlapped = importing.poll() is None
         output = importing.communicate(timeout=600)[0].decode()
         imported = time.monotonic()
         assert importing.returncode == 0, output
@@ -107,10 +113,10 @@ def test_web_writes_during_a_long_import_are_all_answered_and_applied(workspace:
             assert time.monotonic() < deadline, f"{applied()} of {2 * EACH} applied"
             time.sleep(0.2)
         log = served.output()
-    assert sorted(set(codes)) in ([200], [200, 202]), sorted(set(codes))
-    assert overlapped, "the import ended before the posts were answered"
+    assert set(codes) == {200}, sorted(set(codes))
+    assert sum(during) >= 30, f"only {sum(during)} answered while the import ran"
     assert "Traceback" not in log and "database is locked" not in log
     print(
         f"import {ROWS:,} rows: {imported - started:.1f} s; 300 posts answered in "
-        f"{posted - posting:.1f} s during it; every one applied"
+        f"{posted - posting:.1f} s, {sum(during)} of them during it; every one applied"
     )
