@@ -1,20 +1,16 @@
-"""What a build may read: bounded YAML, links of safe schemes, images that are images.
+"""What a build may read: bounded YAML, and images that are images.
 
 A campaign folder may come from anyone on the team (or a shared drive), so what it
 holds is checked before it is used, each problem a clear error at its file and line:
 
 - YAML: at most `MAX_YAML_BYTES`, nesting at most `MAX_DEPTH` deep, at most `MAX_ALIASES`
   aliases and `MAX_NODES` values once aliases are expanded (a few KB of aliases can
-  otherwise stand for gigabytes), no NUL characters, file names of sane length, and
-  `link:` values of an allowed scheme.
-- Links: only https:, http:, mailto: and tel: (and the merge tokens of our own links).
+  otherwise stand for gigabytes), no NUL characters, and file names of sane length.
 - Images: the bytes must start like a PNG, JPEG, GIF or WebP, whatever the name says.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +25,6 @@ MAX_NODES = 100_000
 MAX_FILE_NAME = 255
 """Characters at most in a value naming a file or folder (layout, body_file, image, kind)."""
 FILE_KEYS = frozenset({"layout", "body_file", "image", "kind"})
-LINK_KEYS = frozenset({"link"})
-LINK_SCHEMES = ("https:", "http:", "mailto:", "tel:")
-
-_TOKEN = re.compile(r"^(?:\{\{\{(?:link|field):[A-Za-z_]\w*\}\}\}|%7B%7B%7B)", re.IGNORECASE)
-"""A link the build fills in (a signed link or a merge field), as written or percent-encoded."""
-_HTML_URL = re.compile(r"""\b(?:href|action|formaction)\s*=\s*["']?\s*([^"'\s>]*)""", re.I)
 
 IMAGE_MAGIC = {
     "PNG": (b"\x89PNG\r\n\x1a\n",),
@@ -150,36 +140,7 @@ def _check_nodes(root: yaml.Node, fail: Any) -> None:
 def _value_problem(key: str, value: str) -> str | None:
     if key in FILE_KEYS and len(value) > MAX_FILE_NAME:
         return f"{key} is {len(value):,} characters long; a file name has at most {MAX_FILE_NAME}"
-    if key in LINK_KEYS:
-        return link_problem(value)
     return None
-
-
-def link_problem(url: str) -> str | None:
-    """Why `url` may not be a link in an email (None if it may)."""
-    cleaned = re.sub(r"[\x00-\x20\x7f]", "", url).lower()
-    if cleaned.startswith(LINK_SCHEMES) or _TOKEN.match(url.strip()):
-        return None
-    shown = url if len(url) <= 60 else url[:57] + "..."
-    return f"link {shown!r}: links may be https:, http:, mailto: or tel: only"
-
-
-def markdown_link_problems(tokens: Iterable[Any]) -> list[tuple[int, str]]:
-    """(line offset in the Markdown, problem) for each link of a disallowed scheme: Markdown
-    links (link_open) and URLs in raw HTML (href, action)."""
-    found = []
-    for token in tokens:
-        offset = token.map[0] if token.map else 0
-        urls: list[str] = []
-        if token.type == "html_block":
-            urls += _HTML_URL.findall(token.content)
-        for child in token.children or ():
-            if child.type == "link_open":
-                urls.append(str(child.attrGet("href") or ""))
-            elif child.type == "html_inline":
-                urls += _HTML_URL.findall(child.content)
-        found += [(offset, p) for url in urls if (p := link_problem(url))]
-    return found
 
 
 def image_problem(data: bytes, name: str) -> str | None:

@@ -1,5 +1,5 @@
 """Hostile campaign folders: each is a clear error at its file and line, never a traceback,
-within seconds, and nothing is read but YAML within bounds, links of safe schemes, real images."""
+within seconds: YAML past its bounds, links of other schemes, images that are not images."""
 
 from __future__ import annotations
 
@@ -94,37 +94,7 @@ def test_a_yaml_link_of_another_scheme(
 ) -> None:
     yaml_text = HEAD + "sections:\n  - kind: news\n    items:\n      - title: T\n"
     err = build(workspace, yaml_text + f"        link: {link!r}\n", capsys)
-    assert f"{WHERE}:8: error: link" in err and "https:, http:, mailto: or tel: only" in err
-
-
-@pytest.mark.parametrize(
-    "markdown",
-    [
-        "Read [this](javascript:alert(1)).",
-        'Read <a href="javascript:alert(1)">this</a>.',
-        "<div>\n<a href='data:text/html,x'>this</a>\n</div>",
-        "Read [this](#top).",
-    ],
-)
-def test_a_markdown_link_of_another_scheme(
-    workspace: Path, capsys: pytest.CaptureFixture[str], markdown: str
-) -> None:
-    yaml_text = HEAD + NOTICE + "    body_file: body.md\n"
-    err = build(workspace, yaml_text, capsys, body_md=b"First line.\n\n" + markdown.encode())
-    assert "campaigns/h/body.md:3: error: link" in err
-
-
-def test_safe_links_pass_the_check(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from campaign.guards import link_problem
-
-    for url in (
-        "https://a.example",
-        "http://a.example",
-        "mailto:a@b.example",
-        "tel:+1555",
-        "%7B%7B%7Blink:view%7D%7D%7D",
-    ):
-        assert link_problem(url) is None
+    assert f"{WHERE}:8: error:" in err and "use an https:, http:, mailto: or tel: URL" in err
 
 
 def test_an_image_that_is_not_one(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
