@@ -19,6 +19,10 @@ from campaign.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+BUSY_TIMEOUT_MS = 60_000
+"""How long a SQLite write waits for the lock: longer than any single write transaction
+(imports and other bulk writes commit in chunks of well under a second)."""
+
 metadata = MetaData()
 """Every table of the package, declared in the module that owns it (audience/tables.py, ...)."""
 
@@ -35,7 +39,7 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from campaign import mime
+from campaign.audience.models import MAX_NAME_LENGTH
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.links import PURPOSES, Links
@@ -223,7 +224,7 @@ class Personaliser:
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
         to_email = mime.one_line(address or recipient.email)
-        to_name = mime.one_line(recipient.name or "")
+        to_name = mime.one_line(recipient.name or "")[:MAX_NAME_LENGTH]  # a bounded To: line
         subject = self.subject.fill(self.subject.values(text_values))
         headers = {
             "Date": self._clock.now(),

@@ -13,6 +13,20 @@ from email_validator import validate_email
 
 CORE_FIELDS = ("email", "name", "first_name", "last_name")
 """Merge fields every recipient has; a CSV's other columns add to these."""
+MAX_NAME_LENGTH = 200
+"""Characters at most in a name (name, first_name, last_name): it goes into the To: line."""
+MAX_FIELD_LENGTH = 2000
+"""Characters at most in a merge field's value."""
+
+
+def overlong(names: Mapping[str, str], fields: Mapping[str, str]) -> str | None:
+    """What is too long among a subscriber's names and merge fields, said plainly; None if all fit."""
+    for key, value, limit in [(k, v, MAX_NAME_LENGTH) for k, v in names.items()] + [
+        (k, v, MAX_FIELD_LENGTH) for k, v in fields.items()
+    ]:
+        if len(value) > limit:
+            return f"{key} is {len(value):,} characters long; at most {limit:,} fit"
+    return None
 
 
 def normalise_email(address: str) -> str:

@@ -42,6 +42,7 @@ from campaign.audience.models import (
     email_hash,
     normalise_email,
     one_line,
+    overlong,
 )
 from campaign.audience.tables import (
     events,
@@ -449,6 +450,9 @@ class Store:
             address = checked_email(email)
         except EmailNotValidError as exc:
             raise UserError(f"invalid address {email!r}: {exc}") from None
+        names = {"first_name": first_name, "last_name": last_name, "name": name}
+        if problem := overlong(names, fields or {}):
+            raise UserError(problem)
         hashed = email_hash(address)
         now = utcnow()
         with self.engine.begin() as connection:
@@ -805,13 +809,18 @@ class Store:
                     "; ".join(changes),
                 )
 
-    def delete(self, email: str, *, source: str = "delete") -> None:
-        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+    def delete(self, email: str, *, source: str = "delete", secret: str = "") -> None:
+        """Erase a person's data everywhere, the send ledger included (which keeps its counts
+        and a hash keyed with `secret`); keep the hash of the address as a suppression, so it
+        stays blocked."""
+        from campaign.send import ledger  # not at the top: campaign.send imports this module
+
         hashed = email_hash(email)
         with self.engine.begin() as connection:
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
+            ledger.erase(connection, subscriber_id, normalise_email(email), secret)
             self._suppress(connection, None, "deleted", source, hashed=hashed)
             connection.execute(
                 update(events)

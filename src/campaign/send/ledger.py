@@ -13,6 +13,8 @@ so a webhook or a provider's log points back at it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -38,6 +40,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -657,3 +660,31 @@ def record_event(
                 .values(event=event, event_detail=detail[:1000], event_at=utcnow())
             )
     return True
+
+
+def erase(connection: Connection, subscriber_id: int | None, address: str, secret: str) -> None:
+    """Take one person out of the ledger (`subscribers delete`): each of their deliveries keeps
+    its status (the campaign's counts stay right) and, in place of the address, a hash of it
+    keyed with the workspace's `secret` (no one without the key can test an address against
+    it); name, merge fields and any service message naming them go. Pending ones are skipped."""
+    key = hashlib.sha256(b"campaign.ledger.erase:" + secret.encode()).digest()
+    keyed = "erased:" + hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+    theirs = d.c.email == address
+    if subscriber_id is not None:
+        theirs = or_(theirs, d.c.subscriber_id == subscriber_id)
+    connection.execute(
+        update(d)
+        .where(theirs, d.c.status == "pending")
+        .values(status="skipped", reason="erased", updated_at=utcnow())
+    )
+    naming = func.lower(d.c.reason).contains(address, autoescape=True)
+    connection.execute(
+        update(d)
+        .where(theirs)
+        .values(
+            email=keyed,
+            recipient={},
+            event_detail=None,
+            reason=case((naming, "erased"), else_=d.c.reason),
+        )
+    )
