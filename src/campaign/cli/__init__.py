@@ -11,6 +11,8 @@ from campaign.cli.app import app, err_console
 from campaign.errors import BuildError, CampaignError
 
 COMMANDS: dict[str, str] = {
+    "init": "init",
+    "layouts": "layouts",
     "build": "build",
     "new": "build",
     "schema": "build",
