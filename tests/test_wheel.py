@@ -1,0 +1,212 @@
+"""The package as a new organisation gets it: the wheel, installed into a new venv outside
+the checkout, run from an empty folder: init, new, build, import, send, serve.
+
+The venv gets nothing from the checkout but the wheel built from it: its dependencies
+are installed offline from the wheels `scripts/setup --test` keeps in .venv/wheelhouse,
+so the test never reaches the network and a dependency missing from pyproject.toml
+fails it. No system time zone database is visible to it (PYTHONTZPATH points nowhere),
+so the time zones come from the tzdata package.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, unavailable
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
+"""Wheels of every dependency, made by `scripts/setup --test`."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A venv holding the wheel, and an environment that runs its `campaign` only."""
+
+    venv: Path
+    env: dict[str, str]
+
+    def run(self, cwd: Path, *args: str) -> str:
+        """`campaign ARGS` in `cwd`: its standard output; a failure shows everything it said."""
+        result = subprocess.run(
+            [str(self.venv / "bin" / "campaign"), *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"campaign {' '.join(args)}:\n{result.stdout}{result.stderr}"
+        assert "Traceback" not in result.stderr
+        return result.stdout
+
+
+def _pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Build the wheel from a copy of the sources and install it into a new venv, offline."""
+    if not (WHEELHOUSE / ".made").is_file():
+        unavailable(f"no wheels of the dependencies in {WHEELHOUSE}: run scripts/setup --test")
+    root = tmp_path_factory.mktemp("wheel")
+    # A copy of what the wheel is built from, so no stale build/ folder can add files to it.
+    source = root / "source"
+    shutil.copytree(
+        REPO / "src",
+        source / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    started = time.perf_counter()
+    _pip(
+        "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(source)
+    )
+    built = time.perf_counter()
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    _pip(
+        "--python",
+        str(venv / "bin" / "python"),
+        "install",
+        "--no-index",
+        "--find-links",
+        str(WHEELHOUSE),
+        "--find-links",
+        str(root / "dist"),
+        "campaign",
+    )
+    print(
+        f"wheel built in {built - started:.1f} s, "
+        f"venv with it installed in {time.perf_counter() - built:.1f} s"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGN_", "PYTHON"))}
+    env |= {
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PYTHONTZPATH": str(root / "no-zoneinfo"),
+        "COLUMNS": "200",
+    }
+    return Installed(venv, env)
+
+
+def _start_serve(installed: Installed, cwd: Path, port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [str(installed.venv / "bin" / "campaign"), "serve", "--port", str(port)],
+        cwd=cwd,
+        env=installed.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"campaign serve ended: {process.communicate()[0]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "campaign serve did not answer within 60 s"
+        time.sleep(0.1)
+
+
+def _messages(folder: Path) -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def test_a_new_organisation_installs_the_wheel_and_sends_its_first_newsletter(
+    installed: Installed, tmp_path: Path
+) -> None:
+    python = installed.venv / "bin" / "python"
+    where = subprocess.run(
+        [str(python), "-c", "import campaign; print(campaign.__file__)"],
+        cwd=tmp_path,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(str(installed.venv)), where
+    home = tmp_path / "home"
+    home.mkdir()
+    assert installed.run(home, "--version").startswith("campaign ")
+
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    out = installed.run(
+        home,
+        "init",
+        "news",
+        "--organisation",
+        "Friends of the Riverside Library",
+        "--address",
+        "4 Mill Lane, Riverside, RS1 2AB",
+        "--public-url",
+        public_url,
+        "--from",
+        "Riverside Library <news@riverside-library.org>",
+    )
+    workspace = home / "news"
+    assert "Created a workspace" in out
+    layouts = installed.run(workspace, "layouts")
+    assert re.search(r"newsletter\s+built-in\s+" + re.escape(str(installed.venv)), layouts)
+
+    out = installed.run(workspace, "new", "2026-12-update")
+    assert (workspace / "campaigns" / "2026-12-update" / "campaign.yaml").is_file()
+    out = installed.run(workspace, "build", "2026-12-update")
+    assert "built 2026-12-update" in out
+    page = (workspace / "site" / "2026-12-update" / "index.html").read_text(encoding="utf-8")
+    assert "4 Mill Lane, Riverside, RS1 2AB" in page
+
+    (workspace / "people.csv").write_text(
+        "email,first_name\nana@riverside-library.org,Ana\nbo@riverside-library.org,Bo\n"
+        "cy@riverside-library.org,Cy\n",
+        encoding="utf-8",
+    )
+    out = installed.run(workspace, "subscribers", "import", "people.csv", "--list", "news")
+    assert "3 added" in out
+    installed.run(workspace, "send", "2026-12-update", "--list", "news", "--yes")
+    messages = _messages(workspace / "outbox" / "2026-12-update")
+    assert sorted(m["To"].addresses[0].username for m in messages) == ["ana", "bo", "cy"]
+    assert all(str(m["From"]) == "Riverside Library <news@riverside-library.org>" for m in messages)
+
+    server = _start_serve(installed, workspace, port)
+    try:
+        html = messages[0].get_body(("html",))
+        assert html is not None
+        body = html.get_content()
+        view = re.search(re.escape(public_url) + r"/archive/[^\"'\s<>]+", body)
+        assert view is not None, "no web-copy link to the public URL"
+        page = httpx.get(view.group(0), timeout=10)
+        assert page.status_code == 200 and "4 Mill Lane" in page.text
+        index = httpx.get(f"{public_url}/archive", timeout=10)
+        assert index.status_code == 200 and "2026-12-update" in index.text
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
