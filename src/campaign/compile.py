@@ -15,7 +15,6 @@ import hashlib
 import html as html_lib
 import logging
 import re
-import shutil
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +35,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from campaign import placeholders
+from campaign.assets import fingerprint, read_asset
 from campaign.compiled import Asset, Compiled
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
@@ -112,19 +112,18 @@ def render_mjml(config: Config, ref: str | Path) -> str:
 
 
 def write_output(compiled: Compiled, out: Path) -> None:
-    """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>."""
-    assets = out / "assets"
-    assets.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").write_text(compiled.html, encoding="utf-8")
-    (out / "index.txt").write_text(compiled.text, encoding="utf-8")
+    """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>.
+
+    index.html points at assets/ beside it, so the copy shows its images when opened
+    from disk; the emails keep the public URLs (index.txt too: it is what they say)."""
+    folder = out / "assets"
+    folder.mkdir(parents=True, exist_ok=True)
+    html = compiled.html
     for asset in compiled.assets:
-        source = Path(asset.path)
-        if not source.is_file() or _fingerprint(source.read_bytes()) not in asset.name:
-            raise UserError(
-                f"{asset.source} changed or vanished since the build: build again",
-                Location(asset.source),
-            )
-        shutil.copyfile(source, assets / asset.name)
+        (folder / asset.name).write_bytes(read_asset(asset))
+        html = html.replace(asset.url, f"assets/{asset.name}")
+    (out / "index.html").write_text(html, encoding="utf-8")
+    (out / "index.txt").write_text(compiled.text, encoding="utf-8")
 
 
 def markdown_merge_tags(text: str) -> str:
@@ -183,10 +182,6 @@ def squeeze(html: str) -> str:
     return "".join(
         part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)
     )
-
-
-def _fingerprint(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -562,8 +557,8 @@ class _Build:
             return None
         data = path.read_bytes()
         self.record(path, data)
-        name = f"{path.stem}.{_fingerprint(data)}{path.suffix.lower()}"
-        url = f"{self.config.public_base_url}/assets/{name}"
+        name = f"{path.stem}.{fingerprint(data)}{path.suffix.lower()}"
+        url = f"{self.config.assets_url}/{name}"
         self.assets[name] = Asset(
             name=name, url=url, size=len(data), source=self.shown(path), path=str(path)
         )
