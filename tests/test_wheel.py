@@ -1,5 +1,6 @@
 """The package as a new organisation gets it: the wheel, installed into a new venv outside
-the checkout, run from an empty folder: init, new, build, import, send, serve.
+the checkout, run from an empty folder: init, new, build, import, send, serve; every
+image of the sent emails and of the archive page answers from `campaign serve`.
 
 The venv gets nothing from the checkout but the wheel built from it: its dependencies
 are installed offline from the wheels `scripts/setup --test` keeps in .venv/wheelhouse,
@@ -18,9 +19,10 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -91,6 +93,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         "--python",
         str(venv / "bin" / "python"),
         "install",
+        "--no-compile",
         "--no-index",
         "--find-links",
         str(WHEELHOUSE),
@@ -112,6 +115,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 def _start_serve(installed: Installed, cwd: Path, port: int) -> subprocess.Popen[str]:
+    """`campaign serve` on `port`, once it answers its health check."""
     process = subprocess.Popen(
         [str(installed.venv / "bin" / "campaign"), "serve", "--port", str(port)],
         cwd=cwd,
@@ -140,9 +144,28 @@ def _messages(folder: Path) -> list[EmailMessage]:
     ]
 
 
+def _html(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def _assert_images_answer(html: str, base: str) -> None:
+    """Every image of `html` (resolved against `base`) answers 200 with an image type."""
+    sources = {urljoin(base, src) for src in re.findall(r"<img\b[^>]*?\bsrc=\"([^\"]+)\"", html)}
+    assert sources, "no image"
+    for url in sources:
+        assert url.startswith(base.split("/archive")[0] + "/assets/"), url
+        response = httpx.get(url, timeout=10)
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].startswith("image/"), url
+
+
 def test_a_new_organisation_installs_the_wheel_and_sends_its_first_newsletter(
-    installed: Installed, tmp_path: Path
+    installed: Installed, tmp_path: Path, db_url: str
 ) -> None:
+    """The sender works in its workspace; `campaign serve` runs in another folder holding only
+    campaign.toml and .env, so the pages and images it serves come from the database alone."""
     python = installed.venv / "bin" / "python"
     where = subprocess.run(
         [str(python), "-c", "import campaign; print(campaign.__file__)"],
@@ -174,6 +197,7 @@ def test_a_new_organisation_installs_the_wheel_and_sends_its_first_newsletter(
     )
     workspace = home / "news"
     assert "Created a workspace" in out
+    installed = replace(installed, env={**installed.env, "CAMPAIGN_DATABASE_URL": db_url})
     layouts = installed.run(workspace, "layouts")
     assert re.search(r"newsletter\s+built-in\s+" + re.escape(str(installed.venv)), layouts)
 
@@ -196,17 +220,22 @@ def test_a_new_organisation_installs_the_wheel_and_sends_its_first_newsletter(
     assert sorted(m["To"].addresses[0].username for m in messages) == ["ana", "bo", "cy"]
     assert all(str(m["From"]) == "Riverside Library <news@riverside-library.org>" for m in messages)
 
-    server = _start_serve(installed, workspace, port)
+    web_host = tmp_path / "web"
+    web_host.mkdir()
+    for name in ("campaign.toml", ".env"):
+        shutil.copy(workspace / name, web_host / name)
+    server = _start_serve(installed, web_host, port)
     try:
-        html = messages[0].get_body(("html",))
-        assert html is not None
-        body = html.get_content()
+        body = _html(messages[0])
         view = re.search(re.escape(public_url) + r"/archive/[^\"'\s<>]+", body)
         assert view is not None, "no web-copy link to the public URL"
         page = httpx.get(view.group(0), timeout=10)
         assert page.status_code == 200 and "4 Mill Lane" in page.text
         index = httpx.get(f"{public_url}/archive", timeout=10)
         assert index.status_code == 200 and "2026-12-update" in index.text
+        for message in messages:
+            _assert_images_answer(_html(message), public_url)
+        _assert_images_answer(page.text, view.group(0))
     finally:
         server.terminate()
         server.communicate(timeout=30)
