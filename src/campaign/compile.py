@@ -52,6 +52,7 @@ from campaign.load import (
     load_layout_settings,
     shown_path,
 )
+from campaign.preflight import Sources, sender_problems
 
 PARTIALS = "partials"
 MAX_HTML_BYTES = 102 * 1024
@@ -313,6 +314,15 @@ class _Build:
         loaded = load_campaign(folder, workspace)
         self.record(loaded.source.path, loaded.source.path.read_bytes())
         campaign = loaded.campaign
+        for check in sender_problems(
+            Sources(self.config, loaded.source),
+            from_=campaign.from_ or self.config.defaults.from_,
+            reply_to=campaign.reply_to or self.config.defaults.reply_to,
+            subject=campaign.subject,
+            preheader=campaign.preheader,
+        ):
+            if check.level == "error":
+                self.error(check.message, check.location)
         layout_dir = self.layout_folder(loaded)
         settings, settings_source = load_layout_settings(layout_dir, workspace)
         if settings_source:

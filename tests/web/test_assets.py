@@ -79,3 +79,20 @@ async def test_an_image_changed_since_the_build_stops_the_send(config: Config) -
     Path(own.path).write_bytes(b"changed")
     with pytest.raises(UserError, match="changed or vanished since the build: build again"):
         await send_campaign(config, compiled, list_name="newsletter")
+
+
+async def test_a_schedule_stores_the_images_before_its_send(config: Config) -> None:
+    """A dispatcher on another host sends the frozen build: its images are stored already."""
+    from datetime import UTC, datetime, timedelta
+
+    from campaign.assets import stored_names
+    from campaign.schedule import schedule_send
+
+    compiled = build(config, SLUG)
+    schedule_send(
+        config, compiled, list_name="newsletter", at=datetime.now(UTC) + timedelta(days=1)
+    )
+    engine = connect(config.database_url)
+    assert stored_names(engine, (a.name for a in compiled.assets)) == {
+        a.name for a in compiled.assets
+    }
