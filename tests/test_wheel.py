@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -87,6 +88,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(source)
     )
     built = time.perf_counter()
+    [wheel] = (root / "dist").glob("campaign-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packed = set(archive.namelist())
+    sources = {
+        str(path.relative_to(source / "src"))
+        for path in (source / "src" / "campaign").rglob("*")
+        if path.is_file()
+    }
+    assert sources - packed == set(), "package files left out of the wheel"
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     _pip(
