@@ -10,7 +10,8 @@ from campaign.cli.app import app, console, get_config
 from campaign.workspace import copy_layout, layout_entries
 
 layouts = typer.Typer(
-    help="The layouts campaigns may use: built-in, or the workspace's own in layouts/.",
+    help="List the layouts campaigns may use, built-in or the workspace's own in layouts/,"
+    " and which one is used; `layouts copy NAME` copies a built-in one to change it.",
     invoke_without_command=True,
 )
 app.add_typer(layouts, name="layouts")
