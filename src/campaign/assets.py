@@ -9,7 +9,6 @@ and a test send store the images before anything leaves; `campaign serve` answer
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,9 +18,8 @@ from sqlalchemy import Column, Engine, Integer, LargeBinary, String, Table, sele
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.tables import UTCDateTime, utcnow
-from campaign.compiled import Asset, Compiled
+from campaign.compiled import Compiled
 from campaign.db import metadata
-from campaign.errors import Location, UserError
 
 assets = Table(
     "assets",
@@ -44,27 +42,10 @@ class StoredAsset:
     data: bytes
 
 
-def fingerprint(data: bytes) -> str:
-    """The part of an image's name that changes with its bytes (as the build names it)."""
-    return hashlib.sha256(data).hexdigest()[:12]
-
-
 def content_type(name: str) -> str:
     """The media type of an image from its name's suffix."""
     suffix = Path(name).suffix.lower()
     return _TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def read_asset(asset: Asset) -> bytes:
-    """The bytes of `asset` as the build read them; an image changed or gone since is an error."""
-    source = Path(asset.path)
-    data = source.read_bytes() if source.is_file() else None
-    if data is None or fingerprint(data) not in asset.name:
-        raise UserError(
-            f"{asset.source} changed or vanished since the build: build again",
-            Location(asset.source),
-        )
-    return data
 
 
 def stored_names(engine: Engine, names: Iterable[str]) -> set[str]:
@@ -88,7 +69,7 @@ def store_assets(engine: Engine, compiled: Compiled) -> int:
             "name": asset.name,
             "content_type": content_type(asset.name),
             "size": asset.size,
-            "data": read_asset(asset),
+            "data": asset.read(),
             "stored_at": utcnow(),
         }
         for asset in compiled.assets

@@ -35,8 +35,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from campaign import placeholders
-from campaign.assets import fingerprint, read_asset
-from campaign.compiled import Asset, Compiled
+from campaign.compiled import Asset, Compiled, fingerprint
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
 from campaign.links import Links
@@ -121,7 +120,7 @@ def write_output(compiled: Compiled, out: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     html = compiled.html
     for asset in compiled.assets:
-        (folder / asset.name).write_bytes(read_asset(asset))
+        (folder / asset.name).write_bytes(asset.read())
         html = html.replace(asset.url, f"assets/{asset.name}")
     (out / "index.html").write_text(html, encoding="utf-8")
     (out / "index.txt").write_text(compiled.text, encoding="utf-8")

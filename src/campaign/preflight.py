@@ -19,18 +19,19 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import httpx
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine
 
-from campaign.assets import read_asset, stored_names
 from campaign.compiled import Asset, Compiled
 from campaign.config import CONFIG_FILE, Config, Defaults, Organisation
 from campaign.errors import Location, UserError
 from campaign.load import YamlFile, read_yaml
+
+if TYPE_CHECKING:  # the build imports this module, and never loads the database layer
+    from sqlalchemy import Engine
 
 Level = Literal["ok", "warning", "error"]
 
@@ -45,8 +46,8 @@ PLACEHOLDERS = frozenset(
 )
 """Sender details that stand in for the real ones: the defaults of campaign.toml."""
 
-_EXAMPLE_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
-_EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "localhost")
+_RESERVED = ("example.org", "example.com", "example.net", "example", "test", "invalid", "localhost")
+"""Names that never reach anyone: they and their subdomains."""
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029\x85]")
 
 _TOML_KEYS = {
@@ -106,11 +107,7 @@ def is_example_host(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return (
-            host in _EXAMPLE_DOMAINS
-            or host.endswith(_EXAMPLE_SUFFIXES + tuple("." + d for d in _EXAMPLE_DOMAINS))
-            or host in {s[1:] for s in _EXAMPLE_SUFFIXES}
-        )
+        return any(host == name or host.endswith("." + name) for name in _RESERVED)
     return address.is_loopback or address.is_unspecified
 
 
@@ -168,25 +165,22 @@ def _quoted(name: str, address: str, yaml: bool) -> str:
 
 def address_problem(value: str, key: str, in_yaml: bool) -> str | None:
     """Why a From or Reply-To value is not exactly one address with a domain; None when it is."""
-    shown = "from" if key == "from" else "reply_to"
     parsed = getaddresses([value])
     if len(parsed) == 1 and "@" in parsed[0][1]:
         try:
             validate_email(parsed[0][1], check_deliverability=False)
         except EmailNotValidError as exc:
-            return f"{shown} {value!r}: {parsed[0][1]!r} is not an email address: {exc}"
+            return f"{key} {value!r}: {parsed[0][1]!r} is not an email address: {exc}"
         return None
     match = re.fullmatch(r"\s*(.*?)\s*<([^<>]+@[^<>]+)>\s*", value)
     if match and "," in match.group(1):
         quoted = _quoted(match.group(1).strip('"'), match.group(2), in_yaml)
-        assign = f"{shown}: {quoted}" if in_yaml else f"{shown} = {quoted}"
+        assign = f"{key}: {quoted}" if in_yaml else f"{key} = {quoted}"
         return (
-            f"{shown} {value!r} reads as {len(parsed)} addresses: a comma in a name splits it. "
+            f"{key} {value!r} reads as {len(parsed)} addresses: a comma in a name splits it. "
             f"Quote the name: {assign}"
         )
-    return (
-        f"{shown} {value!r} is not one address with a domain, such as: News <news@your-domain.org>"
-    )
+    return f"{key} {value!r} is not one address with a domain, such as: News <news@your-domain.org>"
 
 
 def sender_problems(
@@ -329,12 +323,14 @@ async def asset_problems(
 
 def _unstorable(engine: Engine, assets: tuple[Asset, ...]) -> list[Check]:
     """The images neither stored yet nor readable as the build read them."""
+    from campaign.assets import stored_names
+
     stored = stored_names(engine, (a.name for a in assets))
     found: list[Check] = []
     for asset in assets:
         if asset.name not in stored:
             try:
-                read_asset(asset)
+                asset.read()
             except UserError as exc:
                 found.append(Check("error", exc.message, exc.location))
     return found

@@ -116,7 +116,7 @@ def test_dry_run_sends_nothing(
         configure(listed, case.name, {**case.options, "base_url": url + case.base_path}, case.env)
         code, out, err = run_cli(capsys, "send", SLUG, "--list", "newsletter", "--dry-run")
     assert code == 0, out + err
-    assert "preflight: ok" in out and "nothing sent" in out
+    assert "preflight: ok" in err and "nothing sent" in out
     assert counted.requests == []
 
 
@@ -209,6 +209,17 @@ def test_mailchimp_test_send_and_schedule_go_through_preflight(
         ["--at", "2099-01-01 09:00", "--yes"],
         ["--yes"],
     ):
-        code, out, _ = run_cli(capsys, "send", SLUG, *args)
-        assert code == 1 and "error: public_base_url" in out, args
+        code, _, err = run_cli(capsys, "send", SLUG, *args)
+        assert code == 1 and "error: public_base_url" in err, args
     assert counted.requests == []
+
+
+def test_a_mailchimp_test_send_goes_at_once_and_a_dry_one_not_at_all(
+    mailchimp_service: tuple[Counted, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    counted, _ = mailchimp_service
+    code, out, _ = run_cli(capsys, "send", SLUG, "--dry-run", "--test", "me@coloradohtc.org")
+    assert code == 0 and "nothing sent" in out and counted.requests == []
+    code, out, _ = run_cli(capsys, "send", SLUG, "--test", "me@coloradohtc.org")
+    assert code == 0 and "test sent to me@coloradohtc.org" in out
+    assert counted.requests[-1].endswith("/actions/test")

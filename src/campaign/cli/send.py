@@ -167,14 +167,15 @@ def send_command(
     topics = topic or []
     service = hosted(config)
     _preflight(config, compiled, campaign)
-    if test:
-        if service is not None:
-            _say(asyncio.run(service.send(compiled, test_addresses=_addresses(test), at=None)))
-        else:
-            _send_test(config, compiled, _addresses(test))
+    tests = _addresses(test) if test else None
+    if dry and tests:
+        _say(f"dry run: a test to {', '.join(tests)} through {config.provider.name}; nothing sent")
         return
     if service is not None:
-        _send_hosted(config, compiled, service, dry=dry, yes=yes, at=at)
+        _send_hosted(config, compiled, service, tests=tests, dry=dry, yes=yes, at=at)
+        return
+    if tests:
+        _send_test(config, compiled, tests)
         return
     if not list_name:
         raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
@@ -199,7 +200,8 @@ def send_command(
 
 
 def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
-    """Print every preflight check; stop (exit 1, nothing sent) on an error."""
+    """Print every preflight check (on stderr, with the build's warnings); stop (exit 1,
+    nothing sent) on an error."""
     report = asyncio.run(
         preflight(
             config,
@@ -208,9 +210,9 @@ def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
             engine=connect(config.database_url),
         )
     )
-    _say(report.heading)
-    for check in report.checks:
-        _say(f"  {check}", {"error": "red", "warning": "yellow"}.get(check.level))
+    for line, level in [(report.heading, "ok"), *((f"  {c}", c.level) for c in report.checks)]:
+        style = {"error": "red", "warning": "yellow"}.get(level)
+        err_console.print(line, style=style, markup=False, soft_wrap=True, highlight=False)
     if report.errors:
         raise typer.Exit(1)
 
@@ -231,23 +233,26 @@ def _send_hosted(
     compiled: Compiled,
     service: HostedService,
     *,
+    tests: list[str] | None,
     dry: bool,
     yes: bool,
     at: str | None,
 ) -> None:
-    """A service holding the audience (Mailchimp) gets the campaign after the same checks."""
-    when = resolve_time(at, config.tz).at if at else compiled.send_at
+    """A service holding the audience (Mailchimp) gets the campaign after the same checks:
+    a test goes at once, a dry run calls nothing, a send or a schedule asks unless --yes."""
+    when = None if tests else resolve_time(at, config.tz).at if at else compiled.send_at
     if dry:
         _say(
             f"dry run of {compiled.slug}: provider {config.provider.name}, {service.audience}; "
             "nothing sent"
         )
         return
-    _sender_lines(config, compiled, service.audience)
-    if not yes:
-        _confirm(f"Schedule for {when:%Y-%m-%d %H:%M %Z}?" if when else "Send now?")
+    if not tests:
+        _sender_lines(config, compiled, service.audience)
+        if not yes:
+            _confirm(f"Schedule for {when:%Y-%m-%d %H:%M %Z}?" if when else "Send now?")
     store_assets(connect(config.database_url), compiled)
-    _say(asyncio.run(service.send(compiled, test_addresses=None, at=when)))
+    _say(asyncio.run(service.send(compiled, test_addresses=tests, at=when)))
 
 
 def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
