@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from campaign.cli import app, register
+from campaign.cli import COMMANDS, app, register
 from campaign.compile import build
 from campaign.config import load_config
 from campaign.errors import UserError
@@ -199,7 +199,13 @@ COMMANDS_OUTSIDE = [
     ["preview"],
     ["layouts"],
     ["layouts", "copy", "newsletter"],
+    ["dkim"],
+    ["mailbox"],
 ]
+
+
+def test_every_command_but_init_and_schema_is_tried_outside_a_workspace() -> None:
+    assert {args[0] for args in COMMANDS_OUTSIDE} == set(COMMANDS) - {"init", "schema"}
 
 
 @pytest.mark.parametrize("args", COMMANDS_OUTSIDE, ids=" ".join)
