@@ -327,3 +327,17 @@ def _run(coroutine):  # type: ignore[no-untyped-def]
     import asyncio
 
     return asyncio.run(coroutine)
+
+
+def test_the_build_reports_a_comma_from_and_a_subject_block_too(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    yaml = workspace / YAML
+    edit(yaml, "layout: newsletter\n", f'from: "{COMMA_FROM}"\nlayout: newsletter\n')
+    edit(yaml, "preheader: ", "preheader: |\n  ")
+    code, out, err = run_cli(capsys, "build", SLUG)
+    assert code == 1 and not (workspace / "site").exists()
+    assert f"{YAML}:{line_of(yaml, 'from:')}: error: from " in err
+    assert (
+        f"{YAML}:{line_of(yaml, 'preheader:') + 1}: error: the preheader holds a line break" in err
+    )

@@ -252,18 +252,17 @@ def real_mail_problems(config: Config, compiled: Compiled, sources: Sources) -> 
             found.append(
                 Check(level, f"{key} {value!r} is an example address{unless}", sources.where(key))
             )
-    for key, value in (
-        ("organisation.name", config.organisation.name),
-        ("organisation.address", config.organisation.address),
+    for name, value, why in (
+        ("name", config.organisation.name, "who sends it"),
+        ("address", config.organisation.address, "the postal address the law asks for"),
     ):
         if not value.strip() or value in PLACEHOLDERS:
             what = "is not set" if not value.strip() else f"is the placeholder {value!r}"
             found.append(
                 Check(
                     level,
-                    f"[organisation] {key.split('.')[1]} {what}: every email shows who sends it"
-                    f"{' and the postal address the law asks for' if key.endswith('address') else ''}{unless}",
-                    toml_location(config, key),
+                    f"[organisation] {name} {what}: every email shows {why}{unless}",
+                    toml_location(config, f"organisation.{name}"),
                 )
             )
     return found
