@@ -76,6 +76,10 @@ def _print_report(report: ImportReport) -> None:
         ("invalid, not imported", report.invalid),
         ("duplicates of an earlier line, skipped", report.duplicates),
         (
+            "imported, but not ASCII before the @: only SMTP servers with SMTPUTF8 can send to them",
+            report.needs_smtputf8,
+        ),
+        (
             "unsubscribed, bounced or complained, skipped (use --resubscribe --reason TEXT)",
             report.suppressed_skipped,
         ),

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from email_validator import EmailNotValidError, validate_email
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from campaign.audience import addresses
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.schedule import schedule_instead
 from campaign.compile import build
@@ -63,10 +63,8 @@ def _addresses(values: list[str]) -> list[str]:
         for part in value.split(","):
             if part.strip():
                 try:
-                    found.append(
-                        validate_email(part.strip(), check_deliverability=False).normalized
-                    )
-                except EmailNotValidError as exc:
+                    found.append(addresses.checked(part))
+                except addresses.InvalidAddress as exc:
                     raise UserError(f"--test {part.strip()!r}: {exc}") from None
     return found
 

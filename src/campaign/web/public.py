@@ -25,12 +25,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, insert, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from campaign.audience import addresses
 from campaign.audience.models import Subscriber
 from campaign.links import BadLink, Claims, Purpose
 from campaign.message import CAMPAIGN_HEADER, Message
@@ -316,8 +316,8 @@ def read_forward_form(form: FormData) -> ForwardForm:
     raw = [_str(v).strip() for v in form.getlist("friend")]
     for value in (v for v in raw if v):
         try:
-            address = validate_email(value, check_deliverability=False).normalized.lower()
-        except EmailNotValidError:
+            address = addresses.checked(value)
+        except addresses.InvalidAddress:
             errors.append(f"“{value[:80]}” is not an email address.")
             continue
         if address not in friends:

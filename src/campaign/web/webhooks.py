@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from campaign.audience import addresses
 from campaign.message import SEND_ID_HEADER
 from campaign.web.tables import webhook_events
 
@@ -761,7 +762,7 @@ def record(engine: Engine, events: list[Event], apply: Apply) -> Outcome:
     retry can succeed."""
     outcome = Outcome()
     for event in events:
-        if "@" not in event.email or not event.event_id:
+        if not addresses.is_valid(event.email) or not event.event_id:
             continue  # nothing we could suppress or match
         if not _claim(engine, event):
             outcome.replayed += 1
