@@ -595,8 +595,9 @@ class Store:
                     "; ".join(changes),
                 )
 
-    def delete(self, email: str, *, source: str = "delete") -> None:
-        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+    def delete(self, email: str, *, source: str = "delete") -> bool:
+        """Erase a person's data; keep only the hash of the address as a suppression, so it stays
+        blocked. Returns whether a subscriber's data was erased (else only the block is new)."""
         hashed = email_hash(email)
         with self.engine.begin() as connection:
             subscriber_id = connection.execute(
@@ -632,6 +633,7 @@ class Store:
                     )
                 )
             queries.log_event(connection, subscriber_id, hashed, "deleted", source)
+        return subscriber_id is not None
 
     def history(self, email: str) -> list[dict[str, Any]]:
         """The events log of one address (by its hash, so an erased address still shows its history)."""

@@ -223,10 +223,15 @@ def delete_command(
     """Erase a subscriber's personal data; the address stays blocked (as a hash)."""
     if not yes and not typer.confirm(f"Erase everything stored about {email}?"):
         raise typer.Exit(1)
-    _store().delete(email, source="cli")
-    console.print(
-        f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
-    )
+    if _store().delete(email, source="cli"):
+        console.print(
+            f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
+        )
+    else:
+        console.print(
+            f"{email}: no subscriber has this address, nothing to erase; it is blocked from now on",
+            markup=False,
+        )
 
 
 @app.command("lists")
