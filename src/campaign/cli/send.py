@@ -31,7 +31,8 @@ from campaign.errors import UserError
 from campaign.providers import Status
 from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
-from campaign.send import dry_run, ledger, send_campaign, send_test
+from campaign.send import dry_run, ledger, recovery, send_campaign, send_test
+from campaign.send.lease import Keeper
 from campaign.send.ledger import Summary
 
 
@@ -147,6 +148,15 @@ def send_command(
             "--resend-unknown", help="Send again to recipients whose delivery is unknown."
         ),
     ] = False,
+    retry_failed: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-failed",
+            flag_value="all",
+            is_flag=False,
+            help="Send failed deliveries again: all, or by kind (--retry-failed=rejected,temporary).",
+        ),
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option(
@@ -195,7 +205,15 @@ def send_command(
         return
     if schedule_instead(config, compiled, list_name, topics, at):
         return
-    _send(config, compiled, list_name, topics, yes=yes, resend_unknown=resend_unknown)
+    _send(
+        config,
+        compiled,
+        list_name,
+        topics,
+        yes=yes,
+        resend_unknown=resend_unknown,
+        retry_kinds=recovery.parse_kinds(retry_failed) if retry_failed is not None else (),
+    )
 
 
 def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
@@ -219,6 +237,7 @@ def _send(
     *,
     yes: bool,
     resend_unknown: bool,
+    retry_kinds: tuple[str, ...] = (),
 ) -> None:
     from campaign.audience import Store
 
@@ -237,18 +256,23 @@ def _send(
         )
     if not yes:
         _confirm("Send now?")
+    for line in recovery.before_send(config, engine, compiled.slug, retry_kinds, resend_unknown):
+        _say(line)
     reporter = _Reporter(count)
+    worker_id = ledger.new_worker_id()
     try:
-        summary = asyncio.run(
-            send_campaign(
-                config,
-                compiled,
-                list_name=list_name,
-                topics=topics,
-                resend_unknown=resend_unknown,
-                progress=reporter,
+        with Keeper(engine, worker_id, config.send.lease_seconds):
+            summary = asyncio.run(
+                send_campaign(
+                    config,
+                    compiled,
+                    list_name=list_name,
+                    topics=topics,
+                    resend_unknown=resend_unknown,
+                    progress=reporter,
+                    worker_id=worker_id,
+                )
             )
-        )
     finally:
         reporter.stop()
     if summary.content_changed:
@@ -261,7 +285,7 @@ def _send(
             f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown",
             "yellow",
         )
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, compiled.slug):
         _say(line)
     if not summary.ok:
         raise typer.Exit(1)
@@ -270,13 +294,20 @@ def _send(
 @app.command("status")
 def status_command(
     campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
+    ] = False,
 ) -> None:
     """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
     config = get_config()
     slug = Path(campaign.rstrip("/\\")).name or campaign
-    summary = ledger.summary(connect(config.database_url), slug)
+    engine = connect(config.database_url)
+    summary = ledger.summary(engine, slug)
     if summary is None:
         _say(f"{slug}: not sent yet")
         return
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, slug):
         _say(line)
+    if failed:
+        for failure in recovery.failed(engine, slug):
+            _say(f"{failure.email}\t{failure.kind}\t{failure.reason}")
