@@ -152,8 +152,7 @@ def send_command(
         str | None,
         typer.Option(
             "--retry-failed",
-            flag_value="all",
-            is_flag=False,
+            metavar="KINDS",
             help="Send failed deliveries again: all, or by kind (--retry-failed=rejected,temporary).",
         ),
     ] = None,
@@ -310,4 +309,4 @@ def status_command(
         _say(line)
     if failed:
         for failure in recovery.failed(engine, slug):
-            _say(f"{failure.email}\t{failure.kind}\t{failure.reason}")
+            _say(f"{failure.email}  {failure.kind}  {failure.reason}")
