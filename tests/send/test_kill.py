@@ -14,14 +14,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from campaign.audience.tables import utcnow
 from campaign.config import load_config
 from campaign.db import connect
+from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
 
 RECIPIENTS = 20_000
 BATCH, CONCURRENCY = 100, 4
+LEASE = 1.0
+"""Seconds a killed run's claims stay its own: the next run starts once they ran out."""
 KILL_AT = (1, 6_000, 12_000, 17_000)
 """Deliveries the server has taken when each run is killed (1: as soon as sending starts)."""
 
@@ -38,7 +42,10 @@ def _workspace(root: Path, url: str) -> None:
         .read_text()
         .replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
     )
-    toml = toml.replace("[send]\n", f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\n")
+    toml = toml.replace(
+        "[send]\n",
+        f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\nlease_seconds = {LEASE}\n",
+    )
     toml = toml.replace("concurrency = 4", f"concurrency = {CONCURRENCY}")
     (root / "campaign.toml").write_text(toml)
     with (root / "big.csv").open("w", newline="") as out:
@@ -58,6 +65,18 @@ def _start(root: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def _wait_for_leases_to_run_out(root: Path) -> None:
+    engine = connect(load_config(root).database_url)
+    deadline = time.monotonic() + LEASE * 5
+    while True:
+        with engine.connect() as c:
+            until = c.execute(select(send_leases.c.lease_until)).scalars().all()
+        if all(when < utcnow() for when in until):
+            return
+        assert time.monotonic() < deadline, "the killed run's lease never ran out"
+        time.sleep(0.02)
 
 
 def _claimed(root: Path) -> int:
@@ -92,6 +111,7 @@ def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
             process.wait()
             # What the kill left claimed (the next run calls it unknown): the batches in flight.
             assert _claimed(workspace) <= CONCURRENCY * BATCH
+            _wait_for_leases_to_run_out(workspace)
         final = _start(workspace, log)
         assert final.wait(timeout=120) in (0, 1), log.read_text()
 
