@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from campaign import mime
+from campaign.audience import addresses
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.links import PURPOSES, Links
@@ -205,7 +206,7 @@ class Personaliser:
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
         fields = {name: text_values[f"field:{name}"] for name in self._fields}
-        to_email = mime.one_line(recipient.email)
+        to_email = addresses.transport(recipient.email, smtputf8=True)
         to_name = mime.one_line(recipient.name or "")
         subject = self.subject.fill(self.subject.values(text_values))
         headers = {

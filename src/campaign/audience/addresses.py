@@ -60,11 +60,12 @@ def needs_smtputf8(address: str) -> bool:
     return not address.rpartition("@")[0].isascii()
 
 
-def transport(address: str) -> str:
-    """The ASCII form for headers and SMTP envelopes: domain in punycode. InvalidAddress for a
-    non-ASCII local part (send it only where the server announces SMTPUTF8)."""
+def transport(address: str, *, smtputf8: bool = False) -> str:
+    """The form for headers and SMTP envelopes: the domain in punycode, so every transport can
+    carry it. A non-ASCII local part has no such form: InvalidAddress, unless `smtputf8` (the
+    message goes to a transport that decides, by `needs_smtputf8`, whether it can carry it)."""
     local, _, domain = normalise(address).rpartition("@")
-    if not local.isascii():
+    if not smtputf8 and not local.isascii():
         raise InvalidAddress(
             f"{address}: the part before the @ is not ASCII; only a mail server that "
             "supports SMTPUTF8 can deliver it"

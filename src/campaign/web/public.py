@@ -366,7 +366,7 @@ def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str
         send_id=send_id,
         campaign=copy.slug,
         from_=copy.from_,
-        to_email=friend,
+        to_email=addresses.transport(friend, smtputf8=True),
         to_name="",
         subject=f"Fwd: {copy.subject}",
         html=html,
