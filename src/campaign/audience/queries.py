@@ -99,6 +99,33 @@ def insert_ignore(
     )
 
 
+def join_lists(
+    connection: Connection, subscriber_id: int, list_ids: Iterable[int], now: datetime
+) -> None:
+    """Active memberships of `list_ids` for one subscriber, where there is no membership yet."""
+    insert_ignore(
+        connection,
+        list_members,
+        [
+            {"list_id": i, "subscriber_id": subscriber_id, "status": "active", "added_at": now}
+            for i in list_ids
+        ],
+        ["list_id", "subscriber_id"],
+    )
+
+
+def choose_topics(
+    connection: Connection, subscriber_id: int, topic_ids: Iterable[int], now: datetime
+) -> None:
+    """Topic choices of `topic_ids` for one subscriber (those already chosen stay as they are)."""
+    insert_ignore(
+        connection,
+        topic_choices,
+        [{"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now} for t in topic_ids],
+        ["subscriber_id", "topic_id"],
+    )
+
+
 def _names(connection: Connection, table: Table) -> str:
     """The names in `table` (lists or topics), for an error that says what exists."""
     return (

@@ -26,7 +26,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -325,28 +324,8 @@ class Store:
                 )
             else:
                 subscriber_id = row.id
-            queries.insert_ignore(
-                connection,
-                m,
-                [
-                    {
-                        "list_id": list_id,
-                        "subscriber_id": subscriber_id,
-                        "status": "active",
-                        "added_at": now,
-                    }
-                ],
-                ["list_id", "subscriber_id"],
-            )
-            queries.insert_ignore(
-                connection,
-                tc,
-                [
-                    {"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now}
-                    for t in topic_ids
-                ],
-                ["subscriber_id", "topic_id"],
-            )
+            queries.join_lists(connection, subscriber_id, [list_id], now)
+            queries.choose_topics(connection, subscriber_id, topic_ids, now)
         found = self.find(address)
         assert found is not None
         return found
@@ -496,19 +475,7 @@ class Store:
                         .values(status="active", added_at=now)
                     ).rowcount
                 )
-                queries.insert_ignore(
-                    connection,
-                    m,
-                    [
-                        {
-                            "list_id": list_id,
-                            "subscriber_id": row.id,
-                            "status": "active",
-                            "added_at": now,
-                        }
-                    ],
-                    ["list_id", "subscriber_id"],
-                )
+                queries.join_lists(connection, row.id, [list_id], now)
             if row.status != "subscribed" or reason is not None:
                 changed = True
                 suppression.lift(connection, [row.email_hash], source=source, now=now)
@@ -550,15 +517,7 @@ class Store:
                     .where(m.c.subscriber_id == row.id, m.c.list_id.in_(joined))
                     .values(status="active", added_at=now)
                 )
-                queries.insert_ignore(
-                    connection,
-                    m,
-                    [
-                        {"list_id": i, "subscriber_id": row.id, "status": "active", "added_at": now}
-                        for i in joined
-                    ],
-                    ["list_id", "subscriber_id"],
-                )
+                queries.join_lists(connection, row.id, joined, now)
             if left:
                 connection.execute(
                     update(m)
@@ -571,15 +530,7 @@ class Store:
                 connection.execute(
                     delete(tc).where(tc.c.subscriber_id == row.id, tc.c.topic_id.not_in(topic_ids))
                 )
-                queries.insert_ignore(
-                    connection,
-                    tc,
-                    [
-                        {"subscriber_id": row.id, "topic_id": t, "chosen_at": now}
-                        for t in topic_ids - chosen
-                    ],
-                    ["subscriber_id", "topic_id"],
-                )
+                queries.choose_topics(connection, row.id, topic_ids - chosen, now)
                 changes.append("topics: " + ", ".join(sorted(topics)))
             if name is not None and one_line(name) != row.name:
                 connection.execute(update(s).where(s.c.id == row.id).values(name=one_line(name)))
@@ -598,42 +549,8 @@ class Store:
     def delete(self, email: str, *, source: str = "delete") -> bool:
         """Erase a person's data; keep only the hash of the address as a suppression, so it stays
         blocked. Returns whether a subscriber's data was erased (else only the block is new)."""
-        hashed = email_hash(email)
         with self.engine.begin() as connection:
-            subscriber_id = connection.execute(
-                select(s.c.id).where(s.c.email_hash == hashed)
-            ).scalar()
-            suppression.suppress(connection, None, "deleted", source, hashed=hashed)
-            connection.execute(
-                update(events)
-                .where(
-                    events.c.email_hash == hashed
-                    if subscriber_id is None
-                    else or_(events.c.email_hash == hashed, events.c.subscriber_id == subscriber_id)
-                )
-                .values(detail="")
-            )
-            if subscriber_id is not None:
-                connection.execute(delete(m).where(m.c.subscriber_id == subscriber_id))
-                connection.execute(delete(tc).where(tc.c.subscriber_id == subscriber_id))
-                connection.execute(
-                    update(s)
-                    .where(s.c.id == subscriber_id)
-                    .values(
-                        email=None,
-                        email_hash=None,
-                        name="",
-                        first_name="",
-                        last_name="",
-                        fields={},
-                        status="deleted",
-                        consent_source=None,
-                        consent_at=None,
-                        updated_at=utcnow(),
-                    )
-                )
-            queries.log_event(connection, subscriber_id, hashed, "deleted", source)
-        return subscriber_id is not None
+            return suppression.erase(connection, email_hash(email), source)
 
     def history(self, email: str) -> list[dict[str, Any]]:
         """The events log of one address (by its hash, so an erased address still shows its history)."""

@@ -3,7 +3,8 @@
 A suppression is keyed by the address's hash, so an erased address stays blocked.
 Reasons only ever get stronger (a complaint replaces an unsubscribe), except through
 `lift()`: the one way back, used by `resubscribe` (the person's own request) and by an
-import with `--resubscribe` (a reason the user gives).
+import with `--resubscribe` (a reason the user gives). `erase()` is the strongest block:
+the person's data goes, the hash stays.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from typing import Any
 from sqlalchemy import Connection, delete, or_, select, update
 
 from campaign.audience.models import email_hash
-from campaign.audience.queries import insert_ignore
-from campaign.audience.tables import subscribers, suppressions, utcnow
+from campaign.audience.queries import insert_ignore, log_event
+from campaign.audience.tables import (
+    events,
+    list_members,
+    subscribers,
+    suppressions,
+    topic_choices,
+    utcnow,
+)
 
 SOFT_BOUNCE_LIMIT = 3
 """Soft bounces after which an address is treated as hard-bounced and suppressed."""
@@ -98,3 +106,38 @@ def lift(connection: Connection, hashes: Sequence[str], *, source: str, now: dat
             updated_at=now,
         )
     )
+
+
+def erase(connection: Connection, hashed: str, source: str) -> bool:
+    """Erase the personal data of the address whose hash is `hashed` and block it for good
+    (a `deleted` suppression keeps only the hash); event details about it are blanked.
+    Returns whether a subscriber was erased (else only the block is new)."""
+    subscriber_id = connection.execute(
+        select(subscribers.c.id).where(subscribers.c.email_hash == hashed)
+    ).scalar()
+    suppress(connection, None, "deleted", source, hashed=hashed)
+    about = events.c.email_hash == hashed
+    if subscriber_id is not None:
+        about = or_(about, events.c.subscriber_id == subscriber_id)
+    connection.execute(update(events).where(about).values(detail=""))
+    if subscriber_id is not None:
+        for table in (list_members, topic_choices):
+            connection.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
+        connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(
+                email=None,
+                email_hash=None,
+                name="",
+                first_name="",
+                last_name="",
+                fields={},
+                status="deleted",
+                consent_source=None,
+                consent_at=None,
+                updated_at=utcnow(),
+            )
+        )
+    log_event(connection, subscriber_id, hashed, "deleted", source)
+    return subscriber_id is not None
