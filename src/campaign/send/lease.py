@@ -34,17 +34,24 @@ send_leases = Table(
 )
 
 
-def renew(
-    connection: Connection, worker_id: str, now: datetime, seconds: float | None = None
-) -> None:
-    """Push `worker_id`'s lease to now + its length (`seconds`, else the length it was taken
-    with, else the default), in the caller's transaction."""
-    if seconds is None:
-        seconds = connection.execute(
-            select(send_leases.c.seconds).where(send_leases.c.worker_id == worker_id)
-        ).scalar()
-    length = DEFAULT_SECONDS if seconds is None else seconds
-    values = {"seconds": length, "lease_until": now + timedelta(seconds=length)}
+def touch(connection: Connection, worker_id: str, now: datetime) -> None:
+    """Renew `worker_id`'s lease at a claim, in the claim's transaction, unless it was renewed
+    within the last third of its length: most claims then only read it, and the claims of one
+    sender's concurrent workers do not queue for its lease row."""
+    held = connection.execute(
+        select(send_leases.c.seconds, send_leases.c.lease_until).where(
+            send_leases.c.worker_id == worker_id
+        )
+    ).first()
+    if held is None:
+        renew(connection, worker_id, now, DEFAULT_SECONDS)
+    elif held.lease_until - now < timedelta(seconds=held.seconds * 2 / 3):
+        renew(connection, worker_id, now, held.seconds)
+
+
+def renew(connection: Connection, worker_id: str, now: datetime, seconds: float) -> None:
+    """Push `worker_id`'s lease to now + `seconds`, in the caller's transaction."""
+    values = {"seconds": seconds, "lease_until": now + timedelta(seconds=seconds)}
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(
         dialect.insert(send_leases)

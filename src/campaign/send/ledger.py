@@ -432,7 +432,7 @@ def claim(
         rows = connection.execute(query).all()
         if not rows:
             return []
-        lease.renew(connection, worker, now)
+        lease.touch(connection, worker, now)
         keep = (
             mailable([row.subscriber_id for row in rows])
             if mailable
