@@ -105,8 +105,12 @@ def test_forward_form_counts_both_spellings_once() -> None:
 def test_cli_delete_says_erased_only_when_it_erased(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (workspace / "one.csv").write_text(f"email\n{UNICODE}\n", encoding="utf-8")
-    assert run_cli(capsys, "subscribers", "import", "one.csv", "--list", "news")[0] == 0
+    (workspace / "one.csv").write_text(f"email\n{UNICODE}\njürgen@example.org\n", encoding="utf-8")
+    code, out, _ = run_cli(capsys, "subscribers", "import", "one.csv", "--list", "news")
+    assert code == 0 and "2 added" in out
+    assert (
+        "1 imported, but not ASCII before the @" in out and "one.csv:3: jürgen@example.org" in out
+    )
     code, out, _ = run_cli(capsys, "subscribers", "show", PUNYCODE)
     assert code == 0 and UNICODE in out
     code, out, _ = run_cli(capsys, "subscribers", "delete", "nobody@example.org", "--yes")

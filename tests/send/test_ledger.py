@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from sqlalchemy import select, update
 from campaign.audience.tables import utcnow
 from campaign.db import connect
 from campaign.errors import UserError
-from campaign.send import ledger
-from campaign.send.lease import send_leases
+from campaign.send import lease, ledger
+from campaign.send.lease import Keeper, send_leases
 from campaign.send.ledger import Outcome, deliveries
 from tests.send.conftest import compiled, populate
 
@@ -179,3 +180,22 @@ def test_record_event_and_archive(db_url: str, tmp_path: Path) -> None:
     assert found is not None and found.compiled == compiled() and found.list_name == "news"
     assert [s.campaign for s in ledger.sent_campaigns(engine)] == ["c1"]
     assert ledger.get_send(engine, "never") is None
+
+
+def test_a_keeper_renews_its_lease_while_it_works_and_gives_it_up(db_url: str) -> None:
+    engine = connect(db_url)
+
+    def until() -> list[object]:
+        with engine.connect() as c:
+            return list(c.execute(select(send_leases.c.lease_until)).scalars())
+
+    with Keeper(engine, "w", seconds=0.3):
+        first = until()
+        assert len(first) == 1
+        deadline = time.monotonic() + 10
+        while until() == first:  # renewed every 0.1 s by its thread
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.01)
+        with engine.connect() as c:
+            assert lease.live(c, ["w", "other"], utcnow()) == {"w"}
+    assert until() == []
