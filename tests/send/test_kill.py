@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from campaign.audience.tables import utcnow
 from campaign.config import load_config
 from campaign.db import connect
-from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
+from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
 
@@ -67,18 +66,6 @@ def _start(root: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_for_leases_to_run_out(root: Path) -> None:
-    engine = connect(load_config(root).database_url)
-    deadline = time.monotonic() + LEASE * 5
-    while True:
-        with engine.connect() as c:
-            until = c.execute(select(send_leases.c.lease_until)).scalars().all()
-        if all(when < utcnow() for when in until):
-            return
-        assert time.monotonic() < deadline, "the killed run's lease never ran out"
-        time.sleep(0.02)
-
-
 def _claimed(root: Path) -> int:
     with connect(load_config(root).database_url).connect() as c:
         return len(
@@ -111,7 +98,7 @@ def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
             process.wait()
             # What the kill left claimed (the next run calls it unknown): the batches in flight.
             assert _claimed(workspace) <= CONCURRENCY * BATCH
-            _wait_for_leases_to_run_out(workspace)
+            wait_for_leases_to_run_out(load_config(workspace).database_url, LEASE * 5)
         final = _start(workspace, log)
         assert final.wait(timeout=120) in (0, 1), log.read_text()
 

@@ -21,14 +21,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from campaign.audience.tables import utcnow
 from campaign.config import load_config
 from campaign.db import connect
 from campaign.send import ledger
-from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from campaign.web.app import create_app
 from tests.conftest import run_cli, unavailable
+from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
 
@@ -137,12 +136,7 @@ def test_pid1_sender_killed_mid_request_resumes_after_its_lease(
         assert send is not None
         assert ledger.prepare(engine, send.id) == 0  # its lease still runs: it might be alive
 
-        def expired() -> bool:
-            with engine.connect() as c:
-                until = c.execute(select(send_leases.c.lease_until)).scalars().all()
-            return all(when < utcnow() for when in until)
-
-        _poll("the killed sender's lease to run out", expired, LEASE * 3)
+        wait_for_leases_to_run_out(load_config(workspace).database_url, LEASE * 3)
         resumed = _send(workspace)
         out, _ = resumed.communicate(timeout=120)
         assert resumed.returncode == 1, out  # finished, but some deliveries are unknown
