@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from campaign.errors import ConfigError, Location
+from campaign.mailbox.settings import MailboxSettings
 
 CONFIG_FILE = "campaign.toml"
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
@@ -126,6 +127,7 @@ class Config(_Section):
     send: SendSettings = SendSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    mailbox: MailboxSettings | None = None
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("public_base_url")
