@@ -17,6 +17,7 @@ from sqlalchemy import select
 from campaign.config import load_config
 from campaign.db import connect
 from campaign.send.ledger import deliveries
+from tests.conftest import real_sender
 from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
@@ -47,6 +48,7 @@ def _workspace(root: Path, url: str) -> None:
     )
     toml = toml.replace("concurrency = 4", f"concurrency = {CONCURRENCY}")
     (root / "campaign.toml").write_text(toml)
+    real_sender(root)
     with (root / "big.csv").open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["email", "first_name"])
