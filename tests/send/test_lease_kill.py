@@ -26,7 +26,7 @@ from campaign.db import connect
 from campaign.send import ledger
 from campaign.send.ledger import deliveries
 from campaign.web.app import create_app
-from tests.conftest import run_cli, unavailable
+from tests.conftest import real_sender, run_cli, unavailable
 from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
@@ -45,6 +45,7 @@ def _workspace(root: Path, url: str) -> None:
         f"[send]\nbatch_size = {BATCH}\nlease_seconds = {LEASE}\nbackoff_seconds = 0.05\n",
     )
     toml.write_text(text.replace("concurrency = 4", "concurrency = 1"))
+    real_sender(root)
     with (root / ".env").open("a") as env:
         env.write(f"POSTMARK_WEBHOOK_AUTH={HOOK}\n")
     (root / "big.csv").write_text(
