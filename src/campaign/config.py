@@ -94,6 +94,11 @@ class SendSettings(_Section):
     max_consecutive_failures: int = Field(
         default=50, ge=1, description="Pause the send after this many failures in a row."
     )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A sender silent this long is dead: the next run takes its send over.",
+    )
     list_id: str | None = Field(
         default=None, description="List-Id header; default derived from the sender's domain."
     )

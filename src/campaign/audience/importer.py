@@ -24,18 +24,20 @@ from typing import Any
 
 import charset_normalizer
 from email_validator import EmailNotValidError
-from sqlalchemy import Connection, bindparam, delete, exists, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, literal, select, update
 
 from campaign.audience import progress
-from campaign.audience.models import (
-    CORE_FIELDS,
-    checked_email,
-    email_hash,
-    one_line,
-    overlong,
-)
-from campaign.audience.store import Store, chunked, lst, m, new_subscriber, s, sup, tc, top
-from campaign.audience.tables import UTCDateTime, events, utcnow
+from campaign.audience.addresses import needs_smtputf8
+from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line, overlong
+from campaign.audience.queries import chunked, ensure_names, new_subscriber
+from campaign.audience.store import Store
+from campaign.audience.suppression import lift
+from campaign.audience.tables import UTCDateTime, events, lists, utcnow
+from campaign.audience.tables import list_members as m
+from campaign.audience.tables import subscribers as s
+from campaign.audience.tables import suppressions as sup
+from campaign.audience.tables import topic_choices as tc
+from campaign.audience.tables import topics as topic_table
 from campaign.errors import ImportFileError, Location
 
 EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
@@ -75,6 +77,9 @@ class ImportReport:
     """(line, reason) of each row not imported because it is broken."""
     duplicates: list[tuple[int, str]] = field(default_factory=list)
     """(line, address) of each repeat of an address seen earlier in the file (the first one counts)."""
+    needs_smtputf8: list[tuple[int, str]] = field(default_factory=list)
+    """(line, address) of each address imported whose part before the @ is not ASCII: only
+    mail servers that support SMTPUTF8 can deliver it; other services fail that recipient."""
     suppressed_skipped: list[tuple[int, str]] = field(default_factory=list)
     """(line, address) of each row skipped because that person unsubscribed, bounced or complained."""
     resubscribed: int = 0
@@ -319,6 +324,8 @@ def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) ->
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         report.invalid.append((line, f"{shown!r}: {exc}"))
         return None
+    if needs_smtputf8(email):
+        report.needs_smtputf8.append((line, email))
     fields = {
         key: value.replace("\r\n", "\n") for index, key in columns.extra if (value := cell(index))
     }
@@ -419,8 +426,10 @@ class _Writer:
         self.report = report
         self.source = f"import {path.name}"
         self.list_name = list_name.strip()
-        self.list_id = Store._ensure(connection, lst, [list_name])[self.list_name]
-        self.topic_ids = list(Store._ensure(connection, top, topics).values()) if topics else []
+        self.list_id = ensure_names(connection, lists, [list_name])[self.list_name]
+        self.topic_ids = (
+            list(ensure_names(connection, topic_table, topics).values()) if topics else []
+        )
 
     def write(self, rows: list[Row]) -> None:
         for batch in chunked(rows, BATCH):
@@ -513,18 +522,7 @@ class _Writer:
         if changed:
             c.execute(update(s).where(s.c.id == bindparam("_id")), changed)
         if unblocked:
-            c.execute(delete(sup).where(sup.c.email_hash.in_(unblocked)))
-            c.execute(
-                update(s)
-                .where(s.c.email_hash.in_(unblocked))
-                .values(
-                    status="subscribed",
-                    consent_source=self.source,
-                    consent_at=now,
-                    soft_bounces=0,
-                    updated_at=now,
-                )
-            )
+            lift(c, unblocked, source=self.source, now=now)
             c.execute(
                 update(m)
                 .where(m.c.list_id == self.list_id, m.c.status != "active")

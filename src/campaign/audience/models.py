@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from email_validator import validate_email
+from campaign.audience import addresses
 
 CORE_FIELDS = ("email", "name", "first_name", "last_name")
 """Merge fields every recipient has; a CSV's other columns add to these."""
@@ -29,14 +28,8 @@ def overlong(names: Mapping[str, str], fields: Mapping[str, str]) -> str | None:
     return None
 
 
-def normalise_email(address: str) -> str:
-    """The stored form of an address: trimmed, NFC, lowercased (so unique means case-insensitively)."""
-    return unicodedata.normalize("NFC", address.strip()).lower()
-
-
-def checked_email(address: str) -> str:
-    """The stored form of a valid address (syntax only, no DNS); EmailNotValidError otherwise."""
-    return normalise_email(validate_email(address.strip(), check_deliverability=False).normalized)
+normalise_email = addresses.normalise
+checked_email = addresses.checked
 
 
 def email_hash(address: str) -> str:

@@ -83,6 +83,10 @@ def _print_report(report: ImportReport) -> None:
         ("invalid, not imported", report.invalid),
         ("duplicates of an earlier line, skipped", report.duplicates),
         (
+            "imported, but not ASCII before the @: only SMTP servers with SMTPUTF8 can send to them",
+            report.needs_smtputf8,
+        ),
+        (
             "unsubscribed, bounced or complained, skipped (use --resubscribe --reason TEXT)",
             report.suppressed_skipped,
         ),
@@ -229,10 +233,15 @@ def delete_command(
     config = get_config()
     # Without a signing key nothing was sent, so the ledger has nothing to key.
     secret = config.env.get(SECRET_KEY_ENV, "").strip()
-    Store.open(config).delete(email, source="cli", secret=secret)
-    console.print(
-        f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
-    )
+    if Store.open(config).delete(email, source="cli", secret=secret):
+        console.print(
+            f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
+        )
+    else:
+        console.print(
+            f"{email}: no subscriber has this address, nothing to erase; it is blocked from now on",
+            markup=False,
+        )
 
 
 @app.command("lists")

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from campaign.audience import addresses
 from campaign.audience.models import Subscriber
 from campaign.links import BadLink, Claims, Purpose
 from campaign.message import CAMPAIGN_HEADER, Message
@@ -324,8 +324,8 @@ def read_forward_form(form: FormData) -> ForwardForm:
     raw = [_str(v).strip() for v in form.getlist("friend")]
     for value in (v for v in raw if v):
         try:
-            address = validate_email(value, check_deliverability=False).normalized.lower()
-        except EmailNotValidError:
+            address = addresses.checked(value)
+        except addresses.InvalidAddress:
             errors.append(f"“{value[:80]}” is not an email address.")
             continue
         if address not in friends:
@@ -374,7 +374,7 @@ def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str
         send_id=send_id,
         campaign=copy.slug,
         from_=copy.from_,
-        to_email=friend,
+        to_email=addresses.transport(friend, smtputf8=True),
         to_name="",
         subject=f"Fwd: {copy.subject}",
         html=html,
