@@ -1,79 +1,37 @@
-"""`campaign preview`: a local server that shows each campaign as a subscriber will see it.
-
-Each campaign is built by the same `campaign.compile.build` a send uses and
-personalised for a sample subscriber by the send engine's `Personaliser`, then
-shown in iframes at desktop and phone widths. Saving a source file rebuilds it and
-reloads the open pages (see `campaign.web.watch`).
-
-Nothing clicked in a preview can touch a real subscriber: the links of the public
-pages are pointed at this server's stand-ins (/preview-pages/...), and their tokens
-are signed with a key that exists only in this process.
-"""
+"""The preview's state: the workspace's campaigns, their latest builds, the sample
+subscriber they are personalised for, and the watcher that rebuilds them on a save."""
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import re
 import secrets
-import socket
 import threading
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 from time import perf_counter
-from typing import Any
 
-import uvicorn
-from email_validator import EmailNotValidError
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
 from campaign.audience import Recipient, Store
-from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
 from campaign.config import CONFIG_FILE, Config, load_config
 from campaign.db import connect
 from campaign.errors import BuildError, CampaignError, Diagnostic, Location, UserError
-from campaign.links import BadLink, Links
+from campaign.links import Links
 from campaign.load import CAMPAIGN_FILE, shown_path
 from campaign.message import Message
 from campaign.personalise import Personaliser, list_id_for, sender_domain
-from campaign.providers.base import Status
 from campaign.schedule import Schedule, format_local, load_schedules
-from campaign.send import send_test
 from campaign.send.ledger import SendInfo, get_send
-from campaign.web.public import MAX_FRIENDS, MAX_NOTE, masked
-from campaign.web.watch import Broadcaster, Event, event_stream, watch_paths
-from campaign.web.webcopy import web_copy
+from campaign.web.watch import Broadcaster, Event, watch_paths
 
-log = logging.getLogger(__name__)
-
-HERE = Path(__file__).parent
-TEMPLATES = HERE / "templates" / "preview"
-PUBLIC_TEMPLATES = HERE / "templates"
-"""The public site's own templates (campaign serve): the preview shows its pages with them."""
-STATIC = HERE / "static" / "preview"
-
-DESKTOP_WIDTH = 800
-MOBILE_WIDTH = 375
-
-PUBLIC_PAGES = ("archive", "forward", "preferences", "unsubscribe")
-"""The public pages a message links to (see campaign.links); the preview has a stand-in for each."""
-
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+log = logging.getLogger("campaign.web.preview")
 
 MADE_UP = Recipient(
     id=0,
@@ -114,16 +72,6 @@ class Sample:
     made_up: bool
     topics: tuple[str, ...] = ()
     """The workspace's topics, offered on the preferences page."""
-
-
-@dataclass(frozen=True)
-class _PageSubscriber:
-    """What the public pages' templates read of a subscriber."""
-
-    name: str
-    lists: frozenset[str]
-    topics: frozenset[str] = frozenset()
-    mailable: bool = True
 
 
 @dataclass(frozen=True)
@@ -198,16 +146,6 @@ def emulate_dark(html: str) -> str:
     return html
 
 
-def _open_links_outside(html: str) -> str:
-    """Links clicked inside the preview iframe open in a new tab, not inside the small frame."""
-    base = '<base target="_blank">'
-    html, count = re.subn(
-        r"<head(\s[^>]*)?>", lambda m: m.group(0) + base, html, count=1, flags=re.IGNORECASE
-    )
-    return html if count else base + html
-
-
-_MAIN = re.compile(r"<main\b[^>]*>", re.IGNORECASE)
 _PUBLIC_LINK = re.compile(r"/(archive|forward|preferences|unsubscribe)/")
 
 
@@ -448,292 +386,3 @@ def find_records(config: Config, slugs: list[str]) -> dict[str, Record]:
     except (SQLAlchemyError, CampaignError):
         log.warning("preview: could not read the schedules and sends", exc_info=True)
     return records
-
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def create_preview_app(
-    config: Config, campaign: str | None, *, host: str = "127.0.0.1"
-) -> Starlette:
-    """The preview app for the workspace of `config`.
-
-    `campaign` (a slug or a folder) is the one the CLI opens; every campaign of the
-    workspace can be previewed. On a loopback `host` only loopback Host headers are
-    accepted, so a web page elsewhere cannot read drafts through DNS rebinding.
-    """
-    preview = Preview(config, campaign)
-    templates = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(default=True),
-        undefined=StrictUndefined,
-    )
-    templates.globals.update(
-        gmail_clip=compiler.MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
-    )
-    public_templates = Environment(
-        loader=FileSystemLoader(PUBLIC_TEMPLATES), autoescape=select_autoescape(default=True)
-    )
-    templates.filters["where"] = preview.where
-    templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
-    templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
-
-    def page(name: str, code: int = 200, **context: Any) -> HTMLResponse:
-        preview.start_watching()
-        context.setdefault("slug", None)
-        context.update(
-            generation=preview.generation,
-            config_error=preview.config_error,
-            workspace=preview.config.workspace,
-        )
-        return HTMLResponse(templates.get_template(name).render(context), status_code=code)
-
-    async def index(request: Request) -> Response:
-        slugs = list(preview.folders())
-        records = await preview.records(slugs)
-        rows = []
-        for slug in slugs:
-            build = await preview.build(slug)
-            rows.append((build, preview.status(records[slug], build)))
-        return page("index.html", rows=rows, start=preview.start_slug)
-
-    async def campaign_page(request: Request) -> Response:
-        slug = request.path_params["slug"]
-        build = await preview.build(slug)
-        shown = preview.shown(slug)
-        rendered = preview.render(shown) if shown else None
-        records = await preview.records([slug])
-        return page(
-            "campaign.html",
-            slug=slug,
-            build=build,
-            shown=shown,
-            rendered=rendered,
-            text=preview.for_browser(shown, rendered.message.text, _base(request))
-            if shown and rendered
-            else "",
-            sample=preview.sample,
-            scheme="dark" if request.cookies.get("preview_scheme") == "dark" else "light",
-            status=preview.status(records[slug], build),
-        )
-
-    async def email_html(request: Request, slug: str) -> HTMLResponse:
-        await preview.build(slug)
-        shown = preview.shown(slug)
-        if shown is None:
-            raise HTTPException(404, f"{slug} has not built yet")
-        html = _open_links_outside(
-            preview.for_browser(shown, preview.render(shown).message.html, _base(request))
-        )
-        if request.query_params.get("scheme") == "dark":
-            html = emulate_dark(html)
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-
-    async def email(request: Request) -> Response:
-        return await email_html(request, request.path_params["slug"])
-
-    async def asset(request: Request) -> Response:
-        slug, name = request.path_params["slug"], request.path_params["name"]
-        await preview.build(slug)
-        shown = preview.shown(slug)
-        compiled = shown.compiled if shown else None
-        if compiled is None:
-            raise HTTPException(404, f"{slug} has not built yet")
-        for item in compiled.assets:
-            source = Path(item.path)
-            if item.name == name and source.is_file():
-                # The name holds a hash of the content: the browser may keep it.
-                return FileResponse(source, headers={"Cache-Control": "max-age=86400, immutable"})
-        raise HTTPException(404, f"No image {name!r} in {slug}")
-
-    async def events(request: Request) -> Response:
-        preview.start_watching()
-        topic = request.query_params.get("campaign") or None
-        return event_stream(
-            preview.broadcaster, topic, Event("hello", {"generation": preview.generation})
-        )
-
-    async def public_page(request: Request) -> Response:
-        """The public site's page as the sample subscriber sees it; its forms change nothing."""
-        kind, rest = request.path_params["page"], request.path_params["rest"]
-        if kind == "archive":
-            await preview.build(rest)
-            shown = preview.shown(rest)
-            if shown is None or shown.compiled is None:
-                raise HTTPException(404, f"{rest} has not built yet")
-            copy = web_copy(shown.compiled, preview.links.view_url(rest))
-            return HTMLResponse(preview.for_browser(shown, copy.html, _base(request)))
-        if kind not in PUBLIC_PAGES:
-            raise HTTPException(404, "No such page")
-        try:
-            claims = preview.links.verify(kind, rest)
-        except BadLink:
-            raise HTTPException(404, "This link was not made by this preview") from None
-        sample = preview.sample
-        assert sample is not None  # a preview link exists only once a page was rendered
-        if request.method == "POST":
-            return page("page.html", kind=kind, claims=claims, sample=sample)
-        await preview.build(claims.campaign)
-        shown = preview.shown(claims.campaign)
-        if shown is None or shown.compiled is None:
-            raise HTTPException(404, f"{claims.campaign} has not built yet")
-        config, base = preview.config, _base(request)
-        context: dict[str, Any] = {
-            "organisation": config.organisation,
-            "colour": config.organisation.colour,
-            "base_url": base,
-            "address": masked(sample.recipient.email),
-            "action": request.url.path,
-            "csrf": "",
-        }
-        if kind == "unsubscribe":
-            link = preview.links.url("preferences", sample.recipient.public_id, claims.campaign)
-            context |= {"state": "subscribed", "this_list": sample.list_name, "done": ""}
-            context["preferences_url"] = preview.for_browser(shown, link, base)
-        elif kind == "preferences":
-            link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
-            subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
-            context |= {
-                "subscriber": subscriber,
-                "lists": [sample.list_name],
-                "topics": list(sample.topics),
-            }
-            context |= {"saved": False, "unsubscribe_url": preview.for_browser(shown, link, base)}
-        else:
-            copy = web_copy(shown.compiled, preview.links.view_url(claims.campaign))
-            context |= {"copy": copy, "max_friends": MAX_FRIENDS, "max_note": MAX_NOTE}
-            context |= {"errors": [], "values": {}}
-        html = public_templates.get_template(f"{kind}.html").render(context)
-        banner = templates.get_template("banner.html").render(
-            kind=kind, claims=claims, sample=sample
-        )
-        return HTMLResponse(_MAIN.sub(lambda m: m.group(0) + banner, html, count=1))
-
-    async def send_test(request: Request) -> Response:
-        slug = request.path_params["slug"]
-        origin = request.headers.get("origin")
-        if origin is not None and origin.rstrip("/") != _base(request):
-            return JSONResponse(
-                {"ok": False, "message": "Refused: the form was not sent from this preview."}, 403
-            )
-        form = await request.form()
-        addresses = [a for a in re.split(r"[\s,;]+", str(form.get("addresses", ""))) if a]
-        if not addresses:
-            return JSONResponse({"ok": False, "message": "Type at least one address."}, 400)
-        build = await preview.build(slug)
-        if build.compiled is None:
-            return JSONResponse(
-                {"ok": False, "message": f"{slug} does not build: fix it first."}, 409
-            )
-        try:
-            message = await send_test_message(preview.config, build.compiled, addresses)
-        except CampaignError as exc:
-            return JSONResponse({"ok": False, "message": str(exc)}, 400)
-        except Exception as exc:  # the form answers in JSON whatever happens
-            log.exception("preview: sending a test failed")
-            return JSONResponse(
-                {"ok": False, "message": f"Internal error: {type(exc).__name__}: {exc}"}, 500
-            )
-        return JSONResponse({"ok": True, "message": message})
-
-    async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return page("error.html", code=exc.status_code, detail=exc.detail)
-
-    async def crashed(request: Request, exc: Exception) -> Response:
-        log.error("preview: %s failed", request.url.path, exc_info=exc)
-        detail = escape(f"{type(exc).__name__}: {exc}")  # no template: it may be what failed
-        return HTMLResponse(
-            f"<!doctype html><title>Internal error</title><h1>Internal error</h1>"
-            f"<pre>{detail}</pre>",
-            500,
-        )
-
-    allowed = [*LOOPBACK_HOSTS, host] if host in LOOPBACK_HOSTS else ["*"]
-    app = Starlette(
-        routes=[
-            Route("/", index),
-            Route("/events", events),
-            Route("/campaigns/{slug}", campaign_page),
-            Route("/campaigns/{slug}/email.html", email),
-            Route("/campaigns/{slug}/assets/{name}", asset),
-            Route("/campaigns/{slug}/send-test", send_test, methods=["POST"]),
-            Route("/preview-pages/{page}/{rest}", public_page, methods=["GET", "POST"]),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ],
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)],
-        exception_handlers={HTTPException: refused, Exception: crashed},
-    )
-    app.state.preview = preview
-    return app
-
-
-async def send_test_message(config: Config, compiled: Compiled, addresses: list[str]) -> str:
-    """Send `compiled` to `addresses` by `campaign send --test`'s path; what to tell the user."""
-    checked: list[str] = []
-    for address in addresses:
-        try:
-            checked.append(checked_email(address))
-        except EmailNotValidError as exc:
-            raise UserError(f"{address!r} is not an email address: {exc}") from None
-    results = await send_test(config, compiled, checked)
-    refused = [
-        f"{result.status}: {result.reason}"
-        for result in results
-        if result.status != Status.ACCEPTED
-    ]
-    if refused:
-        raise UserError(
-            f"{config.provider.name} did not take {len(refused)} of {len(results)}: "
-            + "; ".join(refused)
-        )
-    ids = ", ".join(result.provider_id for result in results if result.provider_id)
-    return f"Sent a test to {', '.join(checked)} through {config.provider.name}" + (
-        f" ({ids})." if ids else "."
-    )
-
-
-SHUTDOWN_SECONDS = 1
-"""Longest wait for open requests when the preview stops."""
-
-
-class _Server(uvicorn.Server):
-    """Ends the open pages' live-reload streams first, so Ctrl-C does not wait on browser tabs."""
-
-    def __init__(self, app: Starlette) -> None:
-        super().__init__(
-            uvicorn.Config(
-                app, log_level="warning", lifespan="off", timeout_graceful_shutdown=SHUTDOWN_SECONDS
-            )
-        )
-        self.preview: Preview = app.state.preview
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self.preview.close()
-        await super().shutdown(sockets=sockets)
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before the browser opens so that its first request cannot miss."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise UserError(
-                f"port {port} on {host} is in use (another preview?): choose another with --port"
-            ) from None
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    return sock
-
-
-def run(app: Starlette, sock: socket.socket) -> None:
-    """Serve `app` on `sock` until Ctrl-C."""
-    try:
-        _Server(app).run(sockets=[sock])
-    finally:
-        sock.close()
