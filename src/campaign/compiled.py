@@ -7,6 +7,7 @@ scheduled send see exactly what was built then, whatever the source says now.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,4 +45,7 @@ class Compiled(BaseModel):
     """`send_at:` from campaign.yaml, as an aware datetime, if set."""
     built_at: datetime
     workspace: str = ""
+    track_clicks: Literal["off", "aggregate", "per-subscriber"] = "off"
+    """campaign.yaml's `track_clicks`, else campaign.toml's: how a send rewrites links."""
+    track_opens: bool = False
     """The workspace folder the build read, absolute."""

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from campaign import activity
 from campaign.audience.tables import utcnow
+from campaign.clicks import Tracker
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
@@ -346,6 +348,7 @@ async def send_campaign(
     worker_id = worker_id or ledger.new_worker_id()
     try:
         send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
+        await asyncio.to_thread(activity.note_run, engine, send.id, provider.name)
         if not send.enqueued:
             recipients = store.recipients(
                 list_name, topics, after_id=send.enqueued_through, chunk=2000
@@ -358,7 +361,7 @@ async def send_campaign(
         assert before is not None
         personaliser = Personaliser.for_config(
             config,
-            send.compiled,
+            Tracker.for_config(config).track(send.compiled),
             list_name=list_name,
             raw=provider.wants_raw,
             json=provider.wants_json,

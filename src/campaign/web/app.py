@@ -1,6 +1,7 @@
 """`create_app(config)`: the ASGI app of `campaign serve`, composed in one place.
 
-    routes        archive, unsubscribe, preferences, forward, webhooks, healthz
+    routes        archive, unsubscribe, preferences, forward, webhooks, healthz,
+                  tracked clicks and opens (/r/, /o/: campaign.web.tracking)
     middleware    security headers (no referrer: the URLs hold tokens; no framing; no scripts)
 
 The app keeps no session and sets no cookie. It shares the database with the
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import public
+from campaign.web import public, tracking
 from campaign.web.site import Site
 from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused, record
 
@@ -142,6 +143,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route(f"/preferences/{token}", public.preferences, methods=["GET", "POST"]),
         Route(f"/forward/{token}", public.forward, methods=["GET", "POST"]),
         Route("/webhooks/{service:str}", webhook, methods=["POST", "HEAD"]),
+        Route("/r/{token:str}", tracking.click),
+        Route("/o/{token:str}", tracking.opened),
         Route("/healthz", healthz),
     ]
 
