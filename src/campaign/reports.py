@@ -267,7 +267,10 @@ def campaign_names(campaigns_dir: Path, engine: Engine | None = None) -> list[st
     return sorted(names)
 
 
-def unknown_campaign(name: str, known: list[str]) -> UserError:
-    """The error for a campaign that does not exist, naming those that do."""
+def unknown_campaign(name: str, known: list[str], *, sent: bool = True) -> UserError:
+    """The error for a campaign that does not exist (or, `sent=False`, exists but was never
+    sent), naming those that do."""
+    if not sent:
+        return UserError(f"{name}: not sent yet, so there is nothing to report")
     listed = ", ".join(known) if known else "none yet (campaign new NAME makes one)"
     return UserError(f"no campaign {name!r}; the campaigns are: {listed}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from campaign.cli.app import app, console, err_console, get_config
+from campaign.cli.output import Json
 from campaign.cli.schedule import schedule_instead
 from campaign.compile import build
 from campaign.compiled import Compiled
@@ -273,13 +273,11 @@ def _send(
 @app.command("status")
 def status_command(
     campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+    json: Json = False,
 ) -> None:
-    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
-    config = get_config()
-    slug = Path(campaign.rstrip("/\\")).name or campaign
-    summary = ledger.summary(connect(config.database_url), slug)
-    if summary is None:
-        _say(f"{slug}: not sent yet")
-        return
-    for line in summary_lines(summary):
-        _say(line)
+    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped.
+
+    Exits 1 for no such campaign, 2 while failed or unknown deliveries wait for a decision."""
+    from campaign.cli.report import status_of
+
+    raise typer.Exit(status_of(get_config(), campaign, json=json, lines=summary_lines))

@@ -21,7 +21,8 @@ from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
 from campaign.config import Config
-from campaign.web.preview import pages
+from campaign.schedule import format_local
+from campaign.web.preview import pages, reports
 from campaign.web.preview.state import Preview
 
 WEB = Path(__file__).parent.parent
@@ -43,6 +44,8 @@ ROUTES = [
     Route("/campaigns/{slug}/assets/{name}", pages.asset),
     Route("/campaigns/{slug}/send-test", pages.send_test, methods=["POST"]),
     Route("/preview-pages/{page}/{rest}", pages.public_page, methods=["GET", "POST"]),
+    Route("/reports", reports.reports_index),
+    Route("/reports/{slug}", reports.report_page),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 
@@ -58,6 +61,7 @@ def _templates(preview: Preview) -> Environment:
     )
     templates.filters["where"] = preview.where
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
+    templates.filters["local"] = format_local
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
     return templates
 

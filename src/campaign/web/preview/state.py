@@ -94,7 +94,7 @@ class Rendered:
         return len(self.message.html.encode("utf-8"))
 
 
-def _has_database(config: Config) -> bool:
+def has_database(config: Config) -> bool:
     """False for an SQLite file that does not exist yet: previewing must never create one."""
     url = config.database_url
     prefix = "sqlite:///"
@@ -107,7 +107,7 @@ def _has_database(config: Config) -> bool:
 
 def find_sample(config: Config) -> Sample:
     """The first subscriber of the first list that has one, else a made-up subscriber."""
-    if _has_database(config):
+    if has_database(config):
         try:
             store = Store.open(config)
             topics = tuple(name for name, _count in store.topics())
@@ -376,7 +376,7 @@ Record = tuple[Schedule | None, SendInfo | None]
 def find_records(config: Config, slugs: list[str]) -> dict[str, Record]:
     """The schedule and the send of each campaign, from the workspace's database when it has one."""
     records: dict[str, Record] = {slug: (None, None) for slug in slugs}
-    if not _has_database(config):
+    if not has_database(config):
         return records
     try:
         engine = connect(config.database_url)
