@@ -31,10 +31,10 @@ def timeline(days: Sequence[Day]) -> str:
         '<title id="timeline-title">Deliveries, bounces and unsubscribes per day since the send began</title>',
     ]
     for n, (name, colour) in enumerate(SERIES):
-        x = left + n * 130
+        key = left + n * 130
         parts.append(
-            f'<rect x="{x}" y="4" width="12" height="12" fill="{colour}"/>'
-            f'<text x="{x + 16}" y="14" {_FONT}>{name}</text>'
+            f'<rect x="{key}" y="4" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{key + 16}" y="14" {_FONT}>{name}</text>'
         )
     baseline = top + plot
     for index, day in enumerate(days):
