@@ -467,7 +467,11 @@ def dry_run(
     store = store or _open_store(engine)
     existing = ledger.summary(engine, compiled.slug)
     personaliser = Personaliser.for_config(
-        config, compiled, list_name=list_name, raw=cls.wants_raw, json=cls.wants_json
+        config,
+        Tracker.for_config(config).track(compiled),
+        list_name=list_name,
+        raw=cls.wants_raw,
+        json=cls.wants_json,
     )
     count = size = 0
     sample = None
