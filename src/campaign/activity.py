@@ -24,7 +24,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    and_,
     func,
     insert,
     select,
@@ -136,6 +135,19 @@ def _insert(connection: Connection, send: int, send_id: str | None, kind: str, h
     )
 
 
+def delivery_of(engine: Engine, campaign: str, subscriber: int) -> str | None:
+    """The send id of `subscriber`'s message of `campaign`, if it was sent to them: what an
+    unsubscribe by mail (the List-Unsubscribe mailto, whose token names the campaign) needs
+    to count against the campaign."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(deliveries.c.send_id)
+            .join(sends, sends.c.id == deliveries.c.send)
+            .where(sends.c.campaign == campaign, deliveries.c.subscriber_id == subscriber)
+        ).scalar()
+    return str(found) if found is not None else None
+
+
 def note_by_campaign(engine: Engine, campaign: str, kind: str, subscriber: int | None) -> None:
     """An unsubscribe or a forward made through a link of `campaign` (its token names it).
     Nothing is noted for a campaign never sent (a link made by a preview or a test)."""
@@ -147,7 +159,7 @@ def note_by_campaign(engine: Engine, campaign: str, kind: str, subscriber: int |
         if subscriber is not None:
             send_id = connection.execute(
                 select(deliveries.c.send_id).where(
-                    and_(deliveries.c.send == send, deliveries.c.subscriber_id == subscriber)
+                    deliveries.c.send == send, deliveries.c.subscriber_id == subscriber
                 )
             ).scalar()
         _insert(connection, send, send_id, kind, False)

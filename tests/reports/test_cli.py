@@ -13,6 +13,7 @@ from sqlalchemy import update
 from campaign.config import load_config
 from campaign.db import connect
 from campaign.send.ledger import deliveries
+from campaign.web.webhooks import Event, record
 from tests.conftest import run_cli
 from tests.reports.conftest import SLUG
 
@@ -52,6 +53,19 @@ def test_status_tells_not_sent_from_no_such_campaign(
     assert code == 0 and json.loads(out) == {"campaign": OTHER, "status": "not sent"}
     code, _, err = run_cli(capsys, "report", OTHER)
     assert code == 1 and "not sent yet" in err
+
+
+def test_status_shows_what_the_service_reported_since(
+    sent: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = connect(load_config(sent).database_url)
+    with engine.connect() as connection:
+        row = connection.execute(deliveries.select().limit(1)).one()
+    bounce = Event("postmark", "b1", "bounced", row.email, hard=True, send_id=row.send_id)
+    assert record(engine, [bounce]).recorded == 1
+    code, out, _ = run_cli(capsys, "status", SLUG)
+    assert code == 0
+    assert "since sent: 0 delivered, 1 bounced (1 hard, 0 soft), 0 complained" in out
 
 
 def test_status_exits_2_while_failed_or_unknown_wait(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from campaign.activity import campaign_events, note_by_campaign
+from campaign.activity import campaign_events, delivery_of, note_by_campaign
 from campaign.audience import Store
 from campaign.db import connect
 from campaign.providers import Result, Status
@@ -61,6 +61,9 @@ async def test_each_delivery_counts_once_per_kind_and_hard_wins(
     note_by_campaign(store.engine, "never-sent", "unsubscribed", ana_id.id)  # nothing to count
     found = report(store.engine, SLUG)
     assert found is not None and found.unsubscribed == 1
+    # An unsubscribe by mail (the mailto's token names campaign and person) finds the delivery.
+    assert delivery_of(store.engine, SLUG, ana_id.id) == ana
+    assert delivery_of(store.engine, "never-sent", ana_id.id) is None
     assert found.rates["bounced"] == 50.0 and found.rates["delivered"] == 50.0
 
 

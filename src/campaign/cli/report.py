@@ -1,4 +1,4 @@
-"""Commands: report, reports."""
+"""Commands: report, reports; and `status_of`, the body of `campaign status` (cli/send.py)."""
 
 from __future__ import annotations
 
@@ -36,10 +36,6 @@ def _say(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True, highlight=False)
 
 
-def _counted(found: Report, name: str, count: int) -> str:
-    return f"{count} {name} ({found.rate(count)}%)"
-
-
 def report_lines(config: Config, found: Report) -> list[str]:
     """One send's report as `campaign report` prints it."""
     when = found.started_at or found.created_at
@@ -55,7 +51,7 @@ def report_lines(config: Config, found: Report) -> list[str]:
         f"  provider:     {found.provider or 'unknown'}",
         f"  recipients:   {found.recipients}",
         f"  sent:         {found.sent}",
-        f"  delivered:    {_counted(found, 'confirmed by the service', found.delivered)}",
+        f"  delivered:    {found.delivered} confirmed by the service ({found.rate(found.delivered)}%)",
         f"  bounced:      {found.bounced}{hard_soft} ({found.rate(found.bounced)}%)",
         f"  complained:   {found.complained} ({found.rate(found.complained)}%)",
         f"  unsubscribed: {found.unsubscribed} ({found.rate(found.unsubscribed)}%)",
