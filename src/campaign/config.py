@@ -38,6 +38,14 @@ class Organisation(_Section):
     address: str = "1 Example Street, Springfield"
     website: str | None = None
     colour: str = "#1d4f91"
+    disclaimer: str | None = Field(default=None, description="Footer disclaimer, Markdown.")
+    copyright_holder: str | None = Field(
+        default=None, description="Named in the copyright line; default: the name."
+    )
+    social: dict[str, str] = Field(
+        default_factory=dict,
+        description='Profiles for the `social` block, label = URL: Mastodon = "https://..."',
+    )
 
 
 class Defaults(_Section):
