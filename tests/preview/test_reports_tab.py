@@ -34,6 +34,7 @@ def test_reports_tab_shows_a_send(
         == 0
     )
     assert run_cli(capsys, "send", EXAMPLE, "--list", "newsletter", "--yes")[0] == 0
+    assert f'href="/reports/{EXAMPLE}">report</a>' in httpx.get(preview_url + "/").text
     index = httpx.get(preview_url + "/reports")
     assert f'href="/reports/{EXAMPLE}"' in index.text and "5 / 5" in index.text
     page = httpx.get(f"{preview_url}/reports/{EXAMPLE}")

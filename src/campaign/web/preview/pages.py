@@ -86,7 +86,8 @@ async def index(request: Request) -> Response:
     for slug in slugs:
         build = await preview.build(slug)
         rows.append((build, preview.status(records[slug], build)))
-    return page(request, "index.html", rows=rows, start=preview.start_slug)
+    sent = {slug for slug, (_, send) in records.items() if send is not None}
+    return page(request, "index.html", rows=rows, start=preview.start_slug, sent=sent)
 
 
 async def campaign_page(request: Request) -> Response:
