@@ -117,9 +117,3 @@ class Tracker:
             if not count:
                 html_part += pixel
         return compiled.model_copy(update={"html": html_part})
-
-
-def link_target(compiled_html: str, public_base_url: str, number: int) -> str | None:
-    """Where link `number` of a campaign leads (unescaped), or None: never anywhere else."""
-    links = tracked_links(compiled_html, public_base_url)
-    return html.unescape(links[number]) if 0 <= number < len(links) else None

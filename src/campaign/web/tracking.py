@@ -8,14 +8,18 @@ as an unknown address. Nothing about the client (address, agent, referrer) is ke
 from __future__ import annotations
 
 import base64
+import functools
+from html import unescape
 
+from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from campaign.activity import count_click, note_by_campaign
-from campaign.clicks import BadClick, Click, Tracker, link_target
+from campaign.clicks import BadClick, Click, Tracker, tracked_links
+from campaign.compiled import Compiled
 from campaign.links import BadLink
-from campaign.send.ledger import get_send
+from campaign.send.ledger import sends
 from campaign.web.public import site_of
 from campaign.web.site import Site
 
@@ -29,13 +33,28 @@ def _tracker(site: Site) -> Tracker:
     return Tracker.for_config(site.config)
 
 
+@functools.lru_cache(maxsize=64)
+def _targets(engine: Engine, send: int, public_base_url: str) -> tuple[str, ...]:
+    """The tracked links of a send, from the HTML frozen with it (which never changes: read
+    once per process, not per click)."""
+    with engine.connect() as connection:
+        frozen = connection.execute(select(sends.c.compiled).where(sends.c.id == send)).scalar()
+    if frozen is None:
+        return ()
+    html = Compiled.model_validate_json(frozen).html
+    return tuple(unescape(url) for url in tracked_links(html, public_base_url))
+
+
 def _follow(site: Site, click: Click, who: str | None) -> str | None:
     """Count the click and return where it leads; None when the campaign has no such link."""
-    send = get_send(site.engine, click.campaign)
+    with site.engine.connect() as connection:
+        send = connection.execute(
+            select(sends.c.id).where(sends.c.campaign == click.campaign)
+        ).scalar()
     if send is None:
         return None
-    target = link_target(send.compiled.html, site.config.public_base_url, click.link)
-    if target is None:
+    targets = _targets(site.engine, send, site.config.public_base_url)
+    if not 0 <= click.link < len(targets):
         return None
     subscriber = None
     if click.per_subscriber and who:
@@ -43,8 +62,8 @@ def _follow(site: Site, click: Click, who: str | None) -> str | None:
             subscriber = site.links.verify("unsubscribe", who.rsplit("/", 1)[-1]).subscriber
         except BadLink:
             subscriber = None  # still a click: counted, not attributed
-    count_click(site.engine, send.id, click.link, target, subscriber)
-    return target
+    count_click(site.engine, send, click.link, targets[click.link], subscriber)
+    return targets[click.link]
 
 
 async def click(request: Request) -> Response:
