@@ -27,8 +27,8 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.db import metadata
@@ -56,6 +56,7 @@ campaign_events = Table(
     Column("hard", Boolean),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_campaign_events_send_kind", "send", "kind"),
+    Index("ix_campaign_events_send_id", "send_id"),
 )
 
 link_clicks = Table(
@@ -166,17 +167,16 @@ def note_by_campaign(engine: Engine, campaign: str, kind: str, subscriber: int |
 
 
 def count_click(engine: Engine, send: int, link: int, url: str, subscriber: str | None) -> None:
-    """One click on link number `link` of `send`; `subscriber` only under "per-subscriber"."""
+    """One click on link number `link` of `send`; `subscriber` only under "per-subscriber".
+    One upsert, so two first clicks at once both count."""
     with write(engine) as connection:
-        counted = connection.execute(
-            update(link_clicks)
-            .where(link_clicks.c.send == send, link_clicks.c.link == link)
-            .values(clicks=link_clicks.c.clicks + 1)
-        ).rowcount
-        if not counted:
-            connection.execute(
-                insert(link_clicks).values(send=send, link=link, url=url[:2000], clicks=1)
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        first = dialect.insert(link_clicks).values(send=send, link=link, url=url[:2000], clicks=1)
+        connection.execute(
+            first.on_conflict_do_update(
+                index_elements=["send", "link"], set_={"clicks": link_clicks.c.clicks + 1}
             )
+        )
         if subscriber is not None:
             connection.execute(
                 insert(link_clickers).values(

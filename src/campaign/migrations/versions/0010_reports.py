@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_campaign_events_send_kind", "campaign_events", ["send", "kind"])
+    op.create_index("ix_campaign_events_send_id", "campaign_events", ["send_id"])
     op.create_table(
         "link_clicks",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
