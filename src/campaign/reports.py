@@ -153,19 +153,25 @@ def _event_counts(connection: Connection, send: int) -> dict[str, int]:
 
 
 def _timeline(connection: Connection, send: int, start: datetime | None) -> list[Day]:
+    """Events per day since `start`, counted by the database (day boundaries computed here,
+    so one query serves SQLite and PostgreSQL alike)."""
     if start is None:
         return []
-    days: list[dict[str, int]] = [{} for _ in range(TIMELINE_DAYS)]
+    ev = campaign_events.c
+    ends = [start + timedelta(days=n + 1) for n in range(TIMELINE_DAYS)]
+    day = case(*((ev.at < end, n) for n, end in enumerate(ends)))
     rows = connection.execute(
-        select(campaign_events.c.kind, campaign_events.c.at).where(
-            campaign_events.c.send == send,
-            campaign_events.c.kind.in_(("delivered", "bounced", "unsubscribed")),
-            campaign_events.c.at < start + timedelta(days=TIMELINE_DAYS),
+        select(ev.kind, day, func.count())
+        .where(
+            ev.send == send,
+            ev.kind.in_(("delivered", "bounced", "unsubscribed")),
+            ev.at < ends[-1],
         )
+        .group_by(ev.kind, day)
     ).all()
-    for kind, at in rows:
-        day = max(0, (at - start) // timedelta(days=1))
-        days[day][kind] = days[day].get(kind, 0) + 1
+    days: list[dict[str, int]] = [{} for _ in range(TIMELINE_DAYS)]
+    for kind, n, count in rows:
+        days[int(n)][str(kind)] = int(count)
     return [
         Day(n, c.get("delivered", 0), c.get("bounced", 0), c.get("unsubscribed", 0))
         for n, c in enumerate(days)
