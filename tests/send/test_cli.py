@@ -5,13 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
-import campaign.providers
 from campaign.audience import Store
 from campaign.cli import main
 from campaign.config import load_config
@@ -107,6 +104,11 @@ def test_test_and_dry_run_leave_no_trace(sample: Path, capsys: pytest.CaptureFix
     assert run("status", SLUG) == 0
     assert "not sent yet" in capsys.readouterr().out
     assert run("send", SLUG, "--test", "not an address") == 1
+    capsys.readouterr()
+    assert run("send", SLUG, "--test", "jürgen@example.org", "--test", "me@exämple.org") == 1
+    out = capsys.readouterr().out
+    assert "test to jürgen@example.org: rejected: jürgen@example.org: outbox cannot" in out
+    assert "test sent to me@exämple.org" in out
 
 
 def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,29 +122,17 @@ def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "CAMPAIGN_SECRET_KEY" in err and "Traceback" not in err
 
 
-def test_mailchimp_is_handed_the_campaign(
-    sample: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_dry_run_names_who_would_fail_and_the_send_fails_only_them(
+    sample: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls = []
-
-    async def fake_run(
-        config: object,
-        compiled: object,
-        *,
-        test_addresses: list[str] | None,
-        at: object,
-        transport: object = None,
-    ) -> str:
-        calls.append((compiled.slug, test_addresses, at))
-        return "mailchimp: campaign sent to audience"
-
-    module = types.ModuleType("campaign.providers.mailchimp")
-    module.run = fake_run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "campaign.providers.mailchimp", module)
-    monkeypatch.setattr(campaign.providers, "mailchimp", module, raising=False)
-    toml = sample / "campaign.toml"
-    toml.write_text(toml.read_text().replace('name = "outbox"', 'name = "mailchimp"'))
-    assert run("send", SLUG, "--yes") == 0
-    assert run("send", SLUG, "--test", "me@example.org") == 0
-    assert calls == [(SLUG, None, None), (SLUG, ["me@example.org"], None)]
-    assert "mailchimp: campaign sent to audience" in capsys.readouterr().out
+    odd = sample / "odd.csv"
+    odd.write_text("email,first_name\njürgen@example.org,Jürgen\njuergen@exämple.org,Jürgen\n")
+    assert run("subscribers", "import", str(odd), "--list", "newsletter") == 0
+    capsys.readouterr()
+    assert run("send", SLUG, "--dry-run", "--list", "newsletter") == 0
+    out = capsys.readouterr().out
+    assert "would fail: jürgen@example.org: outbox cannot deliver" in out
+    assert "juergen@" not in out.split("would fail", 1)[1]
+    assert run("send", SLUG, "--list", "newsletter", "--yes") == 1
+    out = capsys.readouterr().out
+    assert "6 sent, 1 failed" in out and "Traceback" not in out

@@ -19,8 +19,11 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
 from campaign.config import Config
+from campaign.db import connect
 from campaign.errors import CampaignError, UserError
 from campaign.links import BadLink
+from campaign.preflight import preflight
+from campaign.providers import hosted
 from campaign.providers.base import Status
 from campaign.send import send_test as send_test_messages
 from campaign.web.preview.state import Preview, emulate_dark
@@ -246,6 +249,13 @@ async def send_test_message(config: Config, compiled: Compiled, addresses: list[
             checked.append(checked_email(address))
         except EmailNotValidError as exc:
             raise UserError(f"{address!r} is not an email address: {exc}") from None
+    report = await preflight(
+        config, compiled, config.campaigns_dir / compiled.slug, engine=connect(config.database_url)
+    )
+    report.raise_for_errors()
+    service = hosted(config)
+    if service is not None:
+        return await service.send(compiled, test_addresses=checked, at=None)
     results = await send_test_messages(config, compiled, checked)
     refused = [
         f"{result.status}: {result.reason}"
