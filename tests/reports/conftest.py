@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import real_sender
 from tests.servers.postmark import TOKEN
 
 SLUG = "2018-11-wsr-primer"
@@ -24,14 +25,13 @@ def basic(credentials: str) -> str:
 def postmark_workspace(
     workspace: Path, url: str, *, people: int, track_clicks: str = "off"
 ) -> None:
-    """The example workspace sending through the Postmark double at `url`, with `people`
+    """The example workspace sending through the Postmark double at `url` (with sender details
+    that pass preflight), with `people`
     subscribers on the newsletter list and `track_clicks` set in campaign.toml."""
+    real_sender(workspace, f'[provider]\nname = "postmark"\nbase_url = "{url}"\n')
     toml = workspace / "campaign.toml"
-    text = toml.read_text().replace(
-        '[provider]\nname = "outbox"', f'[provider]\nname = "postmark"\nbase_url = "{url}"'
-    )
-    assert f'base_url = "{url}"' in text
-    toml.write_text(f'track_clicks = "{track_clicks}"\n' + text)
+    assert f'base_url = "{url}"' in toml.read_text()
+    toml.write_text(f'track_clicks = "{track_clicks}"\n' + toml.read_text())
     with (workspace / ".env").open("a") as env:
         env.write(f"POSTMARK_SERVER_TOKEN={TOKEN}\nPOSTMARK_WEBHOOK_AUTH={POSTMARK_AUTH}\n")
     rows = "".join(f"person{n:02}@example.org,Person {n}\n" for n in range(people))
