@@ -25,9 +25,8 @@ def basic(credentials: str) -> str:
 def postmark_workspace(
     workspace: Path, url: str, *, people: int, track_clicks: str = "off"
 ) -> None:
-    """The example workspace sending through the Postmark double at `url` (with sender details
-    that pass preflight), with `people`
-    subscribers on the newsletter list and `track_clicks` set in campaign.toml."""
+    """The example workspace sending through the Postmark double at `url` with sender details
+    that pass preflight, `people` subscribers on the newsletter list, and `track_clicks`."""
     real_sender(workspace, f'[provider]\nname = "postmark"\nbase_url = "{url}"\n')
     toml = workspace / "campaign.toml"
     assert f'base_url = "{url}"' in toml.read_text()
