@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
+from campaign import placeholders
 from campaign.config import Config
 from campaign.schedule import format_local
 from campaign.web.preview import pages, reports
@@ -60,6 +61,7 @@ def _templates(preview: Preview) -> Environment:
         gmail_clip=compiler.MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
     )
     templates.filters["where"] = preview.where
+    templates.filters["merge_tags"] = placeholders.shown
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
     templates.filters["local"] = format_local
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")

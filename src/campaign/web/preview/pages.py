@@ -197,8 +197,10 @@ async def public_page(request: Request) -> Response:
     elif kind == "preferences":
         link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
         subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
+        fields = sample.recipient.fields
         context |= {
             "subscriber": subscriber,
+            "names": (fields.get("first_name", ""), fields.get("last_name", "")),
             "lists": [sample.list_name],
             "topics": list(sample.topics),
         }
