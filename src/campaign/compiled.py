@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -64,4 +65,7 @@ class Compiled(BaseModel):
     """`send_at:` from campaign.yaml, as an aware datetime, if set."""
     built_at: datetime
     workspace: str = ""
+    track_clicks: Literal["off", "aggregate", "per-subscriber"] = "off"
+    """campaign.yaml's `track_clicks`, else campaign.toml's: how a send rewrites links."""
+    track_opens: bool = False
     """The workspace folder the build read, absolute."""

@@ -13,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -146,6 +146,9 @@ class Config(_Section):
     organisation: Organisation = Organisation()
     public_base_url: str = "http://127.0.0.1:8000"
     timezone: str = "UTC"
+    track_clicks: Literal["off", "aggregate", "per-subscriber"] = "off"
+    """Click tracking through signed redirects on `campaign serve` (see campaign.clicks)."""
+    track_opens: bool = False
     defaults: Defaults = Defaults()
     database: Database = Database()
     provider: ProviderSettings = ProviderSettings()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -118,6 +118,13 @@ class Campaign(_Model):
     send_at: dt.datetime | None = Field(
         default=None,
         description="When a scheduled send goes out; without a zone, the workspace's time zone.",
+    )
+    track_clicks: Literal["off", "aggregate", "per-subscriber"] | None = Field(
+        default=None,
+        description="Count clicks through signed redirects (overrides campaign.toml's).",
+    )
+    track_opens: bool | None = Field(
+        default=None, description="Add an open-counting image (overrides campaign.toml's)."
     )
     banner: Banner | None = Field(default=None, description="Overrides the layout's banner.")
     footer: Footer | None = Field(

@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "topics": "audience",
     "send": "send",
     "status": "send",
+    "report": "report",
+    "reports": "report",
     "schedule": "schedule",
     "unschedule": "schedule",
     "dispatch": "schedule",

@@ -14,6 +14,7 @@ from campaign.audience import Store, Subscriber
 from campaign.audience.export import export_csv
 from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
+from campaign.cli.output import Json, print_json
 from campaign.config import SECRET_KEY_ENV
 from campaign.errors import UserError
 
@@ -109,8 +110,13 @@ def list_command(
         typer.Option(help="Only this status: subscribed, unsubscribed, bounced, complained."),
     ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many (0: all).")] = 100,
+    json: Json = False,
 ) -> None:
     """List subscribers as a table."""
+    if json:
+        found = _store().subscribers(list_name, status=status)
+        print_json([sub for n, sub in enumerate(found) if not limit or n < limit])
+        return
     table = Table()
     table.add_column("email", no_wrap=True)
     table.add_column("name", overflow="fold")
@@ -247,26 +253,31 @@ def delete_command(
 @app.command("lists")
 def lists_command(
     add: Annotated[str | None, typer.Option("--add", help="Create this list.")] = None,
+    json: Json = False,
 ) -> None:
     """Lists, with how many subscribers a send to each would reach."""
     store = _store()
     if add:
         store.ensure_list(add)
-    _print_counts("list", store.lists())
+    _print_counts("list", store.lists(), json=json)
 
 
 @app.command("topics")
 def topics_command(
     add: Annotated[str | None, typer.Option("--add", help="Create this topic.")] = None,
+    json: Json = False,
 ) -> None:
     """Topics (offered on the preferences page), with how many subscribers chose each."""
     store = _store()
     if add:
         store.ensure_topic(add)
-    _print_counts("topic", store.topics())
+    _print_counts("topic", store.topics(), json=json)
 
 
-def _print_counts(kind: str, rows: list[tuple[str, int]]) -> None:
+def _print_counts(kind: str, rows: list[tuple[str, int]], *, json: bool) -> None:
+    if json:
+        print_json([{"name": name, "mailable": count} for name, count in rows])
+        return
     table = Table(kind, "mailable subscribers")
     for name, count in rows:
         table.add_row(Text(name), str(count))

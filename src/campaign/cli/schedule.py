@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import typer
 
 from campaign.audience.tables import utcnow
 from campaign.cli.app import app, console, get_config
+from campaign.cli.output import Json, print_json
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
@@ -42,10 +44,24 @@ def schedule_command(
             "--no-check", help="Skip rebuilding each campaign to see if its source changed."
         ),
     ] = False,
+    json: Json = False,
 ) -> None:
     """List scheduled, running, paused, missed and finished sends with their times."""
     config = get_config()
     listed = list_schedules(config, check_source=not no_check)
+    if json:
+        print_json(
+            [
+                {
+                    **asdict(item.schedule),
+                    "state": item.state,
+                    "send": item.send,
+                    "source": item.source,
+                }
+                for item in listed
+            ]
+        )
+        return
     if not listed:
         console.print("nothing scheduled")
         return

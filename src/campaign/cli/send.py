@@ -23,6 +23,7 @@ from rich.text import Text
 from campaign.assets import store_assets
 from campaign.audience import addresses
 from campaign.cli.app import app, console, err_console, get_config
+from campaign.cli.output import Json
 from campaign.cli.schedule import schedule_instead
 from campaign.compile import build, campaign_folder
 from campaign.compiled import Compiled
@@ -352,17 +353,22 @@ def status_command(
     failed: Annotated[
         bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
     ] = False,
+    json: Json = False,
 ) -> None:
-    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
+    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped.
+
+    Exits 1 for no such campaign, 2 while failed or unknown deliveries wait for a decision."""
+    from campaign.cli.report import status_of
+
     config = get_config()
-    slug = Path(campaign.rstrip("/\\")).name or campaign
     engine = connect(config.database_url)
-    summary = ledger.summary(engine, slug)
-    if summary is None:
-        _say(f"{slug}: not sent yet")
-        return
-    for line in summary_lines(summary) + recovery.lines(engine, slug):
-        _say(line)
-    if failed:
-        for failure in recovery.failed(engine, slug):
+    code = status_of(
+        config,
+        campaign,
+        json=json,
+        lines=lambda summary: summary_lines(summary) + recovery.lines(engine, summary.campaign),
+    )
+    if failed and not json:
+        for failure in recovery.failed(engine, Path(campaign.rstrip("/\\")).name or campaign):
             _say(f"{failure.email}  {failure.kind}  {failure.reason}")
+    raise typer.Exit(code)

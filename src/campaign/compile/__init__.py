@@ -132,6 +132,10 @@ class _Build:
             send_at=send_at,
             built_at=datetime.now(UTC),
             workspace=str(self.config.workspace),
+            track_clicks=campaign.track_clicks or self.config.track_clicks,
+            track_opens=self.config.track_opens
+            if campaign.track_opens is None
+            else campaign.track_opens,
         )
 
     def mjml(self, folder: Path) -> tuple[LoadedCampaign, Templates, str, list[Span]]:

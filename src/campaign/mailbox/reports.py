@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from flufl.bounce import all_failures
 from sqlalchemy import Engine, select
 
+from campaign.activity import delivery_of
 from campaign.audience import Store
 from campaign.links import BadLink, Links
 from campaign.mailbox import verp
@@ -162,6 +163,7 @@ class Reader:
                 event_id=f"unsubscribe:{claims.subscriber}",
                 kind="unsubscribed",
                 email=subscriber.email,
+                send_id=delivery_of(self.store.engine, claims.campaign, subscriber.id),
                 detail=f"mailto unsubscribe, campaign {claims.campaign}",
             )
         raise Unreadable("an unsubscribe request whose token is not valid (or has expired)")

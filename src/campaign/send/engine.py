@@ -30,8 +30,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from campaign import activity
 from campaign.assets import store_assets
 from campaign.audience.tables import utcnow
+from campaign.clicks import Tracker
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
@@ -434,6 +436,7 @@ async def send_campaign(
     try:
         await asyncio.to_thread(store_assets, engine, compiled)
         send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
+        await asyncio.to_thread(activity.note_run, engine, send.id, provider.name)
         if not send.enqueued:
             recipients = store.recipients(
                 list_name, topics, after_id=send.enqueued_through, chunk=2000
@@ -446,7 +449,7 @@ async def send_campaign(
         assert before is not None
         personaliser = Personaliser.for_config(
             config,
-            send.compiled,
+            Tracker.for_config(config).track(send.compiled),
             list_name=list_name,
             raw=provider.wants_raw,
             json=provider.wants_json,
@@ -558,7 +561,11 @@ def dry_run(
     store = store or _open_store(engine)
     existing = ledger.summary(engine, compiled.slug)
     personaliser = Personaliser.for_config(
-        config, compiled, list_name=list_name, raw=cls.wants_raw, json=cls.wants_json
+        config,
+        Tracker.for_config(config).track(compiled),
+        list_name=list_name,
+        raw=cls.wants_raw,
+        json=cls.wants_json,
     )
     count = size = 0
     sample = None

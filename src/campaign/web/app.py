@@ -1,6 +1,7 @@
 """`create_app(config)`: the ASGI app of `campaign serve`, composed in one place.
 
-    routes        archive, assets, unsubscribe, preferences, forward, webhooks, healthz
+    routes        archive, assets, unsubscribe, preferences, forward, webhooks, healthz,
+                  tracked clicks and opens (/r/, /o/: campaign.web.tracking)
     middleware    security headers (no referrer: the URLs hold tokens; no framing; no scripts);
                   body limits (serving.BodyLimit: webhooks 5 MB, forms 64 KB, chunked or not)
 
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import durable, public
+from campaign.web import durable, public, tracking
 from campaign.web.assets import asset
 from campaign.web.serving import BodyLimit
 from campaign.web.site import Site
@@ -142,6 +143,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route(f"/preferences/{token}", public.preferences, methods=["GET", "POST"]),
         Route(f"/forward/{token}", public.forward, methods=["GET", "POST"]),
         Route("/webhooks/{service:str}", webhook, methods=["POST", "HEAD"]),
+        Route("/r/{token:str}", tracking.click),
+        Route("/o/{token:str}", tracking.opened),
         Route("/healthz", healthz),
     ]
 

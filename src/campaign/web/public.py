@@ -29,6 +29,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from campaign.activity import note_by_campaign
 from campaign.audience import addresses
 from campaign.audience.models import Subscriber
 from campaign.links import BadLink, Claims, Purpose
@@ -191,6 +192,9 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
                 list_name=None,
                 detail=f"campaign {claims.campaign}",
             )
+            await site.db(
+                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
+            )
             return PlainTextResponse("You are unsubscribed.\n")
         if not visit.genuine(form):
             return refused_form(request)
@@ -204,6 +208,9 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
                 source="unsubscribe page",
                 list_name=list_name,
                 detail=f"campaign {claims.campaign}",
+            )
+            await site.db(
+                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
             )
             done = "unsubscribed"
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
@@ -448,6 +455,7 @@ async def forward(request: Request, visit: LinkVisit) -> Response:
             "Not sent",
             "We could not send your forward just now. Please try again later.",
         )
+    await site.db(note_by_campaign, site.engine, visit.claims.campaign, "forwarded", None)
     return site.page(request, "forwarded.html", count=len(parsed.friends), copy=copy)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from campaign import activity
 from campaign.audience import Store, addresses
 from campaign.send import ledger
 from campaign.web.tables import webhook_events, webhook_tokens
@@ -43,6 +44,13 @@ def apply_event(store: Store, event: Event) -> None:
     elif event.kind == "unsubscribed":
         store.unsubscribe(event.email, source=source, detail=event.detail)
     note_in_ledger(store.engine, event)
+    activity.note_event(
+        store.engine,
+        send_id=event.send_id,
+        provider_id=event.provider_id,
+        kind=event.kind,
+        hard=event.hard,
+    )
 
 
 def note_in_ledger(engine: Engine, event: Event) -> None:
