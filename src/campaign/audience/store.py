@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from campaign.audience import segments
 from campaign.audience.models import (
     Recipient,
     Subscriber,
@@ -43,6 +44,7 @@ from campaign.audience.models import (
     normalise_email,
     one_line,
 )
+from campaign.audience.segments import Node
 from campaign.audience.tables import (
     events,
     list_members,
@@ -158,26 +160,39 @@ class Store:
     # -- recipients: what a send streams ------------------------------------------------------
 
     def recipients(
-        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+        self,
+        list_name: str,
+        topics: Sequence[str] = (),
+        *,
+        segment: Node | None = None,
+        after_id: int = 0,
+        chunk: int = 1000,
     ) -> Iterator[Recipient]:
-        """Mailable active members of `list_name` (who chose any of `topics`, if given), by id.
+        """Mailable active members of `list_name` (who chose any of `topics`, if given, and
+        meet `segment`, if given), by id.
 
         Fetches `chunk` rows per query (`WHERE id > last`), so memory stays flat and a send
         can resume with `after_id`. Unknown list or topic: UserError, raised at the call.
         """
         with self.engine.connect() as connection:
-            query = self._recipients_query(connection, list_name, topics)
+            query = self._recipients_query(connection, list_name, topics, segment)
         return self._stream(query, after_id, chunk)
 
-    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int:
+    def count_recipients(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> int:
         with self.engine.connect() as connection:
-            query = self._recipients_query(connection, list_name, topics)
+            query = self._recipients_query(connection, list_name, topics, segment)
             return int(
                 connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             )
 
     def _recipients_query(
-        self, connection: Connection, list_name: str, topic_names: Sequence[str]
+        self,
+        connection: Connection,
+        list_name: str,
+        topic_names: Sequence[str],
+        segment: Node | None = None,
     ) -> Select[Any]:
         """Driven by the list's memberships: their primary key (list_id, subscriber_id) is
         already in keyset order, so each chunk reads only its own rows, whatever the list's size."""
@@ -189,6 +204,8 @@ class Store:
         ]
         if topic_names:
             where.append(chose_any(self._topic_ids(connection, topic_names)))
+        if segment is not None:
+            where.append(segments.to_sql(segment, connection.dialect.name))
         return (
             select(
                 s.c.id,
