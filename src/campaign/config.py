@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from campaign.errors import ConfigError, Location
+from campaign.mailbox.settings import MailboxSettings
 
 CONFIG_FILE = "campaign.toml"
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
@@ -37,6 +38,14 @@ class Organisation(_Section):
     address: str = "1 Example Street, Springfield"
     website: str | None = None
     colour: str = "#1d4f91"
+    disclaimer: str | None = Field(default=None, description="Footer disclaimer, Markdown.")
+    copyright_holder: str | None = Field(
+        default=None, description="Named in the copyright line; default: the name."
+    )
+    social: dict[str, str] = Field(
+        default_factory=dict,
+        description='Profiles for the `social` block, label = URL: Mastodon = "https://..."',
+    )
 
 
 class Defaults(_Section):
@@ -121,6 +130,7 @@ class Config(_Section):
     send: SendSettings = SendSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    mailbox: MailboxSettings | None = None
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("public_base_url")

@@ -38,41 +38,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Item(_Model):
-    """One entry of a section: a news item, an event, a meeting."""
+class Section(BaseModel):
+    """One block of the email, rendered by the partial of its kind. Its other fields are
+    the kind's own, declared beside the partial (partials/<kind>.yaml) and checked at build."""
 
-    title: str | None = Field(default=None, description="Heading of the item (plain text).")
-    when: str | None = Field(
-        default=None, description='Date and time as shown, e.g. "November 12th, 4:00 – 5:00 p.m.".'
-    )
-    image: str | None = Field(
-        default=None, description="Image file relative to the campaign folder, or an http(s) URL."
-    )
-    alt: str | None = Field(
-        default=None, description="Alt text of the image (required when there is an image)."
-    )
-    link: str | None = Field(default=None, description="URL the title and image link to.")
-    text: str | None = Field(default=None, description="Body of the item, Markdown.")
-
-
-class Section(_Model):
-    """One block of the newsletter, rendered by layouts/<layout>/partials/<kind>.mjml.j2."""
+    model_config = ConfigDict(extra="allow")
 
     kind: str = Field(
-        description="Which partial renders it: spotlight, news, events, notice, or any partial the layout has."
+        description="Which block it is: hero, text, button, columns, ... or any kind the layout adds."
     )
-    title: str | None = Field(default=None, description="Section heading (plain text).")
-    image: str | None = Field(
-        default=None, description="Image file relative to the campaign folder, or an http(s) URL."
-    )
-    alt: str | None = Field(
-        default=None, description="Alt text of the image (required when there is an image)."
-    )
-    body: str | None = Field(default=None, description="Body, Markdown written inline.")
-    body_file: str | None = Field(
-        default=None, description="Body, a Markdown file relative to the campaign folder."
-    )
-    items: list[Item] = Field(default_factory=list, description="News items, events, meetings.")
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The section's fields besides `kind`, as written."""
+        return dict(self.model_extra or {})
 
 
 class Banner(_Model):
@@ -80,7 +59,9 @@ class Banner(_Model):
 
     image: str = Field(description="Image file, or an http(s) URL.")
     alt: str | None = Field(default=None, description="Alt text of the image (required).")
-    link: str | None = Field(default=None, description="URL the banner links to.")
+    link: str | None = Field(
+        default=None, description="URL the banner links to (https:, http:, mailto: or tel:)."
+    )
 
 
 class Footer(_Model):
@@ -118,7 +99,9 @@ class Campaign(_Model):
     )
     layout: str = Field(description="Folder under layouts/ that lays the campaign out.")
     lang: str = Field(
-        default="en", description="Language of the content (the lang attribute of <html>)."
+        default="en",
+        pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$",
+        description="Language of the content, e.g. en or fr-CA (the lang attribute of <html>).",
     )
     title: str | None = Field(
         default=None, description="Masthead line under the banner, e.g. the issue's month."
@@ -137,6 +120,10 @@ class Campaign(_Model):
     )
     sections: list[Section] = Field(
         default_factory=list, description="The newsletter's blocks, top to bottom."
+    )
+    html_in_markdown: bool = Field(
+        default=False,
+        description="Let raw HTML in Markdown through (an escape hatch); otherwise it shows as text.",
     )
 
 
@@ -225,7 +212,7 @@ def read_yaml(path: Path, workspace: Path) -> YamlFile:
     return YamlFile(path, shown, data, root)
 
 
-def validate(model: type[_Model], source: YamlFile) -> Any:
+def validate(model: type[BaseModel], source: YamlFile) -> Any:
     """The file's data as `model`; every field problem is one error naming the field and its line."""
     if not isinstance(source.data, dict):
         found = "an empty file" if source.data is None else type(source.data).__name__
@@ -244,7 +231,7 @@ def validate(model: type[_Model], source: YamlFile) -> Any:
         raise BuildError([_field_problem(model, source, error) for error in exc.errors()]) from None
 
 
-def _field_problem(model: type[_Model], source: YamlFile, error: Any) -> Diagnostic:
+def _field_problem(model: type[BaseModel], source: YamlFile, error: Any) -> Diagnostic:
     loc: Sequence[str | int] = error["loc"]
     *parent, last = loc if loc else ("",)
     where = _dotted(parent)

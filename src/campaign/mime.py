@@ -16,7 +16,6 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from email.header import Header
 from email.utils import formataddr, parseaddr
 from functools import lru_cache
 
@@ -88,25 +87,73 @@ class Body:
         return b"".join(joined)
 
 
+MAX_HEADER_LINE = 78
+"""RFC 5322's recommended limit: longer header lines are folded at their whitespace."""
+_WORD_BYTES = 39
+"""UTF-8 bytes per encoded-word: 52 base64 characters, 64 with "=?utf-8?b?" and "?=", so
+a word fits the 75 that RFC 2047 allows and, after "Reply-To: ", the 78 of a line."""
+
+
 def header(name: str, value: str) -> str:
-    """One header line (CRLF included): ASCII as is, anything else as RFC 2047 encoded words."""
+    """One header line (CRLF included), folded at 78 where it has whitespace: ASCII as is,
+    anything else as RFC 2047 encoded-words."""
     value = one_line(value)
-    if value.isascii() and len(name) + len(value) < 996:
-        return f"{name}: {value}{CRLF}"
-    return _encoded_header(name, value)
+    if not value.isascii():
+        value = " ".join(encoded_words(value))
+    return fold(f"{name}: {value}")
+
+
+def fold(line: str) -> str:
+    """`line` with CRLF, folded before a space wherever it would pass 78 characters. A run
+    without whitespace (a long URL, a message id) cannot be folded and stays whole."""
+    if len(line) <= MAX_HEADER_LINE:
+        return line + CRLF
+    words = line.split(" ")
+    lines: list[str] = []
+    current = " ".join(words[:2])  # the name and the value's first word: never apart
+    for word in words[2:]:
+        if len(current) + 1 + len(word) > MAX_HEADER_LINE and current.strip() and word:
+            lines.append(current)
+            current = " " + word
+        else:
+            current += " " + word
+    lines.append(current)
+    return CRLF.join(lines) + CRLF
+
+
+def encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 encoded-words (UTF-8, base64) of at most 64 characters each,
+    never splitting a character; the spaces between them are not part of the text."""
+    words, chunk = [], b""
+    for character in text:
+        data = character.encode("utf-8")
+        if len(chunk) + len(data) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return [f"=?utf-8?b?{binascii.b2a_base64(w, newline=False).decode()}?=" for w in words]
+
+
+def address_header(name: str, display: str, addr: str) -> str:
+    """An address header ("Name <addr>"): a non-ASCII name as encoded-words, an ASCII one
+    quoted where it must be; folded. A non-ASCII address stays UTF-8 (RFC 6532, for
+    servers that announce SMTPUTF8)."""
+    display, addr = one_line(display), one_line(addr)
+    if not display:
+        return fold(f"{name}: {addr}")
+    if display.isascii():
+        phrase = formataddr((display, "x")).removesuffix(" <x>")
+    else:
+        phrase = " ".join(encoded_words(display))
+    return fold(f"{name}: {phrase} <{addr}>")
 
 
 @lru_cache(maxsize=256)
-def _encoded_header(name: str, value: str) -> str:
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: {Header(value, charset, header_name=name).encode(linesep=CRLF)}{CRLF}"
-
-
-@lru_cache(maxsize=256)
-def address(value: str) -> str:
-    """An address header value ("Name <addr>"), the display name encoded when not ASCII."""
-    name, addr = parseaddr(one_line(value))
-    return formataddr((name, addr), charset="utf-8")
+def sender_header(name: str, value: str) -> str:
+    """From or Reply-To from its "Name <addr>" setting: the same for every recipient."""
+    display, addr = parseaddr(one_line(value))
+    return address_header(name, display, addr)
 
 
 def _part_head(content_type: str) -> bytes:
@@ -153,10 +200,14 @@ def assemble(
     text: bytes,
 ) -> bytes:
     """Headers and the two encoded parts joined into one message (`render` for a Message)."""
-    to = formataddr((one_line(to_name), one_line(to_email)), charset="utf-8")
-    lines = [header("From", address(from_)), header("To", to), header("Subject", subject)]
+    lines = [
+        sender_header("From", from_),
+        address_header("To", to_name, to_email),
+        header("Subject", subject),
+    ]
     if reply_to:
-        lines.append(header("Reply-To", address(reply_to)))
+        lines.append(sender_header("Reply-To", reply_to))
     lines.extend([header(name, value) for name, value in headers.items()])
     lines.append(_MULTIPART)
-    return b"".join(("".join(lines).encode("ascii"), _TEXT_HEAD, text, _HTML_HEAD, html, _END))
+    # UTF-8 only in a non-ASCII address (SMTPUTF8); everything else is ASCII by now.
+    return b"".join(("".join(lines).encode("utf-8"), _TEXT_HEAD, text, _HTML_HEAD, html, _END))

@@ -14,7 +14,8 @@ import html
 import re
 import time
 from collections.abc import Mapping, Sequence
-from email.utils import formatdate, parseaddr
+from datetime import UTC, datetime
+from email.utils import format_datetime, parseaddr
 from typing import Any, Protocol
 
 import orjson
@@ -122,7 +123,8 @@ class _Clock:
     def now(self) -> str:
         second = int(time.time())
         if second != self._second:
-            self._second, self._value = second, formatdate(second, usegmt=True)
+            # "+0000", not the obsolete "GMT" (RFC 5322 4.3) that strict receivers flag.
+            self._second, self._value = second, format_datetime(datetime.fromtimestamp(second, UTC))
         return self._value
 
 
@@ -156,11 +158,14 @@ class Personaliser:
             (JSONBody(self.html.pieces), JSONBody(self.text.pieces)) if json else None
         )
         self.domain = sender_domain(compiled.from_)
+        # Per recipient: the unsubscribe link's signed token in the subject, which
+        # `campaign mailbox` reads back.
         self._mailto = (
-            f", <mailto:{unsubscribe_mailto}?subject=unsubscribe>" if unsubscribe_mailto else ""
+            f", <mailto:{unsubscribe_mailto}?subject=unsubscribe%20" if unsubscribe_mailto else ""
         )
         self._constant_headers = {
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "Precedence": "bulk",
             "List-Id": list_id,
             CAMPAIGN_HEADER: compiled.slug,
         }
@@ -191,6 +196,9 @@ class Personaliser:
             json=json,
         )
 
+    def _mailto_for(self, unsubscribe_url: str) -> str:
+        return f"{self._mailto}{unsubscribe_url.rsplit('/', 1)[1]}>" if self._mailto else ""
+
     def message(self, recipient: Recipient, send_id: str) -> Message:
         slug = self.compiled.slug
         text_values = {
@@ -211,7 +219,7 @@ class Personaliser:
         headers = {
             "Date": self._clock.now(),
             "Message-ID": f"<{send_id}@{self.domain}>",
-            "List-Unsubscribe": f"<{unsubscribe}>{self._mailto}",
+            "List-Unsubscribe": f"<{unsubscribe}>{self._mailto_for(unsubscribe)}",
             **self._constant_headers,
             SEND_ID_HEADER: send_id,
         }

@@ -202,6 +202,13 @@ def test_schema_describes_campaign_yaml(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace: Path) -> None:
+    layout = own_layout(workspace)
+    (layout / "images").mkdir()
+    (layout / "images/footer.png").write_bytes(b"\x89PNG footer")
+    (layout / "layout.yaml").write_text(
+        "banner:\n  image: images/footer.png\n  alt: Layout banner\n"
+        "footer:\n  image: images/footer.png\n  alt: Layout footer\n  disclaimer: Layout words.\n"
+    )
     folder = write_campaign(
         workspace,
         "own-footer",
@@ -214,26 +221,27 @@ def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace
     (folder / "top.png").write_bytes(b"\x89PNG banner")
     compiled = build(load_config(workspace), "own-footer")
     assert "Our <em>own</em> words." in compiled.html
-    assert "not an endorsement" not in compiled.html
-    assert 'alt="Our own banner"' in compiled.html
-    assert 'alt="Newsletter Footer Image"' in compiled.html
+    assert "Layout words" not in compiled.html and "not an endorsement" not in compiled.html
+    assert 'alt="Our own banner"' in compiled.html and "Layout banner" not in compiled.html
+    assert 'alt="Layout footer"' in compiled.html
     assert {a.source for a in compiled.assets} == {
         "campaigns/own-footer/top.png",
-        "built-in:layouts/newsletter/images/footer.png",
+        "layouts/newsletter/images/footer.png",
     }
 
 
 def test_layout_yaml_problems_name_the_layout_file(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = own_layout(workspace) / "layout.yaml"
-    settings.write_text(
-        settings.read_text().replace("  alt: Colorado Human Trafficking Council newsletter\n", "")
+    layout = own_layout(workspace)
+    (layout / "banner.png").write_bytes(b"\x89PNG banner")
+    (layout / "layout.yaml").write_text("# shared\nbanner:\n  image: banner.png\n")
+    (workspace / "campaigns/2018-11-wsr-primer/campaign.yaml").write_text(
+        "subject: s\npreheader: p\nlayout: newsletter\n"
     )
     with pytest.raises(SystemExit) as exited:
         main(["build", "2018-11-wsr-primer"])
     assert exited.value.code == 1
-    assert (
-        "layouts/newsletter/layout.yaml:4: error: image images/banner.png has no alt text"
-        in " ".join(capsys.readouterr().err.split())
+    assert "layouts/newsletter/layout.yaml:3: error: image banner.png has no alt text" in " ".join(
+        capsys.readouterr().err.split()
     )

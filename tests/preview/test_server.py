@@ -16,6 +16,7 @@ import pytest
 
 from campaign.audience import Store
 from campaign.compile import build
+from campaign.compile.kinds import BLOCKS
 from campaign.config import load_config
 from campaign.schedule import schedule_send
 from campaign.web.preview import create_preview_app
@@ -308,12 +309,17 @@ def test_layout_and_image_changes_rebuild(
     )
     assert len(new_images) == 1 and httpx.get(new_images.pop()).status_code == 200
 
+    # the layout's own copy of a block library partial replaces it
     partial = owned_layout / "partials" / "spotlight.mjml.j2"
-    partial.write_text(
-        partial.read_text().replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1)
-    )
-    assert "Layout edited." not in after
-    wait_for_build(preview_url, EXAMPLE, lambda: partial.write_text(partial.read_text() + "\n"))
+    library = (BLOCKS / "spotlight.mjml.j2").read_text()
+    edited = library.replace("{{ section.body }}", "{{ section.body }} Layout edited.", 1)
+    assert "Layout edited." not in after and edited != library
+
+    def override() -> None:
+        partial.parent.mkdir()
+        partial.write_text(edited)
+
+    wait_for_build(preview_url, EXAMPLE, override)
     assert "Layout edited." in httpx.get(email).text
 
 

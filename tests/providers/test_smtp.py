@@ -202,7 +202,7 @@ async def test_replies_mapped_per_recipient(
         "user2@example.com": "451 4.3.0 Try later",
     }
     results = await provider(port, certificate).send([message(1), message(2), message(3)])
-    assert [r.status for r in results] == [Status.REJECTED, Status.RETRY, Status.ACCEPTED]
+    assert [r.status for r in results] == [Status.BOUNCED, Status.RETRY, Status.ACCEPTED]
     assert "550" in results[0].reason and "451" in results[1].reason
     assert [rcpt for _, rcpt, _ in handler.received] == [["user3@example.com"]]
 
@@ -213,7 +213,7 @@ async def test_data_refused(
     handler, port = starttls_server
     handler.data_reply = "554 5.6.0 Message refused"
     results = await provider(port, certificate).send([message(1)])
-    assert results[0].status is Status.REJECTED and "554" in results[0].reason
+    assert results[0].status is Status.BOUNCED and "554" in results[0].reason
 
 
 async def test_bad_password_stops_without_showing_it(
@@ -255,3 +255,26 @@ def test_ca_file_is_relative_to_the_workspace(tmp_path: Path) -> None:
     provider = create(load_config(tmp_path, environ={}))
     assert isinstance(provider, SMTPProvider)
     assert provider._client().cert_bundle == str(tmp_path.resolve() / "certs" / "relay.pem")
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["smtputf8", "ascii-only"])
+async def test_a_non_ascii_address_needs_smtputf8_and_fails_alone(announced: bool) -> None:
+    handler, port = Recorder(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=announced)
+    controller.start()
+    try:
+        smtp = SMTPProvider({"host": "127.0.0.1", "port": port, "security": "none"}, {})
+        async with smtp:
+            results = await smtp.send([message(1, to_email="josé@example.com"), message(2)])
+    finally:
+        controller.stop()
+    if announced:
+        assert [r.status for r in results] == [Status.ACCEPTED, Status.ACCEPTED]
+        assert handler.received[0][1] == ["josé@example.com"]
+        data = handler.received[0][2].decode("utf-8")  # RFC 6532: the address as UTF-8
+        parsed = email.message_from_string(data, policy=email.policy.SMTPUTF8)
+        assert parsed["To"].addresses[0].addr_spec == "josé@example.com"
+    else:
+        assert [r.status for r in results] == [Status.REJECTED, Status.ACCEPTED]
+        assert "josé@example.com" in results[0].reason and "SMTPUTF8" in results[0].reason
+        assert [rcpt for _, rcpt, _ in handler.received] == [["user2@example.com"]]

@@ -28,6 +28,9 @@ from tests.web.conftest import BASE_URL, WEBHOOK_ENV, make_config
 
 Request = tuple[dict[str, str], bytes]
 
+NOW = int(time.time())
+"""Mandrill's event times: its signed `ts` must be within the replay window."""
+
 
 def basic(credentials: str) -> str:
     return "Basic " + base64.b64encode(credentials.encode()).decode()
@@ -133,15 +136,20 @@ class SendGridKeys:
         )
         self.public = base64.b64encode(der).decode()
 
-    def request(self, events: list[dict[str, Any]]) -> Request:
+    def request(self, events: list[dict[str, Any]], at: float | None = None) -> Request:
         body = json.dumps(events).encode()
-        timestamp = str(int(time.time()))
+        timestamp = str(int(at if at is not None else time.time()))
         signature = self.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         return {
             "Content-Type": "application/json",
             "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
             "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
         }, body
+
+
+def sns_now() -> str:
+    """SNS's Timestamp format, for now: it is signed, and checked against the replay window."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 CERT_URL = (
@@ -206,7 +214,7 @@ class SNS:
             "MessageId": message_id,
             "TopicArn": self.topic,
             "Message": json.dumps(ses_event),
-            "Timestamp": "2024-01-01T10:00:00.000Z",
+            "Timestamp": sns_now(),
             **overrides,
         }
         return {
@@ -312,7 +320,7 @@ def cases(keys: SendGridKeys, sns: SNS, email: str) -> dict[str, tuple[Request, 
                 {
                     "event": "hard_bounce",
                     "_id": "md-1",
-                    "ts": 1,
+                    "ts": NOW,
                     "msg": {"_id": "md-1", "email": email, "metadata": {"send_id": "s-1"}},
                 }
             ]
@@ -475,14 +483,14 @@ COMPLAINTS_AND_UNSUBSCRIBES: list[EventCase] = [
     (
         "mandrill",
         lambda e, k, s: mandrill(
-            [{"event": "spam", "_id": "x", "ts": 2, "msg": {"_id": "x", "email": e}}]
+            [{"event": "spam", "_id": "x", "ts": NOW, "msg": {"_id": "x", "email": e}}]
         ),
         ("complained", "complained"),
     ),
     (
         "mandrill",
         lambda e, k, s: mandrill(
-            [{"event": "unsub", "_id": "x", "ts": 3, "msg": {"_id": "x", "email": e}}]
+            [{"event": "unsub", "_id": "x", "ts": NOW + 1, "msg": {"_id": "x", "email": e}}]
         ),
         ("unsubscribed", "unsubscribed"),
     ),
@@ -569,7 +577,7 @@ async def test_sns_subscription_is_confirmed_through_its_url(
             "TopicArn": sns.topic,
             "Message": "You have chosen to subscribe",
             "SubscribeURL": subscribe_url,
-            "Timestamp": "2024-01-01T10:00:00.000Z",
+            "Timestamp": sns_now(),
         }
     )
     response = await client.post("/webhooks/ses", content=json.dumps(message))

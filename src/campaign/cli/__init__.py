@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "dispatch": "schedule",
     "preview": "preview",
     "serve": "web",
+    "mailbox": "mail",
+    "dkim": "mail",
 }
 """Which module of campaign.cli registers each command. Only the module of the
 command being run is imported, so `campaign build` does not load the web server,

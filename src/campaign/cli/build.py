@@ -11,7 +11,10 @@ import typer
 
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.compile import build, write_output
-from campaign.load import json_schema, new_campaign
+from campaign.compile.kinds import campaign_schema
+from campaign.config import Config
+from campaign.errors import UserError
+from campaign.load import new_campaign
 
 
 @app.command("build")
@@ -61,5 +64,10 @@ def new_command(
 
 @app.command("schema")
 def schema_command() -> None:
-    """Print the JSON Schema of campaign.yaml (for editors' YAML validation)."""
-    typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    """Print the JSON Schema of campaign.yaml (for editors' YAML validation), with every
+    section kind of the layouts present (outside a workspace: the built-in ones)."""
+    try:
+        config = get_config()
+    except UserError:
+        config = Config()
+    typer.echo(json.dumps(campaign_schema(config), indent=2, ensure_ascii=False))

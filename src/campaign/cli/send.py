@@ -41,9 +41,10 @@ def _say(line: str, style: str | None = None) -> None:
 
 def summary_lines(summary: Summary) -> list[str]:
     """The ledger summary as `campaign send` and `campaign status` print it."""
+    bounced = f"{summary.bounced} bounced (suppressed), " if summary.bounced else ""
     lines = [
         f"{summary.campaign}: {summary.status}; {summary.total} recipients: {summary.sent} sent, "
-        f"{summary.failed} failed, {summary.unknown} unknown, {summary.skipped} skipped, {summary.pending} pending"
+        f"{bounced}{summary.failed} failed, {summary.unknown} unknown, {summary.skipped} skipped, {summary.pending} pending"
     ]
     lines += [f"  failed ({count}): {reason}" for reason, count in summary.failed_reasons.items()]
     lines += [f"  unknown ({count}): {reason}" for reason, count in summary.unknown_reasons.items()]
@@ -105,7 +106,7 @@ class _Reporter:
             rate = progress.done / max(now - self.started, 1e-9)
             _say(
                 f"{progress.done}/{progress.total} done, {rate:,.0f}/s: {progress.sent} sent, "
-                f"{progress.failed} failed, {progress.unknown} unknown, {progress.skipped} skipped"
+                f"{f'{progress.bounced} bounced, ' if progress.bounced else ''}{progress.failed} failed, {progress.unknown} unknown, {progress.skipped} skipped"
             )
 
     def stop(self) -> None:

@@ -34,6 +34,9 @@ class Status(StrEnum):
     """The service took the message; `provider_id` is its id."""
     REJECTED = "rejected"
     """Refused for good (invalid or inactive address): do not retry."""
+    BOUNCED = "bounced"
+    """Refused for good by the recipient's own mail server (SMTP 5xx for the recipient):
+    a hard bounce, suppressed at once."""
     RETRY = "retry"
     """Failed for now; safe to send again, after `retry_after` seconds if given."""
     UNKNOWN = "unknown"

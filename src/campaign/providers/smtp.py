@@ -1,15 +1,20 @@
 """SMTP through aiosmtplib: STARTTLS or implicit TLS, with AUTH when a username is set.
 
 Each `send` opens one connection and runs one mail transaction per message
-(MAIL FROM, RCPT TO the one recipient, DATA with the bytes built once per campaign).
+(MAIL FROM, RCPT TO the one recipient, DATA with the bytes built once per campaign,
+DKIM-signed when `[provider.dkim]` is set). A non-ASCII address goes with SMTPUTF8
+when the server announces it; else that recipient fails, with the reason.
 The server's replies say what happened to each message: 2xx accepted (its reply,
-often "queued as ...", is the provider id), 4xx failed for now, 5xx refused for
-good. A connection lost before DATA means the message was not taken (retry); lost
-during DATA, it may have been (unknown).
+often "queued as ...", is the provider id), 4xx failed for now (retried), 5xx for
+the recipient (at RCPT, or after DATA: one recipient per transaction) a hard
+bounce, which the engine suppresses at once as a webhook's would be. A connection
+lost before DATA means the message was not taken (retry); lost during DATA, it may
+have been (unknown).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any, ClassVar, Literal
@@ -17,7 +22,10 @@ from typing import Any, ClassVar, Literal
 import aiosmtplib
 
 from campaign import mime
-from campaign.errors import ProviderError
+from campaign.config import SECRET_KEY_ENV
+from campaign.dkim_signer import DKIMOptions, Signer
+from campaign.errors import ConfigError, ProviderError
+from campaign.mailbox import verp
 from campaign.message import Message
 from campaign.providers.base import Options, Provider, Result, Status
 
@@ -34,9 +42,19 @@ class SMTPOptions(Options):
     timeout: float = 30.0
     return_path: str | None = None
     """The envelope sender (where bounces go); default the From address."""
+    verp: bool = False
+    """Per-recipient return paths: return_path's local part, "+", a signed send id
+    (bounces+<token>@domain), so `campaign mailbox` matches a bounce that quotes nothing
+    of the original. Needs return_path, a mailbox that takes plus addresses, and
+    CAMPAIGN_SECRET_KEY."""
     ca_file: str | None = None
     """Certificates to trust besides the system's (a private relay's own CA)."""
     local_hostname: str | None = None
+    """The name this machine gives in EHLO; default the local host's fully qualified name.
+    Set it to the sending host's public name (the one its IP address resolves back to):
+    receivers score a greeting of "localhost" as spam."""
+    dkim: DKIMOptions | None = None
+    """`[provider.dkim]`: sign every message (key_file, selector, domain); see campaign.dkim_signer."""
 
 
 _PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -52,6 +70,12 @@ class SMTPProvider(Provider):
         super().__init__(*args, **kwargs)
         options: Any = self.options
         self.password = self.secret(PASSWORD_ENV) if options.username else None
+        if options.verp and not options.return_path:
+            raise ConfigError("[provider] verp = true needs return_path (bounces@your-domain)")
+        self.verp_key = self.secret(SECRET_KEY_ENV) if options.verp else None
+        self.signer = (
+            Signer.load(options.dkim, self.path(options.dkim.key_file)) if options.dkim else None
+        )
 
     def _client(self) -> aiosmtplib.SMTP:
         options: Any = self.options
@@ -71,6 +95,8 @@ class SMTPProvider(Provider):
         client = self._client()
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # the extensions (SMTPUTF8) before the first MAIL
+                await client.ehlo()
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise ProviderError(
                 f"the SMTP server refused the login ({exc.code}): {exc.message}"
@@ -116,16 +142,30 @@ class SMTPProvider(Provider):
     ) -> Result:
         options: Any = self.options
         sender = options.return_path or parseaddr(message.from_)[1]
+        if self.verp_key is not None:
+            sender = verp.return_path(sender, self.verp_key, message.send_id)
+        utf8 = not (sender.isascii() and message.to_email.isascii())
+        if utf8 and not client.supports_extension("smtputf8"):
+            return Result(
+                message.send_id,
+                Status.REJECTED,
+                reason=f"{message.to_email}: a non-ASCII address needs SMTPUTF8, "
+                "which this SMTP server does not announce",
+            )
+        envelope: dict[str, Any] = {"encoding": "utf-8", "options": ["SMTPUTF8"]} if utf8 else {}
+        raw = message.raw if message.raw is not None else mime.render(message)
+        if self.signer is not None:  # ~15 ms of RSA per message: off the event loop
+            raw = await asyncio.to_thread(self.signer.sign, raw)
         try:
-            await client.mail(sender)
-            await client.rcpt(message.to_email)
+            await client.mail(sender, **envelope)
+            await client.rcpt(message.to_email, encoding=envelope.get("encoding", "ascii"))
         except aiosmtplib.SMTPSenderRefused as exc:
             await _reset(client)
             if exc.code >= 500 and not accepted_before:
                 raise ProviderError(
                     f"the SMTP server refused the sender {sender} ({exc.code}): {exc.message}"
                 ) from None
-            return _from_reply(message, exc.code, exc.message)
+            return _from_reply(message, exc.code, exc.message, permanent=Status.REJECTED)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(client)
             return _from_reply(message, exc.code, exc.message)
@@ -134,9 +174,7 @@ class SMTPProvider(Provider):
                 message.send_id, Status.RETRY, reason=f"SMTP connection lost: {_describe(exc)}"
             )
         try:
-            response = await client.data(
-                message.raw if message.raw is not None else mime.render(message)
-            )
+            response = await client.data(raw)
         except aiosmtplib.SMTPResponseException as exc:
             await _reset(client)
             return _from_reply(message, exc.code, exc.message)
@@ -149,11 +187,14 @@ class SMTPProvider(Provider):
         return Result(message.send_id, Status.ACCEPTED, provider_id=response.message[:255])
 
 
-def _from_reply(message: Message, code: int, text: str) -> Result:
+def _from_reply(
+    message: Message, code: int, text: str, *, permanent: Status = Status.BOUNCED
+) -> Result:
+    """4xx: retried. 5xx: `permanent` (a bounce, except for a refused sender)."""
     reason = f"SMTP {code}: {text}"[:500]
     if 400 <= code < 500:
         return Result(message.send_id, Status.RETRY, reason=reason)
-    return Result(message.send_id, Status.REJECTED, reason=reason)
+    return Result(message.send_id, permanent, reason=reason)
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:

@@ -35,6 +35,7 @@ from campaign.providers import Provider, Result, Status, create, provider_class
 from campaign.send import ledger
 from campaign.send.ledger import Outcome, Queued, Summary
 from campaign.send.ratelimit import RateLimiter
+from campaign.web.webhooks import Event, record
 
 
 class Audience(Protocol):
@@ -59,12 +60,14 @@ class Progress:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    bounced: int = 0
+    """Refused for good by the recipient's server during the send (SMTP 5xx): suppressed."""
     retrying: int = 0
     """Deliveries postponed for a retry (counted each time)."""
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.unknown + self.skipped
+        return self.sent + self.failed + self.unknown + self.skipped + self.bounced
 
 
 @dataclass
@@ -180,6 +183,7 @@ class _Run:
                 self._hold(results)  # before the ledger write, which lets other workers run
                 outcomes = self._outcomes(batch, results)
                 await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
+                await asyncio.to_thread(record_bounces, self.engine, batch, results)
                 self._count(outcomes, results)
 
     async def _send(self, batch: list[Queued]) -> list[Result] | None:
@@ -227,6 +231,10 @@ class _Run:
                         queued.send_id, "failed", result.provider_id, result.reason or "rejected"
                     )
                 )
+            elif result.status is Status.BOUNCED:  # failed; `record_bounces` marks it bounced
+                outcomes.append(
+                    Outcome(queued.send_id, "failed", result.provider_id, result.reason)
+                )
             elif result.status is Status.UNKNOWN:
                 outcomes.append(
                     Outcome(
@@ -265,8 +273,11 @@ class _Run:
 
     def _count(self, outcomes: list[Outcome], results: list[Result]) -> None:
         progress = self.progress
+        bounced = {r.send_id for r in results if r.status is Status.BOUNCED}
         for outcome in outcomes:
-            if outcome.status == "pending":
+            if outcome.send_id in bounced:
+                progress.bounced += 1
+            elif outcome.status == "pending":
                 progress.retrying += 1
             else:
                 setattr(progress, outcome.status, getattr(progress, outcome.status) + 1)
@@ -288,6 +299,27 @@ class _Run:
                 ledger.set_status(self.engine, self.send.id, "paused", note)
         if self.on_progress is not None:
             self.on_progress(progress)
+
+
+def record_bounces(engine: Engine, batch: list[Queued], results: list[Result]) -> None:
+    """A recipient's server refusing them for good is a hard bounce: recorded through the
+    webhooks' exactly-once path, so the address is suppressed as if the service had said so."""
+    by_id = {q.send_id: q for q in batch}
+    events = [
+        Event(
+            service="smtp:reply",
+            event_id=result.send_id,
+            kind="bounced",
+            email=by_id[result.send_id].email,
+            hard=True,
+            send_id=result.send_id,
+            detail=result.reason,
+        )
+        for result in results
+        if result.status is Status.BOUNCED and result.send_id in by_id
+    ]
+    if events:
+        record(engine, events)
 
 
 async def send_campaign(

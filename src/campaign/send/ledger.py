@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     func,
     or_,
@@ -177,6 +178,12 @@ class Summary:
     @property
     def skipped(self) -> int:
         return self.count("skipped")
+
+    @property
+    def bounced(self) -> int:
+        """Refused for good by the recipient's server while sending (and suppressed): in the
+        ledger these are failed with the event "bounced"; `failed` leaves them out."""
+        return self.count("bounced")
 
     @property
     def pending(self) -> int:
@@ -584,12 +591,22 @@ def summary(engine: Engine, campaign: str) -> Summary | None:
                 select(d.c.status, func.count()).where(d.c.send == row.id).group_by(d.c.status)
             ).all()
         )
+        # Failed because the recipient's server refused them for good: counted as bounced.
+        bounced = and_(d.c.status == "failed", d.c.event == "bounced")
+        not_bounced = or_(d.c.status != "failed", d.c.event.is_(None), d.c.event != "bounced")
+        if counts.get("failed") and (
+            refused := connection.execute(
+                select(func.count()).where(d.c.send == row.id, bounced)
+            ).scalar_one()
+        ):
+            counts["bounced"] = refused
+            counts["failed"] -= refused
         reasons: dict[str, dict[str, int]] = {}
         for status in ("failed", "unknown"):
             reasons[status] = dict(
                 connection.execute(
                     select(d.c.reason, func.count())
-                    .where(d.c.send == row.id, d.c.status == status)
+                    .where(d.c.send == row.id, d.c.status == status, not_bounced)
                     .group_by(d.c.reason)
                     .order_by(func.count().desc())
                     .limit(20)

@@ -29,7 +29,7 @@ from campaign.config import Config
 from campaign.errors import UserError
 from campaign.web import public
 from campaign.web.site import Site
-from campaign.web.webhooks import NORMALISERS, Event, Incoming, Malformed, Refused, record
+from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused, record
 
 log = logging.getLogger("campaign.web")
 
@@ -89,18 +89,6 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-def apply_event(site: Site, event: Event) -> None:
-    """One verified webhook event: the suppression in the audience, then the ledger."""
-    source = f"webhook:{event.service}"
-    if event.kind == "bounced":
-        site.store.record_bounce(event.email, hard=event.hard, source=source, detail=event.detail)
-    elif event.kind == "complained":
-        site.store.record_complaint(event.email, source=source, detail=event.detail)
-    elif event.kind == "unsubscribed":
-        site.store.unsubscribe(event.email, source=source, detail=event.detail)
-    site.record_delivery_event(event)
-
-
 async def webhook(request: Request) -> Response:
     site = public.site_of(request)
     service = request.path_params["service"]
@@ -124,7 +112,7 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"error": "unauthorised"}, status_code=401)
     except Malformed as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    outcome = await site.db(record, site.engine, events, lambda event: apply_event(site, event))
+    outcome = await site.db(record, site.engine, events, site.store)
     return JSONResponse({"recorded": outcome.recorded, "replayed": outcome.replayed})
 
 

@@ -37,7 +37,7 @@ from campaign.providers import Status
 from campaign.send import ledger
 from campaign.web.csrf import CSRF
 from campaign.web.webcopy import WebCopy, web_copy
-from campaign.web.webhooks import Context, Event
+from campaign.web.webhooks import Context
 
 log = logging.getLogger("campaign.web")
 
@@ -78,7 +78,7 @@ class Site:
             base_url=config.public_base_url,
         )
         self.webhooks = Context(
-            env=config.env, http=httpx.AsyncClient(transport=transport, timeout=10.0)
+            env=config.env, http=httpx.AsyncClient(transport=transport, timeout=10.0), engine=engine
         )
         self._sent_cache: dict[str, tuple[ledger.SendInfo, WebCopy]] = {}
         self._cache_lock = threading.Lock()
@@ -161,23 +161,6 @@ class Site:
                     return len(messages)
                 failed += sum(1 for r in results if r.status is not Status.ACCEPTED)
         return failed
-
-    def record_delivery_event(self, event: Event) -> None:
-        """A webhook event in the send ledger, matched by our send id or the service's message id."""
-        if not (event.send_id or event.provider_id):
-            return
-        detail = (
-            f"{'hard' if event.hard else 'soft'}: {event.detail}"
-            if event.kind == "bounced"
-            else event.detail
-        )
-        ledger.record_event(
-            self.engine,
-            send_id=event.send_id,
-            provider_id=event.provider_id,
-            event=event.kind,
-            detail=detail,
-        )
 
     async def aclose(self) -> None:
         await self.webhooks.http.aclose()

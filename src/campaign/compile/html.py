@@ -1,0 +1,65 @@
+"""The HTML pipeline: MJML -> HTML (mjml) -> CSS inlined (premailer) -> text (inscriptis).
+
+Pure functions of their input; the build reports their failures at a layout line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import mjml  # type: ignore[import-untyped]
+import premailer  # type: ignore[import-untyped]
+from inscriptis import get_text  # type: ignore[import-untyped]
+from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
+
+COLOR_SCHEME_META = (
+    '<meta name="color-scheme" content="light dark">\n'
+    '    <meta name="supported-color-schemes" content="light dark">'
+)
+
+
+def mjml_to_html(source: str) -> str:
+    """MJML -> HTML with the colour-scheme meta tags; mjml's own exceptions pass through."""
+    html: str = mjml.mjml_to_html(source).html
+    if "<head>" not in html:
+        raise ValueError("mjml produced no <head>")
+    return html.replace("<head>", "<head>\n    " + COLOR_SCHEME_META, 1)
+
+
+def inline_css(html: str) -> str:
+    """premailer with the options email needs: no network, <style> kept with its !important
+    (the responsive @media rules depend on both), no validation of mjml's CSS."""
+    inlined = str(
+        premailer.Premailer(
+            html,
+            allow_network=False,
+            keep_style_tags=True,
+            strip_important=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    )
+    # premailer drops the doctype; without it browsers render in quirks mode.
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = "<!doctype html>\n" + inlined
+    return squeeze(inlined)
+
+
+def squeeze(html: str) -> str:
+    """Drop the indentation mjml writes (a fifth of the size) outside <pre>: Gmail clips at 102 KB."""
+    parts = re.split(r"(<pre[\s>].*?</pre>)", html, flags=re.DOTALL | re.IGNORECASE)
+    return "".join(
+        part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)
+    )
+
+
+def plain_text(html: str) -> str:
+    """The text alternative: links as [text](url), image alt texts in brackets.
+
+    inscriptis lays layout tables out as columns; email tables are only layout, so
+    each line is trimmed and runs of blank lines become one.
+    """
+    raw = get_text(html, ParserConfig(display_links=True, display_images=True))
+    lines = [line.strip() for line in raw.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"

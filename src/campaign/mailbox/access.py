@@ -1,0 +1,141 @@
+"""The mailbox over IMAP (IMAPS or STARTTLS) or POP3, as one small interface.
+
+IMAP moves each processed message to the processed folder, so a rerun never sees it
+again; POP3, which has no folders, deletes it (its events are already recorded, once).
+A message left unprocessed stays exactly where it was, unread flag and all.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from campaign.errors import UserError
+from campaign.mailbox.settings import MailboxSettings
+
+TIMEOUT = 60.0
+
+
+class Mailbox(Protocol):
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        """(key, raw bytes) of each message waiting."""
+        ...
+
+    def processed(self, key: str) -> None:
+        """Take the message out of the waiting ones for good."""
+        ...
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check(response: tuple[str, Sequence[object]], doing: str) -> Sequence[object]:
+    status, data = response
+    if status != "OK":
+        raise UserError(f"the mailbox refused to {doing}: {data!r}"[:300])
+    return data
+
+
+class IMAPMailbox:
+    def __init__(self, connection: imaplib.IMAP4, settings: MailboxSettings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.move = False
+        """Whether the server moves in one step (RFC 6851); known once logged in."""
+
+    def open(self) -> None:
+        capabilities = _check(self.connection.capability(), "list its capabilities")
+        self.move = any(isinstance(c, bytes) and b"MOVE" in c.split() for c in capabilities)
+        self.connection.create(_quote(self.settings.processed_folder))  # NO when it exists
+        _check(self.connection.select(_quote(self.settings.folder)), f"open {self.settings.folder}")
+
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        data = _check(self.connection.uid("SEARCH", "ALL"), "list the messages")
+        uids = data[0].decode().split() if isinstance(data[0], bytes) else []
+        for uid in uids:
+            fetched = _check(self.connection.uid("FETCH", uid, "(BODY.PEEK[])"), "fetch a message")
+            raw = next((item[1] for item in fetched if isinstance(item, tuple)), None)
+            if isinstance(raw, bytes):
+                yield uid, raw
+
+    def processed(self, key: str) -> None:
+        folder = _quote(self.settings.processed_folder)
+        if self.move:
+            _check(self.connection.uid("MOVE", key, folder), "move a processed message")
+            return
+        _check(self.connection.uid("COPY", key, folder), "copy a processed message")
+        _check(self.connection.uid("STORE", key, "+FLAGS", "(\\Deleted)"), "flag a message")
+        self.connection.expunge()
+
+
+class POP3Mailbox:
+    def __init__(self, connection: poplib.POP3) -> None:
+        self.connection = connection
+
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        count, _size = self.connection.stat()
+        for number in range(1, count + 1):
+            _response, lines, _octets = self.connection.retr(number)
+            yield str(number), b"\r\n".join(lines) + b"\r\n"
+
+    def processed(self, key: str) -> None:
+        self.connection.dele(int(key))
+
+
+def _context(settings: MailboxSettings, workspace: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.ca_file:
+        context.load_verify_locations(cafile=str(workspace / Path(settings.ca_file).expanduser()))
+    return context
+
+
+@contextmanager
+def open_mailbox(
+    settings: MailboxSettings, username: str, password: str, workspace: Path
+) -> Iterator[Mailbox]:
+    """The mailbox, logged in over TLS; a UserError says what went wrong (never the password)."""
+    context = _context(settings, workspace)
+    where = f"{settings.protocol} {settings.host}:{settings.effective_port}"
+    try:
+        if settings.protocol == "imap":
+            with _imap(settings, context) as imap:
+                _check(imap.login(username, password), "log in")
+                mailbox = IMAPMailbox(imap, settings)
+                mailbox.open()
+                yield mailbox
+        else:
+            pop = _pop3(settings, context)
+            try:
+                pop.user(username)
+                pop.pass_(password)
+                yield POP3Mailbox(pop)
+            finally:
+                pop.quit()  # QUIT commits the deletions
+    except (imaplib.IMAP4.error, poplib.error_proto) as exc:
+        raise UserError(f"the mailbox at {where} refused: {exc}"[:300]) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"could not reach the mailbox at {where}: {exc}"[:300]) from None
+
+
+def _imap(settings: MailboxSettings, context: ssl.SSLContext) -> imaplib.IMAP4:
+    port = settings.effective_port
+    if settings.security == "tls":
+        return imaplib.IMAP4_SSL(settings.host, port, ssl_context=context, timeout=TIMEOUT)
+    imap = imaplib.IMAP4(settings.host, port, timeout=TIMEOUT)
+    imap.starttls(context)
+    return imap
+
+
+def _pop3(settings: MailboxSettings, context: ssl.SSLContext) -> poplib.POP3:
+    port = settings.effective_port
+    if settings.security == "tls":
+        return poplib.POP3_SSL(settings.host, port, context=context, timeout=TIMEOUT)
+    pop = poplib.POP3(settings.host, port, timeout=TIMEOUT)
+    pop.stls(context)
+    return pop

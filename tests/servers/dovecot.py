@@ -1,0 +1,141 @@
+"""A real IMAP server for the tests: Debian's dovecot, started from a config in a temporary
+folder on free loopback ports (IMAPS and IMAP with STARTTLS), one user in a passwd-file.
+No system service is touched. Run as root, the mailbox belongs to `nobody` and the login
+processes run as `dovenull`; run as anyone else, everything runs as that user."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.servers import free_port
+
+DOVECOT = "/usr/sbin/dovecot"
+
+
+@dataclass(frozen=True)
+class Dovecot:
+    imaps_port: int
+    imap_port: int
+    """Plain IMAP, for STARTTLS (login refused before it)."""
+    username: str
+    password: str
+    ca_file: Path
+    """The self-signed certificate the server presents, for 127.0.0.1."""
+
+
+def available() -> bool:
+    return Path(DOVECOT).exists()
+
+
+def _users() -> tuple[str, str, pwd.struct_passwd]:
+    """(internal user, login user, owner of the mail)."""
+    if os.getuid() == 0:
+        return "dovecot", "dovenull", pwd.getpwnam("nobody")
+    me = pwd.getpwuid(os.getuid())
+    return me.pw_name, me.pw_name, me
+
+
+def _config(root: Path, imaps: int, imap: int, cert: Path, key: Path) -> str:
+    internal, login, owner = _users()
+    return f"""
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name}
+default_login_user = {login}
+first_valid_uid = 1
+last_valid_uid = 0
+mail_location = maildir:~/Maildir
+mail_uid = {owner.pw_uid}
+mail_gid = {owner.pw_gid}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={owner.pw_uid} gid={owner.pw_gid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+"""
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dovecot stopped: {log.read_text() if log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("dovecot did not start listening")
+
+
+@contextmanager
+def dovecot(cert: Path, key: Path) -> Iterator[Dovecot]:
+    """dovecot in the foreground of a child process, until the block ends."""
+    root = Path(tempfile.mkdtemp(prefix="campaign-dovecot-"))
+    root.chmod(0o755)  # the mail processes run as another user when we are root
+    _internal, _login, owner = _users()
+    (root / "home").mkdir()
+    os.chown(root / "home", owner.pw_uid, owner.pw_gid)
+    shutil.copy(cert, root / "cert.pem")
+    shutil.copy(key, root / "key.pem")
+    username, password = "bounces", "imap-test-password"
+    (root / "passwd").write_text(f"{username}:{{PLAIN}}{password}\n")
+    imaps, imap = free_port(), free_port()
+    config = root / "dovecot.conf"
+    config.write_text(_config(root, imaps, imap, root / "cert.pem", root / "key.pem"))
+    process = subprocess.Popen(
+        [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for(imaps, process, root / "dovecot.log")
+        _wait_for(imap, process, root / "dovecot.log")
+        yield Dovecot(imaps, imap, username, password, cert)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(root, ignore_errors=True)
