@@ -131,6 +131,10 @@ class Config(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
     mailbox: MailboxSettings | None = None
+    segments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Saved segments, name = condition: pueblo = \"city = 'Pueblo'\"",
+    )
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("public_base_url")
@@ -221,9 +225,13 @@ def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None
     )
     env.update(os.environ if environ is None else environ)
     try:
-        return Config.model_validate({**data, "workspace": root, "env": env})
+        config = Config.model_validate({**data, "workspace": root, "env": env})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(problems, Location(path)) from None
+    from campaign.audience.choice import check_saved  # imports the database tables
+
+    check_saved(config.segments, path)
+    return config

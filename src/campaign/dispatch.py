@@ -357,6 +357,7 @@ class _Work:
                 frozen_compiled(self.engine, self.schedule.campaign),
                 list_name=self.schedule.list_name,
                 topics=self.schedule.topics,
+                segment=self.schedule.segment,
                 engine=self.engine,
                 progress=progress,
                 worker_id=self.worker_id,

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.schedule import schedule_instead
 from campaign.compile import build
@@ -143,6 +144,14 @@ def send_command(
             "--test", help="Send only to this address, [TEST] in the subject (repeatable)."
         ),
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help="Only members meeting this condition (see the README)."),
+    ] = None,
+    segment_name: Annotated[
+        str | None,
+        typer.Option("--segment", help="Only members of this segment, saved in campaign.toml."),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unknown: Annotated[
         bool,
@@ -164,6 +173,8 @@ def send_command(
     for warning in compiled.warnings:
         err_console.print(warning, style="yellow", markup=False, soft_wrap=True)
     topics = topic or []
+    segment = choose(config.segments, where, segment_name)
+    condition = segment.condition if segment else None
     if config.provider.name == "mailchimp":
         from campaign.providers import mailchimp
 
@@ -182,10 +193,11 @@ def send_command(
     if not list_name:
         raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
     if dry:
-        result = dry_run(config, compiled, list_name=list_name, topics=topics)
+        result = dry_run(config, compiled, list_name=list_name, topics=topics, segment=condition)
         _say(
             f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}"
         )
+        _say(f"to: {_audience(list_name, topics, segment)}")
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
         if result.already_sent:
             _say(
@@ -196,9 +208,17 @@ def send_command(
                 f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}"
             )
         return
-    if schedule_instead(config, compiled, list_name, topics, at):
+    if schedule_instead(config, compiled, list_name, topics, at, condition):
         return
-    _send(config, compiled, list_name, topics, yes=yes, resend_unknown=resend_unknown)
+    _send(config, compiled, list_name, topics, segment, yes=yes, resend_unknown=resend_unknown)
+
+
+def _audience(list_name: str, topics: list[str], segment: Segment | None) -> str:
+    return (
+        f"list {list_name}"
+        + (f" (topics: {', '.join(topics)})" if topics else "")
+        + (f", {segment}" if segment else "")
+    )
 
 
 def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
@@ -219,6 +239,7 @@ def _send(
     compiled: Compiled,
     list_name: str,
     topics: list[str],
+    segment: Segment | None,
     *,
     yes: bool,
     resend_unknown: bool,
@@ -227,9 +248,9 @@ def _send(
 
     config.secret_key  # noqa: B018  (a clear error before asking anything)
     engine = connect(config.database_url)
-    count = Store(engine).count_recipients(list_name, topics)
+    count = Store(engine).count_recipients(list_name, topics, segment.node if segment else None)
     existing = ledger.summary(engine, compiled.slug)
-    audience = f"list {list_name}" + (f" (topics: {', '.join(topics)})" if topics else "")
+    audience = _audience(list_name, topics, segment)
     _say(f"campaign: {compiled.slug}")
     _say(f"subject:  {compiled.subject}")
     _say(f"provider: {config.provider.name}")
@@ -248,6 +269,7 @@ def _send(
                 compiled,
                 list_name=list_name,
                 topics=topics,
+                segment=segment.condition if segment else None,
                 resend_unknown=resend_unknown,
                 progress=reporter,
             )

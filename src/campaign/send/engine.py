@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from campaign.audience.choice import parsed
+from campaign.audience.segments import Node
 from campaign.audience.tables import utcnow
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -42,12 +44,20 @@ class Audience(Protocol):
     """What the engine needs of the audience store (campaign.audience.Store)."""
 
     def recipients(
-        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+        self,
+        list_name: str,
+        topics: Sequence[str] = (),
+        *,
+        segment: Node | None = None,
+        after_id: int = 0,
+        chunk: int = 1000,
     ) -> Iterable[Any]: ...
 
     def mailable_ids(self, ids: Sequence[int], list_name: str | None = None) -> set[int]: ...
 
-    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int: ...
+    def count_recipients(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> int: ...
 
 
 @dataclass
@@ -328,6 +338,7 @@ async def send_campaign(
     *,
     list_name: str,
     topics: Sequence[str] = (),
+    segment: str | None = None,
     provider: Provider | None = None,
     store: Audience | None = None,
     engine: Engine | None = None,
@@ -345,10 +356,16 @@ async def send_campaign(
     provider = provider or create(config)
     worker_id = worker_id or ledger.new_worker_id()
     try:
-        send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
+        send = await asyncio.to_thread(
+            ledger.open_send, engine, compiled, list_name, topics, segment
+        )
         if not send.enqueued:
             recipients = store.recipients(
-                list_name, topics, after_id=send.enqueued_through, chunk=2000
+                list_name,
+                topics,
+                segment=parsed(segment),
+                after_id=send.enqueued_through,
+                chunk=2000,
             )
             await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
         interrupted = await asyncio.to_thread(
@@ -452,6 +469,7 @@ def dry_run(
     *,
     list_name: str,
     topics: Sequence[str] = (),
+    segment: str | None = None,
     store: Audience | None = None,
     engine: Engine | None = None,
 ) -> DryRun:
@@ -468,7 +486,7 @@ def dry_run(
     )
     count = size = 0
     sample = None
-    for recipient in store.recipients(list_name, topics, chunk=2000):
+    for recipient in store.recipients(list_name, topics, segment=parsed(segment), chunk=2000):
         message = personaliser.message(recipient, "dry-run")
         size += (
             len(message.raw) if message.raw is not None else len(message.html) + len(message.text)
