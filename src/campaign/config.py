@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from campaign.errors import ConfigError, Location
 from campaign.mailbox.settings import MailboxSettings
+from campaign.signup.settings import ListSettings, SignupSettings
+from campaign.signup.texts import LANGUAGES
 
 CONFIG_FILE = "campaign.toml"
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
@@ -124,6 +126,7 @@ class Config(_Section):
     organisation: Organisation = Organisation()
     public_base_url: str = "http://127.0.0.1:8000"
     timezone: str = "UTC"
+    language: str = Field(default="en", description=f"Of the signup pages: {', '.join(LANGUAGES)}.")
     defaults: Defaults = Defaults()
     database: Database = Database()
     provider: ProviderSettings = ProviderSettings()
@@ -131,6 +134,10 @@ class Config(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
     mailbox: MailboxSettings | None = None
+    signup: SignupSettings = SignupSettings()
+    lists: dict[str, ListSettings] = Field(
+        default_factory=dict, description="[lists.<name>]: lists with a hosted signup form."
+    )
     segments: dict[str, str] = Field(
         default_factory=dict,
         description="Saved segments, name = condition: pueblo = \"city = 'Pueblo'\"",
@@ -153,6 +160,13 @@ class Config(_Section):
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
             ) from None
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"no signup texts in {value!r} (languages: {', '.join(LANGUAGES)})")
         return value
 
     @property

@@ -27,6 +27,7 @@ from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one
 from campaign.audience.store import Store, chunked, lst, m, new_subscriber, s, sup, tc, top
 from campaign.audience.tables import UTCDateTime, events, utcnow
 from campaign.errors import ImportFileError, Location
+from campaign.signup.consent import record_imported
 
 EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
 FIRST_NAME_HEADERS = {"first_name", "firstname", "first", "given_name", "fname"}
@@ -433,6 +434,7 @@ class _Writer:
                     ),
                 )
             )
+            record_imported(c, join, self.list_name, self.source, when)
         for topic_id in self.topic_ids if choose else ():
             c.execute(
                 insert(tc).from_select(

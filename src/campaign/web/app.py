@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import public
+from campaign.web import public, signup
 from campaign.web.site import Site
 from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused, record
 
@@ -141,6 +141,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route(f"/unsubscribe/{token}", public.unsubscribe, methods=["GET", "POST"]),
         Route(f"/preferences/{token}", public.preferences, methods=["GET", "POST"]),
         Route(f"/forward/{token}", public.forward, methods=["GET", "POST"]),
+        Route("/subscribe/{list:str}", signup.subscribe, methods=["GET", "POST"]),
+        Route(f"/confirm/{token}", signup.confirm, methods=["GET", "POST"]),
         Route("/webhooks/{service:str}", webhook, methods=["POST", "HEAD"]),
         Route("/healthz", healthz),
     ]

@@ -1,0 +1,38 @@
+"""The HTML form `campaign form LIST` prints, to paste into the organisation's own website.
+
+Plain HTML, no script: it posts cross-site to /subscribe/<list> on `public_base_url`
+and shows that page's answer. The same fields as the hosted form (one template), with
+a signed mark of its list in place of the render time; the website's own stylesheet
+styles it.
+"""
+
+from __future__ import annotations
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from campaign.config import Config
+from campaign.errors import UserError
+from campaign.signup.guard import FormTokens
+from campaign.signup.texts import texts
+from campaign.web.site import TEMPLATES
+
+
+def form_snippet(config: Config, list_name: str) -> str:
+    settings = config.lists.get(list_name)
+    if settings is None:
+        known = ", ".join(sorted(config.lists)) or "none: add [lists.<name>] to campaign.toml"
+        raise UserError(f"list {list_name!r} has no signup form (lists with a form: {known})")
+    words = texts(config.language)
+    consent = settings.consent_text(config.language, config.organisation.name, list_name)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    html = env.get_template("_signup_fields.html").render(
+        t=words,
+        settings=settings,
+        consent=consent,
+        action=f"{config.public_base_url}/subscribe/{list_name}",
+        started=FormTokens(config.secret_key).snippet(list_name),
+        values={},
+    )
+    return (
+        f"<!-- {config.organisation.name}: signup form for {list_name} (campaign form) -->\n{html}"
+    )
