@@ -68,6 +68,7 @@ def pending(engine: Engine, signup: Signup, now: datetime | None = None) -> str 
         "email": signup.email,
     }
     with engine.begin() as connection:
+        _ensure(connection, lists, signup.list_name)  # a send to it finds it, with no one yet
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
             dialect.insert(signups)
