@@ -313,3 +313,27 @@ async def test_captcha_verification_hook(workspace: Path, db_url: str) -> None:
             assert right.status_code == 200 and len(confirmations(workspace)) == 1
         await app.state.site.aclose()
     assert seen[-1] == {"secret": "captcha-secret", "response": "solved", "sitekey": "site-1"}
+
+
+def test_every_signup_setting_is_documented() -> None:
+    from campaign.signup.settings import ListSettings, SignupSettings
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for setting in [
+        *SignupSettings.model_fields,
+        *ListSettings.model_fields,
+        "CAMPAIGN_CAPTCHA_SECRET",
+    ]:
+        assert f"{setting}" in readme, setting
+
+
+def test_an_unknown_language_is_a_config_error(workspace: Path, db_url: str) -> None:
+    from campaign.errors import ConfigError
+
+    toml = workspace / "campaign.toml"
+    toml.write_text('language = "xx"\n' + toml.read_text())
+    with pytest.raises(
+        ConfigError, match="no signup texts in 'xx' \\(languages: en, es, fr, de\\)"
+    ):
+        make_config(workspace, db_url)
