@@ -321,6 +321,7 @@ class _Work:
         say(
             f"{slug}: {doing} to list {self.schedule.list_name!r}"
             f"{''.join(f' +{t}' for t in self.schedule.topics)} "
+            f"{f'where {self.schedule.segment} ' if self.schedule.segment else ''}"
             f"(due {format_local(self.schedule.send_at, self.config.tz)})"
         )
         try:

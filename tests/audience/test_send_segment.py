@@ -88,10 +88,15 @@ def test_a_schedule_keeps_the_segment_for_dispatch(
     assert f"where {NET}" in out and "2 recipients" in out
     engine = connect(config.database_url)
     assert get_schedule(engine, SLUG).segment == NET
+    assert f"newsletter where {NET}" in run_cli(capsys, "schedule", "--no-check")[1]
     # Editing the saved segment later does not change who the scheduled send goes to.
     toml = config.workspace / "campaign.toml"
     toml.write_text(toml.read_text().replace(NET, "email contains '@'"))
-    report = run_dispatch(load_config(config.workspace), now=datetime(2099, 12, 1, 16, tzinfo=UTC))
+    said: list[str] = []
+    report = run_dispatch(
+        load_config(config.workspace), now=datetime(2099, 12, 1, 16, tzinfo=UTC), log=said.append
+    )
+    assert any(f"where {NET}" in line for line in said), said
     assert report.ok, report.outcomes
     assert _outbox(config) == [
         "Ben Okafor <ben.okafor@example.net>",

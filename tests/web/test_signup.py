@@ -337,3 +337,65 @@ def test_an_unknown_language_is_a_config_error(workspace: Path, db_url: str) -> 
         ConfigError, match="no signup texts in 'xx' \\(languages: en, es, fr, de\\)"
     ):
         make_config(workspace, db_url)
+
+
+async def test_consents_shown_and_exported(
+    client: httpx.AsyncClient,
+    config: Config,
+    store: Store,
+    workspace: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from campaign.audience.importer import import_csv
+
+    import_csv(store, workspace / "samples" / "subscribers.csv", "newsletter")
+    [imported] = consent_records(store.engine, "ana.lopez@example.org")
+    assert (imported.method, imported.text, imported.ip_hash) == (
+        "import",
+        "import subscribers.csv",
+        None,
+    )
+    await client.post("/subscribe/newsletter", data=form(config, email="ana.lopez@example.org"))
+    await client.post(confirm_path(confirmations(workspace)[0]))
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", config.database_url)
+    code, out, err = run_cli(capsys, "subscribers", "show", "ana.lopez@example.org")
+    assert code == 0, err
+    shown = " ".join(out.split())
+    assert "consent" in shown and "import subscribers.csv" in shown and "confirmation" in shown
+    out_file = workspace / "consents.csv"
+    code, out, err = run_cli(
+        capsys,
+        "subscribers",
+        "export",
+        "--consents",
+        "--list",
+        "newsletter",
+        "--out",
+        str(out_file),
+    )
+    assert code == 0 and "consent records written" in out, err
+    rows = out_file.read_text().splitlines()
+    assert rows[0] == "email,list,method,when,consent_text,ip_hash"
+    ana = [r for r in rows if r.startswith("ana.lopez@example.org,")]
+    assert [r.split(",")[2] for r in ana] == ["import", "form", "confirmation"]
+    assert len(rows) == 1 + 5 + 2
+
+
+async def test_the_form_speaks_campaign_toml_s_language(workspace: Path, db_url: str) -> None:
+    toml = workspace / "campaign.toml"
+    toml.write_text('language = "es"\n' + toml.read_text())
+    config = signup_config(workspace, db_url)
+    app = create_app(config)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL
+    ) as client:
+        page = await client.get("/subscribe/newsletter")
+        assert '<html lang="es">' in page.text and "Suscríbase a newsletter" in page.text
+        answer = await client.post(
+            "/subscribe/newsletter", data=form(config, email="jo@example.org")
+        )
+        assert "Revise su bandeja de entrada" in answer.text
+    await app.state.site.aclose()
+    [message] = confirmations(workspace)
+    assert message["Subject"] == "Confirme su suscripción a Colorado Human Trafficking Council"

@@ -66,6 +66,7 @@ def schedule_command(
 def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
     s = item.schedule
     audience = s.list_name + "".join(f" +{topic}" for topic in s.topics)
+    audience += f" where {s.segment}" if s.segment else ""
     notes = []
     if s.started_at:
         notes.append(f"started {format_local(s.started_at, config.tz)}")
