@@ -28,6 +28,7 @@ from campaign.db import connect
 from campaign.signup import flow
 from campaign.signup.consent import consent_records
 from campaign.signup.guard import FormTokens
+from campaign.signup.snippet import form_snippet
 from campaign.web.app import create_app
 from tests.conftest import run_cli
 from tests.web.conftest import BASE_URL, make_config
@@ -300,6 +301,8 @@ async def test_captcha_verification_hook(workspace: Path, db_url: str) -> None:
         ) as client:
             page = await client.get("/subscribe/newsletter")
             assert 'data-sitekey="site-1"' in page.text
+            snippet = form_snippet(config, "newsletter")
+            assert 'data-sitekey="site-1"' in snippet and "js.hcaptcha.com" in snippet
             assert "https://js.hcaptcha.com" in page.headers["content-security-policy"]
             wrong = await client.post(
                 "/subscribe/newsletter",

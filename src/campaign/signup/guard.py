@@ -17,6 +17,7 @@ import time
 
 import httpx
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup, escape
 
 from campaign.signup.settings import SignupSettings
 
@@ -29,6 +30,20 @@ STARTED = "started"
 CAPTCHA_FIELDS = {"hcaptcha": "h-captcha-response", "friendly": "frc-captcha-solution"}
 MAX_FORM_AGE = 24 * 3600
 """A hosted form older than this is refused (as if too fast): reload the page."""
+_CAPTCHA = {
+    "hcaptcha": (
+        "https://js.hcaptcha.com/1/api.js",
+        '<div class="h-captcha" data-sitekey="{}"></div>',
+        "script-src https://js.hcaptcha.com https://*.hcaptcha.com; "
+        "frame-src https://*.hcaptcha.com; connect-src https://*.hcaptcha.com",
+    ),
+    "friendly": (
+        "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.18/widget.module.min.js",
+        '<div class="frc-captcha" data-sitekey="{}"></div>',
+        "script-src https://cdn.jsdelivr.net 'wasm-unsafe-eval'; worker-src blob:; "
+        "connect-src https://api.friendlycaptcha.com",
+    ),
+}
 
 
 class FormTokens:
@@ -79,3 +94,9 @@ async def captcha_passed(
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("captcha verification failed: %s", type(exc).__name__)
         return False
+
+
+def captcha_parts(signup: SignupSettings) -> tuple[str, Markup, str]:
+    """The CAPTCHA service's script URL, its widget's markup, and the CSP sources it needs."""
+    script, widget, csp = _CAPTCHA[signup.captcha]
+    return script, Markup(widget.format(escape(signup.captcha_sitekey))), csp

@@ -19,13 +19,20 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from markupsafe import Markup, escape
+from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from campaign.message import CAMPAIGN_HEADER, Message
 from campaign.signup import flow
-from campaign.signup.guard import CAPTCHA_FIELDS, HONEYPOT, STARTED, FormTokens, captcha_passed
+from campaign.signup.guard import (
+    CAPTCHA_FIELDS,
+    HONEYPOT,
+    STARTED,
+    FormTokens,
+    captcha_parts,
+    captcha_passed,
+)
 from campaign.signup.settings import CAPTCHA_SECRET_ENV, ListSettings
 from campaign.signup.texts import texts
 from campaign.web.public import site_of
@@ -36,20 +43,6 @@ log = logging.getLogger("campaign.web")
 OUTBOX_CAMPAIGN = "signup"
 """The X-Campaign of confirmation emails (the outbox's folder for them)."""
 MAX_FIELD = 200
-_CAPTCHA = {
-    "hcaptcha": (
-        "https://js.hcaptcha.com/1/api.js",
-        '<div class="h-captcha" data-sitekey="{}"></div>',
-        "script-src https://js.hcaptcha.com https://*.hcaptcha.com; "
-        "frame-src https://*.hcaptcha.com; connect-src https://*.hcaptcha.com",
-    ),
-    "friendly": (
-        "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.18/widget.module.min.js",
-        '<div class="frc-captcha" data-sitekey="{}"></div>',
-        "script-src https://cdn.jsdelivr.net 'wasm-unsafe-eval'; worker-src blob:; "
-        "connect-src https://api.friendlycaptcha.com",
-    ),
-}
 
 
 def consent_text(site: Site, list_name: str, settings: ListSettings) -> str:
@@ -79,9 +72,7 @@ def _page(
     }
     csp = None
     if signup.captcha != "none":
-        script, widget, csp = _CAPTCHA[signup.captcha]
-        context["captcha_script"] = script
-        context["captcha_widget"] = Markup(widget.format(escape(signup.captcha_sitekey)))
+        context["captcha_script"], context["captcha_widget"], csp = captcha_parts(signup)
     response = site.page(request, "subscribe.html", status, **(context | extra))
     response.headers["Cache-Control"] = "no-store"
     if csp:
