@@ -46,6 +46,7 @@ fields = {{ city = "Your city" }}
 
 [lists.alerts]
 double_opt_in = false
+welcome = "2018-11-wsr-primer"
 consent = "Yes, send me alerts."
 """
 CONSENT = (
@@ -183,6 +184,12 @@ async def test_coming_back_only_through_a_confirmed_signup(
     assert "eve@example.org" in mailable(store, "alerts") and len(confirmations(workspace)) == 1
     [consent] = consent_records(store.engine, "eve@example.org")
     assert (consent.method, consent.text) == ("form", "Yes, send me alerts.")
+    # Both got the list's welcome campaign, with their own links.
+    welcomed = [p.read_text() for p in (workspace / "outbox" / "2018-11-wsr-primer").glob("*.eml")]
+    assert sorted(m.split("\nTo: ", 1)[1].split("\n", 1)[0] for m in welcomed) == [
+        "dee@example.org",
+        "eve@example.org",
+    ]
 
 
 async def test_resend_at_most_hourly_and_purge(

@@ -34,6 +34,10 @@ class ListSettings(BaseModel):
     double_opt_in: bool = Field(
         default=True, description="Confirm by email before anyone is mailed (the default)."
     )
+    welcome: str | None = Field(
+        default=None,
+        description="A campaign (slug) sent to each person who joins through the form.",
+    )
     consent: str | None = Field(
         default=None,
         description="The consent sentence shown by the button and recorded; default: the language's.",

@@ -23,6 +23,7 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from campaign.errors import CampaignError
 from campaign.message import CAMPAIGN_HEADER, Message
 from campaign.signup import flow
 from campaign.signup.guard import (
@@ -35,6 +36,7 @@ from campaign.signup.guard import (
 )
 from campaign.signup.settings import CAPTCHA_SECRET_ENV, ListSettings
 from campaign.signup.texts import texts
+from campaign.signup.welcome import welcome_message
 from campaign.web.public import site_of
 from campaign.web.site import Site
 
@@ -180,6 +182,7 @@ async def subscribe(request: Request) -> Response:
         fields=fields,
     )
     if not settings.double_opt_in and await site.db(flow.subscribe_now, site.engine, request_):
+        await _welcome(site, list_name, email)
         return _answer(request, json, 200, check_title, check_text)
     token = await site.db(flow.pending, site.engine, request_)
     if token is not None:
@@ -188,6 +191,21 @@ async def subscribe(request: Request) -> Response:
             await site.db(flow.not_mailed, site.engine, token)
             return _answer(request, json, 502, words["slow_title"], words["slow_text"])
     return _answer(request, json, 200, check_title, check_text)
+
+
+async def _welcome(site: Site, list_name: str, email: str) -> None:
+    """Send the list's welcome campaign, if it has one; a failure is logged, the signup stands."""
+    slug = site.config.lists[list_name].welcome if list_name in site.config.lists else None
+    subscriber = await site.db(site.store.find, email) if slug else None
+    if slug is None or subscriber is None:
+        return
+    try:
+        message = await site.db(welcome_message, site.config, slug, list_name, subscriber)
+    except CampaignError as exc:
+        log.warning("welcome email %s not sent: %s", slug, exc)
+        return
+    if await site.send([message]):
+        log.warning("welcome email %s not accepted by the mail service", slug)
 
 
 def confirmation_message(site: Site, signup: flow.Signup, token: str) -> Message:
@@ -263,6 +281,7 @@ async def confirm(request: Request) -> Response:
     )
     if done is None:
         return _answer(request, False, 400, *bad)
+    await _welcome(site, done.list_name, done.email)
     return _answer(
         request,
         False,
