@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from itsdangerous import TimestampSigner
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,6 +30,7 @@ from campaign.signup import flow
 from campaign.signup.consent import consent_records
 from campaign.signup.guard import FormTokens
 from campaign.signup.snippet import form_snippet
+from campaign.signup.tables import consents, signups
 from campaign.web.app import create_app
 from tests.conftest import run_cli
 from tests.web.conftest import BASE_URL, make_config
@@ -409,3 +411,18 @@ async def test_the_form_speaks_campaign_toml_s_language(workspace: Path, db_url:
     await app.state.site.aclose()
     [message] = confirmations(workspace)
     assert message["Subject"] == "Confirme su suscripción a Colorado Human Trafficking Council"
+
+
+async def test_erasure_takes_consents_and_pending_signups(
+    client: httpx.AsyncClient, config: Config, store: Store, workspace: Path
+) -> None:
+    await client.post("/subscribe/newsletter", data=form(config, email="kim@example.org"))
+    await client.post(confirm_path(confirmations(workspace)[0]))
+    await client.post("/subscribe/alerts", data=form(config, "alerts", email="kim@example.org"))
+    assert len(consent_records(store.engine, "kim@example.org")) == 3
+    await client.post("/subscribe/newsletter", data=form(config, email="lee@example.org"))
+    store.delete("kim@example.org")
+    store.delete("lee@example.org")
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(consents)).scalar() == 0
+        assert connection.execute(select(func.count()).select_from(signups)).scalar() == 0

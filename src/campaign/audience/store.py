@@ -57,6 +57,7 @@ from campaign.audience.tables import (
 )
 from campaign.db import connect
 from campaign.errors import UserError
+from campaign.signup.tables import consents, signups
 
 if TYPE_CHECKING:
     from campaign.config import Config
@@ -805,13 +806,15 @@ class Store:
                 )
 
     def delete(self, email: str, *, source: str = "delete") -> None:
-        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+        """Erase a person's data (consent records and unconfirmed signups too); keep only the
+        hash of the address as a suppression, so it stays blocked."""
         hashed = email_hash(email)
         with self.engine.begin() as connection:
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
             self._suppress(connection, None, "deleted", source, hashed=hashed)
+            connection.execute(delete(signups).where(signups.c.email_hash == hashed))
             connection.execute(
                 update(events)
                 .where(
@@ -824,6 +827,9 @@ class Store:
             if subscriber_id is not None:
                 connection.execute(delete(m).where(m.c.subscriber_id == subscriber_id))
                 connection.execute(delete(tc).where(tc.c.subscriber_id == subscriber_id))
+                connection.execute(
+                    delete(consents).where(consents.c.subscriber_id == subscriber_id)
+                )
                 connection.execute(
                     update(s)
                     .where(s.c.id == subscriber_id)
