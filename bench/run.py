@@ -38,6 +38,7 @@ PLAN: list[tuple[str, list[str]]] = [
     ("send", ["send.py", "--size", "100000", "--provider", "postmark", "--postgres", POSTGRES]),
     ("import", ["import.py", "--rows", "100000"]),
     ("preview", ["preview.py", "--rounds", "10", "--browser"]),
+    ("segments", ["segments.py", "--postgres", POSTGRES]),
 ]
 
 
