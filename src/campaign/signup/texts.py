@@ -10,6 +10,10 @@ from typing import Final
 
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "en": {
+        "thanks_title": "Thank you",
+        "thanks_text": "If this address can join, it is on the list now, or an email is on its way to confirm it.",
+        "unsent_title": "Not sent",
+        "unsent_text": "We could not send the confirmation email just now. Please try again later.",
         "title": "Subscribe to {list}",
         "email": "Email address",
         "name": "Name (optional)",
@@ -34,6 +38,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "captcha": "Please complete the check that you are human.",
     },
     "es": {
+        "thanks_title": "Gracias",
+        "thanks_text": "Si esta dirección puede suscribirse, ya está en la lista o le enviamos un correo para confirmarlo.",
+        "unsent_title": "No enviado",
+        "unsent_text": "No pudimos enviar el correo de confirmación. Inténtelo más tarde.",
         "title": "Suscríbase a {list}",
         "email": "Correo electrónico",
         "name": "Nombre (opcional)",
@@ -58,6 +66,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "captcha": "Complete la comprobación de que es una persona.",
     },
     "fr": {
+        "thanks_title": "Merci",
+        "thanks_text": "Si cette adresse peut s’abonner, elle est inscrite, ou un e-mail lui a été envoyé pour le confirmer.",
+        "unsent_title": "Non envoyé",
+        "unsent_text": "Nous n’avons pas pu envoyer l’e-mail de confirmation. Réessayez plus tard.",
         "title": "Abonnez-vous à {list}",
         "email": "Adresse e-mail",
         "name": "Nom (facultatif)",
@@ -82,6 +94,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "captcha": "Veuillez confirmer que vous êtes une personne.",
     },
     "de": {
+        "thanks_title": "Danke",
+        "thanks_text": "Wenn diese Adresse sich anmelden kann, steht sie jetzt auf der Liste, oder eine E-Mail zur Bestätigung ist unterwegs.",
+        "unsent_title": "Nicht gesendet",
+        "unsent_text": "Wir konnten die Bestätigungs-E-Mail gerade nicht senden. Bitte versuchen Sie es später.",
         "title": "{list} abonnieren",
         "email": "E-Mail-Adresse",
         "name": "Name (freiwillig)",

@@ -141,56 +141,62 @@ async def subscribe(request: Request) -> Response:
     try:
         email = validate_email(values["email"], check_deliverability=False).normalized
     except EmailNotValidError:
-        if json:
-            return JSONResponse({"ok": False, "error": words["invalid_email"]}, status_code=400)
-        return _page(
-            request, list_name, settings, 400, values=values, errors=[words["invalid_email"]]
-        )
-    check_title, check_text = words["check_title"], words["check_text"]
+        return _form_error(request, json, list_name, settings, values, words["invalid_email"])
+    # One answer for every address (and for bots), so the form tells no one who is subscribed.
+    done = (
+        (words["check_title"], words["check_text"])
+        if settings.double_opt_in
+        else (words["thanks_title"], words["thanks_text"])
+    )
     signup = site.config.signup
-    tokens = FormTokens(site.config.secret_key)
-    if _text(data, HONEYPOT) or not tokens.plausible(
+    if _text(data, HONEYPOT) or not FormTokens(site.config.secret_key).plausible(
         list_name, _text(data, STARTED), signup.min_fill_seconds
     ):
         log.info("signup to %s taken for a bot: nothing sent", list_name)
-        return _answer(request, json, 200, check_title, check_text)
+        return _answer(request, json, 200, *done)
     if signup.captcha != "none":
         secret = site.config.secret(CAPTCHA_SECRET_ENV, "verifying the signup CAPTCHA")
         answer = _text(data, CAPTCHA_FIELDS[signup.captcha])
         if not await captcha_passed(signup, secret, answer, site.webhooks.http):
-            if json:
-                return JSONResponse({"ok": False, "error": words["captcha"]}, status_code=400)
-            return _page(
-                request, list_name, settings, 400, values=values, errors=[words["captcha"]]
-            )
-    ip = request.client.host if request.client else "unknown"
-    ip_hash = site.keyed_hash("ip", ip)
+            return _form_error(request, json, list_name, settings, values, words["captcha"])
+    ip_hash = site.keyed_hash("ip", request.client.host if request.client else "unknown")
     if not await site.db(flow.within_limit, site.engine, f"ip:{ip_hash}", signup.per_ip_per_hour):
         return _answer(request, json, 429, words["slow_title"], words["slow_text"])
     address_key = f"address:{site.keyed_hash('address', email.lower())}"
     if not await site.db(flow.within_limit, site.engine, address_key, signup.per_address_per_hour):
-        return _answer(request, json, 200, check_title, check_text)
+        return _answer(request, json, 200, *done)
     await site.db(flow.purge, site.engine, timedelta(days=signup.purge_unconfirmed_days))
-    fields = {name: values[name] for name in settings.fields if values[name]}
-    request_ = flow.Signup(
+    given = flow.Signup(
         list_name=list_name,
         email=email,
         consent_text=consent_text(site, list_name, settings),
         ip_hash=ip_hash,
         name=values["name"],
         topics=values["topics"],
-        fields=fields,
+        fields={name: values[name] for name in settings.fields if values[name]},
     )
-    if not settings.double_opt_in and await site.db(flow.subscribe_now, site.engine, request_):
+    if not settings.double_opt_in and await site.db(flow.subscribe_now, site.engine, given):
         await _welcome(site, list_name, email)
-        return _answer(request, json, 200, check_title, check_text)
-    token = await site.db(flow.pending, site.engine, request_)
-    if token is not None:
-        message = confirmation_message(site, request_, token)
-        if await site.send([message]):
-            await site.db(flow.not_mailed, site.engine, token)
-            return _answer(request, json, 502, words["slow_title"], words["slow_text"])
-    return _answer(request, json, 200, check_title, check_text)
+        return _answer(request, json, 200, *done)
+    token = await site.db(flow.pending, site.engine, given)
+    if token is not None and await site.send([confirmation_message(site, given, token)]):
+        await site.db(flow.not_mailed, site.engine, token)
+        return _answer(request, json, 502, words["unsent_title"], words["unsent_text"])
+    return _answer(request, json, 200, *done)
+
+
+def _form_error(
+    request: Request,
+    json: bool,
+    list_name: str,
+    settings: ListSettings,
+    values: dict[str, Any],
+    error: str,
+) -> Response:
+    """The form again with what was typed and what is wrong (JSON: the error)."""
+    if json:
+        return JSONResponse({"ok": False, "error": error}, status_code=400)
+    return _page(request, list_name, settings, 400, values=values, errors=[error])
 
 
 async def _welcome(site: Site, list_name: str, email: str) -> None:
