@@ -270,6 +270,8 @@ def test_form_snippet(config: Config, capsys: pytest.CaptureFixture[str]) -> Non
     assert 'name="website"' in out and "Your city" in out
     code, _, err = run_cli(capsys, "form", "board")
     assert code == 1 and "lists with a form: alerts, newsletter" in err
+    code, out, err = run_cli(capsys, "signups", "purge")
+    assert code == 0 and "0 unconfirmed signups older than 14 days deleted" in out, err
 
 
 async def test_the_snippet_posts_without_a_render_time(

@@ -1,4 +1,4 @@
-"""Commands: form (the signup form's HTML for another website), signups (purge unconfirmed)."""
+"""Commands: form (the signup form's HTML for another website), signups purge."""
 
 from __future__ import annotations
 
@@ -23,19 +23,15 @@ def form_command(
     )
 
 
-@app.command("signups")
-def signups_command(
-    purge: Annotated[
-        bool,
-        typer.Option(
-            "--purge", help="Delete unconfirmed signups past [signup] purge_unconfirmed_days."
-        ),
-    ] = False,
-) -> None:
-    """Unconfirmed signups: --purge deletes the old ones (also done on every signup)."""
+signups = typer.Typer(help="Unconfirmed signups of the hosted forms.", no_args_is_help=True)
+app.add_typer(signups, name="signups")
+
+
+@signups.command("purge")
+def purge_command() -> None:
+    """Delete unconfirmed signups older than [signup] purge_unconfirmed_days (also done on
+    every signup)."""
     config = get_config()
-    if not purge:
-        raise typer.BadParameter("say what to do: --purge")
     days = config.signup.purge_unconfirmed_days
     gone = flow.purge(connect(config.database_url), timedelta(days=days))
     console.print(f"{gone} unconfirmed signups older than {days} days deleted", markup=False)
