@@ -66,6 +66,7 @@ def pending(engine: Engine, signup: Signup, now: datetime | None = None) -> str 
         "consent_text": signup.consent_text,
         "ip_hash": signup.ip_hash,
         "email": signup.email,
+        "created_at": now,  # signing up again restarts the link's week
     }
     with engine.begin() as connection:
         _ensure(connection, lists, signup.list_name)  # a send to it finds it, with no one yet
@@ -76,7 +77,6 @@ def pending(engine: Engine, signup: Signup, now: datetime | None = None) -> str 
                 token=secrets.token_urlsafe(16),
                 list_name=signup.list_name,
                 email_hash=hashed,
-                created_at=now,
                 **values,
             )
             .on_conflict_do_update(index_elements=["list_name", "email_hash"], set_=values)
