@@ -104,3 +104,12 @@ def test_a_schedule_keeps_the_segment_for_dispatch(
     ]
     send = get_send(engine, SLUG)
     assert send is not None and send.segment == NET
+
+
+def test_mailchimp_holds_its_own_audience(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    toml = config.workspace / "campaign.toml"
+    toml.write_text(toml.read_text().replace('name = "outbox"', 'name = "mailchimp"'))
+    code, _, err = run_cli(capsys, "send", SLUG, "--where", NET, "--yes")
+    assert code == 1 and "Mailchimp holds its audience" in err

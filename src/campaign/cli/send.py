@@ -178,6 +178,11 @@ def send_command(
     if config.provider.name == "mailchimp":
         from campaign.providers import mailchimp
 
+        if segment:
+            raise UserError(
+                "--where and --segment choose from our database; Mailchimp holds its audience"
+            )
+
         when = resolve_time(at, config.tz).at if at else compiled.send_at
         _say(
             asyncio.run(
