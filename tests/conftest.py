@@ -54,6 +54,29 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+REAL_BASE_URL = "https://news.coloradohtc.org"
+REAL_FROM = "Colorado Human Trafficking Council <newsletter@coloradohtc.org>"
+
+
+def real_sender(workspace: Path, provider: str | None = None) -> None:
+    """Give the workspace's campaign.toml sender details that may reach real mail (no
+    example domains, an https public URL), so a real provider passes preflight; and,
+    if given, a `[provider]` block (TOML lines) instead of the outbox."""
+    toml = workspace / "campaign.toml"
+    text = toml.read_text()
+    text = text.replace(
+        'public_base_url = "https://news.example.org"', f'public_base_url = "{REAL_BASE_URL}"'
+    )
+    text = text.replace(
+        'from = "Colorado Human Trafficking Council <newsletter@news.example.org>"',
+        f'from = "{REAL_FROM}"',
+    )
+    text = text.replace('reply_to = "chtc@example.org"', 'reply_to = "chtc@coloradohtc.org"')
+    if provider is not None:
+        text = text.replace('[provider]\nname = "outbox"\n', provider)
+    toml.write_text(text)
+
+
 def own_layout(workspace: Path, name: str = "newsletter") -> Path:
     """Copy built-in layout `name` into the workspace's layouts/, as a user does to change it."""
     from campaign.load import BUILTIN_LAYOUTS

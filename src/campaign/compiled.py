@@ -6,9 +6,13 @@ scheduled send see exactly what was built then, whatever the source says now.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from campaign.errors import Location, UserError
 
 
 class Asset(BaseModel):
@@ -21,6 +25,22 @@ class Asset(BaseModel):
     """The image file as messages show it: relative to the workspace, or `built-in:...`."""
     path: str = ""
     """The image file the build read, absolute: copy it from there."""
+
+    def read(self) -> bytes:
+        """The bytes the build read; an image changed or gone since is an error (build again)."""
+        source = Path(self.path)
+        data = source.read_bytes() if source.is_file() else None
+        if data is None or fingerprint(data) not in self.name:
+            raise UserError(
+                f"{self.source} changed or vanished since the build: build again",
+                Location(self.source),
+            )
+        return data
+
+
+def fingerprint(data: bytes) -> str:
+    """The part of an image's name that changes with its bytes."""
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 class Compiled(BaseModel):

@@ -119,6 +119,22 @@ class WebSettings(_Section):
     forward_per_ip_per_hour: int = 20
 
 
+class AssetSettings(_Section):
+    """`[assets]`: where the images of sent emails live."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="A CDN or bucket holding assets/ (default: `campaign serve` at public_base_url).",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
+
 class Config(_Section):
     """Everything a command needs to know about the workspace. Built by `load_config`."""
 
@@ -133,6 +149,7 @@ class Config(_Section):
     send: SendSettings = SendSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    assets: AssetSettings = AssetSettings()
     mailbox: MailboxSettings | None = None
     signup: SignupSettings = SignupSettings()
     lists: dict[str, ListSettings] = Field(
@@ -172,6 +189,11 @@ class Config(_Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def assets_url(self) -> str:
+        """Where image URLs point: `[assets] base_url`, else `campaign serve`'s /assets."""
+        return self.assets.base_url or f"{self.public_base_url}/assets"
 
     @property
     def campaigns_dir(self) -> Path:

@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from campaign.assets import store_assets
 from campaign.audience.choice import parsed
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.compiled import Compiled
@@ -281,6 +282,7 @@ def schedule_send(
         "scheduled_at": now,
     }
     engine = connect(config.database_url)
+    store_assets(engine, compiled)
     started = f"{compiled.slug} has already been sent or is being sent"
     try:
         with engine.begin() as connection:

@@ -107,9 +107,12 @@ def test_a_schedule_keeps_the_segment_for_dispatch(
 
 
 def test_mailchimp_holds_its_own_audience(
-    config: Config, capsys: pytest.CaptureFixture[str]
+    config: Config, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MAILCHIMP_API_KEY", "0123456789abcdef-us6")
     toml = config.workspace / "campaign.toml"
-    toml.write_text(toml.read_text().replace('name = "outbox"', 'name = "mailchimp"'))
+    toml.write_text(
+        toml.read_text().replace('name = "outbox"', 'name = "mailchimp"\naudience_id = "abc123"')
+    )
     code, _, err = run_cli(capsys, "send", SLUG, "--where", NET, "--yes")
     assert code == 1 and "Mailchimp holds its audience" in err

@@ -46,5 +46,9 @@ def test_cli_build_writes_html_text_and_assets(
 def test_write_output_copies_fingerprinted_assets(workspace: Path, tmp_path: Path) -> None:
     compiled = build(load_config(workspace), SLUG)
     write_output(compiled, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text()
     for asset in compiled.assets:
         assert (tmp_path / "out" / "assets" / asset.name).stat().st_size == asset.size
+        assert f'src="assets/{asset.name}"' in html  # opened from disk, it shows its images
+    assert "/assets/" not in html  # no public image URL left; the emails keep theirs
+    assert f"{compiled.assets[0].url}" in compiled.html

@@ -20,9 +20,9 @@ from campaign.compile.kinds import BLOCKS
 from campaign.config import load_config
 from campaign.schedule import schedule_send
 from campaign.web.preview import create_preview_app
-from tests.conftest import own_layout
+from tests.conftest import own_layout, real_sender
 from tests.preview.conftest import EXAMPLE
-from tests.servers import serve
+from tests.servers import mailgun, serve
 
 PUBLIC = "https://news.example.org"  # public_base_url of the repository's campaign.toml
 
@@ -412,3 +412,35 @@ def test_build_warnings_are_listed(workspace: Path, preview_url: str) -> None:
     )
     assert warnings and "1 warning" in warnings.group(1) and "no preheader" in warnings.group(1)
     assert re.search(r"<td>1</td>\s*<td></td>\s*</tr>", httpx.get(preview_url + "/").text)
+
+
+def test_send_test_runs_preflight_first(workspace: Path) -> None:
+    """Preview's "Send a test" runs the checks a send runs: a real provider with a loopback
+    public URL is refused, and the service's double receives nothing."""
+
+    service = mailgun.mailgun()
+    with serve(service) as api:
+        real_sender(
+            workspace,
+            f'[provider]\nname = "mailgun"\ndomain = "{mailgun.DOMAIN}"\nbase_url = "{api}"\n',
+        )
+        toml = workspace / "campaign.toml"
+        toml.write_text(
+            toml.read_text().replace("https://news.coloradohtc.org", "http://127.0.0.1:8000")
+        )
+        with (workspace / ".env").open("a") as env:
+            env.write(f"MAILGUN_API_KEY={mailgun.KEY}\n")
+        app = create_preview_app(load_config(workspace), None)
+        try:
+            with serve(app) as url:
+                reply = httpx.post(
+                    f"{url}/campaigns/{EXAMPLE}/send-test",
+                    data={"addresses": "me@coloradohtc.org"},
+                )
+        finally:
+            app.state.preview.close()
+    assert reply.status_code == 400 and not reply.json()["ok"]
+    assert (
+        "campaign.toml:4: error: public_base_url http://127.0.0.1:8000" in reply.json()["message"]
+    )
+    assert service.received == []

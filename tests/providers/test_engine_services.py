@@ -28,6 +28,7 @@ from campaign.db import connect
 from campaign.providers import create
 from campaign.send import send_campaign
 from campaign.send.ledger import deliveries as ledger_rows
+from tests.conftest import real_sender
 from tests.schedule.conftest import make_compiled
 from tests.servers import mailgun, resend, serve, ses
 from tests.servers.scripted import Service
@@ -115,8 +116,7 @@ def config(
         block = f'[provider]\nname = "{case.name}"\n' + "".join(
             f"{k} = {_toml(v)}\n" for k, v in options.items()
         )
-        toml = workspace / "campaign.toml"
-        toml.write_text(toml.read_text().replace('[provider]\nname = "outbox"\n', block))
+        real_sender(workspace, block)
         with (workspace / ".env").open("a") as env:
             env.write("".join(f"{k}={v}\n" for k, v in case.env.items()))
         yield load_config(workspace)

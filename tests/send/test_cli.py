@@ -5,13 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
-import campaign.providers
 from campaign.audience import Store
 from campaign.cli import main
 from campaign.config import load_config
@@ -118,31 +115,3 @@ def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("send", SLUG, "--list", "newsletter", "--yes") == 1
     err = capsys.readouterr().err
     assert "CAMPAIGN_SECRET_KEY" in err and "Traceback" not in err
-
-
-def test_mailchimp_is_handed_the_campaign(
-    sample: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    calls = []
-
-    async def fake_run(
-        config: object,
-        compiled: object,
-        *,
-        test_addresses: list[str] | None,
-        at: object,
-        transport: object = None,
-    ) -> str:
-        calls.append((compiled.slug, test_addresses, at))
-        return "mailchimp: campaign sent to audience"
-
-    module = types.ModuleType("campaign.providers.mailchimp")
-    module.run = fake_run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "campaign.providers.mailchimp", module)
-    monkeypatch.setattr(campaign.providers, "mailchimp", module, raising=False)
-    toml = sample / "campaign.toml"
-    toml.write_text(toml.read_text().replace('name = "outbox"', 'name = "mailchimp"'))
-    assert run("send", SLUG, "--yes") == 0
-    assert run("send", SLUG, "--test", "me@example.org") == 0
-    assert calls == [(SLUG, None, None), (SLUG, ["me@example.org"], None)]
-    assert "mailchimp: campaign sent to audience" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from campaign.config import load_config
 from campaign.db import connect
 from campaign.send.ledger import deliveries
+from tests.conftest import real_sender
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
 
@@ -41,6 +42,7 @@ def _workspace(root: Path, url: str) -> None:
     toml = toml.replace("[send]\n", f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\n")
     toml = toml.replace("concurrency = 4", f"concurrency = {CONCURRENCY}")
     (root / "campaign.toml").write_text(toml)
+    real_sender(root)
     with (root / "big.csv").open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["email", "first_name"])

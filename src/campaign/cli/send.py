@@ -21,15 +21,17 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from campaign.assets import store_assets
 from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.schedule import schedule_instead
-from campaign.compile import build
+from campaign.compile import build, campaign_folder
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
-from campaign.providers import Status
+from campaign.preflight import preflight
+from campaign.providers import HostedService, Status, hosted
 from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
 from campaign.send import dry_run, ledger, send_campaign, send_test
@@ -175,25 +177,21 @@ def send_command(
     topics = topic or []
     segment = choose(config.segments, where, segment_name)
     condition = segment.condition if segment else None
-    if config.provider.name == "mailchimp":
-        from campaign.providers import mailchimp
-
-        if segment:
-            raise UserError(
-                "--where and --segment choose from our database; Mailchimp holds its audience"
-            )
-
-        when = resolve_time(at, config.tz).at if at else compiled.send_at
-        _say(
-            asyncio.run(
-                mailchimp.run(
-                    config, compiled, test_addresses=_addresses(test) if test else None, at=when
-                )
-            )
+    service = hosted(config)
+    if segment and service is not None:
+        raise UserError(
+            "--where and --segment choose from our database; Mailchimp holds its audience"
         )
+    _preflight(config, compiled, campaign)
+    tests = _addresses(test) if test else None
+    if dry and tests:
+        _say(f"dry run: a test to {', '.join(tests)} through {config.provider.name}; nothing sent")
         return
-    if test:
-        _send_test(config, compiled, _addresses(test))
+    if service is not None:
+        _send_hosted(config, compiled, service, tests=tests, dry=dry, yes=yes, at=at)
+        return
+    if tests:
+        _send_test(config, compiled, tests)
         return
     if not list_name:
         raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
@@ -226,6 +224,62 @@ def _audience(list_name: str, topics: list[str], segment: Segment | None) -> str
     )
 
 
+def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
+    """Print every preflight check (on stderr, with the build's warnings); stop (exit 1,
+    nothing sent) on an error."""
+    report = asyncio.run(
+        preflight(
+            config,
+            compiled,
+            campaign_folder(config, campaign),
+            engine=connect(config.database_url),
+        )
+    )
+    for line, level in [(report.heading, "ok"), *((f"  {c}", c.level) for c in report.checks)]:
+        style = {"error": "red", "warning": "yellow"}.get(level)
+        err_console.print(line, style=style, markup=False, soft_wrap=True, highlight=False)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _sender_lines(config: Config, compiled: Compiled, audience: str) -> None:
+    """What the confirmation shows: who it is from, where its links go, whom it reaches."""
+    _say(f"campaign: {compiled.slug}")
+    _say(f"subject:  {compiled.subject}")
+    _say(f"from:     {compiled.from_}")
+    _say(f"reply-to: {compiled.reply_to or '(the From address)'}")
+    _say(f"links:    {config.public_base_url}")
+    _say(f"provider: {config.provider.name}")
+    _say(f"to:       {audience}")
+
+
+def _send_hosted(
+    config: Config,
+    compiled: Compiled,
+    service: HostedService,
+    *,
+    tests: list[str] | None,
+    dry: bool,
+    yes: bool,
+    at: str | None,
+) -> None:
+    """A service holding the audience (Mailchimp) gets the campaign after the same checks:
+    a test goes at once, a dry run calls nothing, a send or a schedule asks unless --yes."""
+    when = None if tests else resolve_time(at, config.tz).at if at else compiled.send_at
+    if dry:
+        _say(
+            f"dry run of {compiled.slug}: provider {config.provider.name}, {service.audience}; "
+            "nothing sent"
+        )
+        return
+    if not tests:
+        _sender_lines(config, compiled, service.audience)
+        if not yes:
+            _confirm(f"Schedule for {when:%Y-%m-%d %H:%M %Z}?" if when else "Send now?")
+    store_assets(connect(config.database_url), compiled)
+    _say(asyncio.run(service.send(compiled, test_addresses=tests, at=when)))
+
+
 def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
     results = asyncio.run(send_test(config, compiled, addresses))
     failed = 0
@@ -256,10 +310,7 @@ def _send(
     count = Store(engine).count_recipients(list_name, topics, segment.node if segment else None)
     existing = ledger.summary(engine, compiled.slug)
     audience = _audience(list_name, topics, segment)
-    _say(f"campaign: {compiled.slug}")
-    _say(f"subject:  {compiled.subject}")
-    _say(f"provider: {config.provider.name}")
-    _say(f"to:       {audience}, {count} recipients")
+    _sender_lines(config, compiled, f"{audience}, {count} recipients")
     if existing is not None:
         _say(
             f"resuming: {existing.sent} already sent, {existing.pending} to go, {existing.unknown} unknown"

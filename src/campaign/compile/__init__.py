@@ -17,7 +17,6 @@ build reports all the mistakes it can see; any error ends in one `BuildError`.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from campaign.compile.html import inline_css, mjml_to_html, plain_text
 from campaign.compile.kinds import KIND_NAME, PARTIALS, Kind, kinds, validate_section
 from campaign.compile.markdown import MarkdownRenderer, markdown_merge_tags
 from campaign.compile.mjml_check import after_mjml, before_mjml, check_mjml, crashed_on
-from campaign.compile.session import Session, fingerprint
+from campaign.compile.session import Session
 from campaign.compile.templates import Span, Templates, spans
 from campaign.compile.views import BannerView, FooterView, Views
 from campaign.compiled import Compiled
@@ -44,6 +43,7 @@ from campaign.load import (
     load_layout_settings,
     shown_path,
 )
+from campaign.preflight import Sources, sender_problems
 
 
 def campaign_folder(config: Config, ref: str | Path) -> Path:
@@ -74,19 +74,18 @@ def render_mjml(config: Config, ref: str | Path) -> str:
 
 
 def write_output(compiled: Compiled, out: Path) -> None:
-    """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>."""
-    assets = out / "assets"
-    assets.mkdir(parents=True, exist_ok=True)
-    (out / "index.html").write_text(compiled.html, encoding="utf-8")
-    (out / "index.txt").write_text(compiled.text, encoding="utf-8")
+    """Write out/index.html, out/index.txt and out/assets/<fingerprinted images>.
+
+    index.html points at assets/ beside it, so the copy shows its images when opened
+    from disk; the emails keep the public URLs (index.txt too: it is what they say)."""
+    folder = out / "assets"
+    folder.mkdir(parents=True, exist_ok=True)
+    html = compiled.html
     for asset in compiled.assets:
-        source = Path(asset.path)
-        if not source.is_file() or fingerprint(source.read_bytes()) not in asset.name:
-            raise UserError(
-                f"{asset.source} changed or vanished since the build: build again",
-                Location(asset.source),
-            )
-        shutil.copyfile(source, assets / asset.name)
+        (folder / asset.name).write_bytes(asset.read())
+        html = html.replace(asset.url, f"assets/{asset.name}")
+    (out / "index.html").write_text(html, encoding="utf-8")
+    (out / "index.txt").write_text(compiled.text, encoding="utf-8")
 
 
 class _Build:
@@ -141,6 +140,15 @@ class _Build:
         loaded = load_campaign(folder, workspace)
         session.record(loaded.source.path)
         campaign = loaded.campaign
+        for check in sender_problems(
+            Sources(self.config, loaded.source),
+            from_=campaign.from_ or self.config.defaults.from_,
+            reply_to=campaign.reply_to or self.config.defaults.reply_to,
+            subject=campaign.subject,
+            preheader=campaign.preheader,
+        ):
+            if check.level == "error":
+                session.error(check.message, check.location)
         self.markdown.allow_html = campaign.html_in_markdown
         layout_dir = self.layout_folder(loaded)
         templates = Templates(session, layout_dir)

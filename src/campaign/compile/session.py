@@ -5,16 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from campaign.compiled import Asset
+from campaign.compiled import Asset, fingerprint
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location
 from campaign.load import shown_path
 
 REMOTE = ("http://", "https://")
-
-
-def fingerprint(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -81,7 +77,7 @@ class Session:
         data = path.read_bytes()
         self.record(path, data)
         name = f"{path.stem}.{fingerprint(data)}{path.suffix.lower()}"
-        url = f"{self.config.public_base_url}/assets/{name}"
+        url = f"{self.config.assets_url}/{name}"
         self.assets[name] = Asset(
             name=name, url=url, size=len(data), source=self.shown(path), path=str(path)
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import import_module
+from typing import Protocol
 
 import httpx
 
+from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.errors import ConfigError
 from campaign.providers.base import HTTPProvider, Provider, Result, Status
@@ -21,8 +24,37 @@ REGISTRY: dict[str, str] = {
     "brevo": "campaign.providers.brevo:BrevoProvider",
     "mandrill": "campaign.providers.mandrill:MandrillProvider",
 }
-"""Batch senders. Mailchimp Marketing holds the audience itself and is driven by
-campaign.providers.mailchimp instead (see `campaign send`)."""
+"""Batch senders, driven by the send engine and its ledger."""
+
+HOSTED: dict[str, str] = {"mailchimp": "campaign.providers.mailchimp:Mailchimp"}
+"""Services that hold the audience themselves and take the whole campaign at once."""
+
+
+class HostedService(Protocol):
+    """A service that holds the audience (Mailchimp). `campaign send` runs the same
+    preflight, dry run and confirmation for it as for a batch provider, then calls `send`."""
+
+    @property
+    def audience(self) -> str:
+        """Whom a send reaches, for the confirmation prompt."""
+
+    async def send(
+        self, compiled: Compiled, *, test_addresses: list[str] | None, at: datetime | None
+    ) -> str:
+        """Send (or test, or schedule at `at`); the line to print."""
+
+
+def hosted(
+    config: Config, *, transport: httpx.AsyncBaseTransport | None = None
+) -> HostedService | None:
+    """The service campaign.toml names if it holds the audience itself (its options and
+    secrets checked), else None: the engine sends through `create(config)`."""
+    path = HOSTED.get(config.provider.name)
+    if path is None:
+        return None
+    module_name, class_name = path.split(":")
+    service: HostedService = getattr(import_module(module_name), class_name)(config, transport)
+    return service
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -30,7 +62,7 @@ def provider_class(name: str) -> type[Provider]:
         module_name, class_name = REGISTRY[name].split(":")
     except KeyError:
         raise ConfigError(
-            f"unknown provider {name!r} in [provider]; known: {', '.join(sorted(REGISTRY))}, mailchimp"
+            f"unknown provider {name!r} in [provider]; known: {', '.join(sorted([*REGISTRY, *HOSTED]))}"
         ) from None
     cls: type[Provider] = getattr(import_module(module_name), class_name)
     return cls
@@ -42,4 +74,15 @@ def create(config: Config, *, transport: httpx.AsyncBaseTransport | None = None)
     return cls(config.provider.options, config.env, transport=transport, workspace=config.workspace)
 
 
-__all__ = ["HTTPProvider", "Provider", "REGISTRY", "Result", "Status", "create", "provider_class"]
+__all__ = [
+    "HOSTED",
+    "REGISTRY",
+    "HTTPProvider",
+    "HostedService",
+    "Provider",
+    "Result",
+    "Status",
+    "create",
+    "hosted",
+    "provider_class",
+]

@@ -1,6 +1,7 @@
 """Mailchimp Marketing: the seed newsletter's own system, where Mailchimp holds the audience.
 
-Not a batch provider: `campaign send` with `[provider] name = "mailchimp"` calls `run`,
+Not a batch provider: `campaign send` with `[provider] name = "mailchimp"`, after its
+preflight and confirmation, calls `Mailchimp.send` (that is, `run`),
 which creates a regular campaign for the configured audience (or, on a re-run,
 updates the same one: its id is kept in .campaign/mailchimp.json), PUTs our compiled
 HTML and text with Mailchimp's merge tags in place of our placeholders (after
@@ -151,6 +152,39 @@ def _save(path: Path, ids: dict[str, str]) -> None:
     partial.replace(path)
 
 
+def _options(config: Config) -> Options:
+    try:
+        return Options.model_validate(config.provider.options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(
+            f"[provider] for mailchimp: {problems}", Location(config.workspace / "campaign.toml")
+        ) from None
+
+
+class Mailchimp:
+    """`campaign send`'s one entry point for Mailchimp (a `providers.HostedService`): called
+    after preflight and confirmation, like every provider. Built from campaign.toml, it
+    checks the options and the key without calling Mailchimp (what `--dry-run` needs)."""
+
+    def __init__(self, config: Config, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.options = _options(config)
+        config.secret(KEY_ENV, "the mailchimp provider")
+        self.transport = transport
+
+    @property
+    def audience(self) -> str:
+        return f"Mailchimp audience {self.options.audience_id} (Mailchimp holds its members)"
+
+    async def send(
+        self, compiled: Compiled, *, test_addresses: list[str] | None, at: datetime | None
+    ) -> str:
+        return await run(
+            self.config, compiled, test_addresses=test_addresses, at=at, transport=self.transport
+        )
+
+
 async def run(
     config: Config,
     compiled: Compiled,
@@ -163,13 +197,7 @@ async def run(
 
     Returns the line `campaign send` prints.
     """
-    try:
-        options = Options.model_validate(config.provider.options)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(
-            f"[provider] for mailchimp: {problems}", Location(config.workspace / "campaign.toml")
-        ) from None
+    options = _options(config)
     key = config.secret(KEY_ENV, "the mailchimp provider")
     when = quarter_hour(at) if at is not None else None
     if when is not None and when <= datetime.now(UTC):

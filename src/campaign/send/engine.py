@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from campaign.assets import store_assets
 from campaign.audience.choice import parsed
 from campaign.audience.segments import Node
 from campaign.audience.tables import utcnow
@@ -356,6 +357,7 @@ async def send_campaign(
     provider = provider or create(config)
     worker_id = worker_id or ledger.new_worker_id()
     try:
+        await asyncio.to_thread(store_assets, engine, compiled)
         send = await asyncio.to_thread(
             ledger.open_send, engine, compiled, list_name, topics, segment
         )
@@ -431,6 +433,7 @@ async def send_test(
 ) -> list[Result]:
     """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
     Links carry a token of no subscriber, so they lead to the pages but change nothing."""
+    await asyncio.to_thread(store_assets, connect(config.database_url), compiled)
     own_provider = provider is None
     provider = provider or create(config)
     personaliser = Personaliser.for_config(

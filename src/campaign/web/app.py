@@ -1,6 +1,6 @@
 """`create_app(config)`: the ASGI app of `campaign serve`, composed in one place.
 
-    routes        archive, unsubscribe, preferences, forward, webhooks, healthz
+    routes        archive, assets, unsubscribe, preferences, forward, webhooks, healthz
     middleware    security headers (no referrer: the URLs hold tokens; no framing; no scripts)
 
 The app keeps no session and sets no cookie. It shares the database with the
@@ -28,6 +28,7 @@ from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
 from campaign.web import public, signup
+from campaign.web.assets import asset
 from campaign.web.site import Site
 from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused, record
 
@@ -138,6 +139,7 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route("/archive", public.archive_index),
         Route("/archive/feed.atom", public.archive_feed),
         Route("/archive/{slug:str}", public.archive_copy),
+        Route("/assets/{name:str}", asset),
         Route(f"/unsubscribe/{token}", public.unsubscribe, methods=["GET", "POST"]),
         Route(f"/preferences/{token}", public.preferences, methods=["GET", "POST"]),
         Route(f"/forward/{token}", public.forward, methods=["GET", "POST"]),

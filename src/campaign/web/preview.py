@@ -51,6 +51,8 @@ from campaign.links import BadLink, Links
 from campaign.load import CAMPAIGN_FILE, shown_path
 from campaign.message import Message
 from campaign.personalise import Personaliser, list_id_for, sender_domain
+from campaign.preflight import preflight
+from campaign.providers import hosted
 from campaign.providers.base import Status
 from campaign.schedule import Schedule, format_local, load_schedules
 from campaign.send import send_test
@@ -677,6 +679,13 @@ async def send_test_message(config: Config, compiled: Compiled, addresses: list[
             checked.append(checked_email(address))
         except EmailNotValidError as exc:
             raise UserError(f"{address!r} is not an email address: {exc}") from None
+    report = await preflight(
+        config, compiled, config.campaigns_dir / compiled.slug, engine=connect(config.database_url)
+    )
+    report.raise_for_errors()
+    service = hosted(config)
+    if service is not None:
+        return await service.send(compiled, test_addresses=checked, at=None)
     results = await send_test(config, compiled, checked)
     refused = [
         f"{result.status}: {result.reason}"
