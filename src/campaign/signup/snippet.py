@@ -29,7 +29,12 @@ def form_snippet(config: Config, list_name: str) -> str:
     if config.signup.captcha != "none":
         url, extra["captcha_widget"], _ = captcha_parts(config.signup)
         script = f'<script src="{url}" async defer></script>\n'
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     html = env.get_template("_signup_fields.html").render(
         t=texts(config.language),
         settings=settings,
