@@ -2,7 +2,8 @@
 
 SQLite (a file in the workspace) is the embedded default; a postgresql:// URL lets
 the cron sender and the web host share one database. Migrations (alembic) run on
-first use, so a new workspace needs no setup step.
+first use, so a new workspace needs no setup step; they run under a lock, so any
+number of commands may start at once on a new database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from campaign.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+BUSY_TIMEOUT_MS = 60_000
+"""How long a SQLite write waits for the lock: longer than any single write transaction
+(imports and other bulk writes commit in chunks of well under a second)."""
+
 metadata = MetaData()
 """Every table of the package, declared in the module that owns it (audience/tables.py, ...)."""
 
@@ -33,17 +38,30 @@ def normalise_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # The busy timeout first: switching a new file to WAL waits for the other processes' locks.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (every area's branch of migrations)."""
+    """Bring the database to the newest schema (every area's branch of migrations).
+
+    The check of the current version and the upgrade run under one lock, so commands
+    started at the same moment on a new database migrate it once, one after the other:
+    a transaction-scoped advisory lock on PostgreSQL (per schema), an exclusive
+    transaction on SQLite. Without it, each would create the same tables.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext('campaign migrate ' || coalesce(current_schema(), '')))"
+            )
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
 

@@ -11,6 +11,8 @@ from campaign.cli.app import app, err_console
 from campaign.errors import BuildError, CampaignError
 
 COMMANDS: dict[str, str] = {
+    "init": "init",
+    "layouts": "layouts",
     "build": "build",
     "new": "build",
     "schema": "build",
@@ -49,8 +51,14 @@ def _command_name(args: Sequence[str]) -> str | None:
 
 def register(args: Sequence[str] | None = None) -> None:
     """Import the module of the command in `args` (every module when there is none)."""
-    name = _command_name(sys.argv[1:] if args is None else args)
-    modules = [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values()))
+    args = sys.argv[1:] if args is None else args
+    name = _command_name(args)
+    if name in COMMANDS:
+        modules = [COMMANDS[name]]
+    elif "--version" in args:
+        modules = []  # it prints and exits before any command
+    else:
+        modules = sorted(set(COMMANDS.values()))
     for module in modules:
         import_module(f"campaign.cli.{module}")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from email_validator import EmailNotValidError, validate_email
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from campaign.assets import store_assets
+from campaign.audience import addresses
 from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.schedule import schedule_instead
@@ -30,11 +30,13 @@ from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
+from campaign.placeholders import shown
 from campaign.preflight import preflight
 from campaign.providers import HostedService, Status, hosted
 from campaign.schedule import resolve_time
 from campaign.send import Progress as SendProgress
-from campaign.send import dry_run, ledger, send_campaign, send_test
+from campaign.send import dry_run, ledger, recovery, send_campaign, send_test
+from campaign.send.lease import Keeper
 from campaign.send.ledger import Summary
 
 
@@ -67,10 +69,8 @@ def _addresses(values: list[str]) -> list[str]:
         for part in value.split(","):
             if part.strip():
                 try:
-                    found.append(
-                        validate_email(part.strip(), check_deliverability=False).normalized
-                    )
-                except EmailNotValidError as exc:
+                    found.append(addresses.checked(part))
+                except addresses.InvalidAddress as exc:
                     raise UserError(f"--test {part.strip()!r}: {exc}") from None
     return found
 
@@ -161,6 +161,14 @@ def send_command(
             "--resend-unknown", help="Send again to recipients whose delivery is unknown."
         ),
     ] = False,
+    retry_failed: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-failed",
+            metavar="KINDS",
+            help="Send failed deliveries again: all, or by kind (--retry-failed=rejected,temporary).",
+        ),
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option(
@@ -198,7 +206,7 @@ def send_command(
     if dry:
         result = dry_run(config, compiled, list_name=list_name, topics=topics, segment=condition)
         _say(
-            f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}"
+            f"dry run of {compiled.slug}: subject {shown(compiled.subject)!r}, provider {result.provider}"
         )
         _say(f"to: {_audience(list_name, topics, segment)}")
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
@@ -215,7 +223,16 @@ def send_command(
         return
     if schedule_instead(config, compiled, list_name, topics, at, condition):
         return
-    _send(config, compiled, list_name, topics, segment, yes=yes, resend_unknown=resend_unknown)
+    _send(
+        config,
+        compiled,
+        list_name,
+        topics,
+        segment,
+        yes=yes,
+        resend_unknown=resend_unknown,
+        retry_kinds=recovery.parse_kinds(retry_failed) if retry_failed is not None else (),
+    )
 
 
 def _audience(list_name: str, topics: list[str], segment: Segment | None) -> str:
@@ -247,7 +264,7 @@ def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
 def _sender_lines(config: Config, compiled: Compiled, audience: str) -> None:
     """What the confirmation shows: who it is from, where its links go, whom it reaches."""
     _say(f"campaign: {compiled.slug}")
-    _say(f"subject:  {compiled.subject}")
+    _say(f"subject:  {shown(compiled.subject)}")
     _say(f"from:     {compiled.from_}")
     _say(f"reply-to: {compiled.reply_to or '(the From address)'}")
     _say(f"links:    {config.public_base_url}")
@@ -304,6 +321,7 @@ def _send(
     *,
     yes: bool,
     resend_unknown: bool,
+    retry_kinds: tuple[str, ...] = (),
 ) -> None:
     from campaign.audience import Store
 
@@ -319,19 +337,24 @@ def _send(
         )
     if not yes:
         _confirm("Send now?")
+    for line in recovery.before_send(config, engine, compiled.slug, retry_kinds, resend_unknown):
+        _say(line)
     reporter = _Reporter(count)
+    worker_id = ledger.new_worker_id()
     try:
-        summary = asyncio.run(
-            send_campaign(
-                config,
-                compiled,
-                list_name=list_name,
-                topics=topics,
-                segment=segment.condition if segment else None,
-                resend_unknown=resend_unknown,
-                progress=reporter,
+        with Keeper(engine, worker_id, config.send.lease_seconds):
+            summary = asyncio.run(
+                send_campaign(
+                    config,
+                    compiled,
+                    list_name=list_name,
+                    topics=topics,
+                    segment=segment.condition if segment else None,
+                    resend_unknown=resend_unknown,
+                    progress=reporter,
+                    worker_id=worker_id,
+                )
             )
-        )
     finally:
         reporter.stop()
     if summary.content_changed:
@@ -344,7 +367,7 @@ def _send(
             f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown",
             "yellow",
         )
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, compiled.slug):
         _say(line)
     if not summary.ok:
         raise typer.Exit(1)
@@ -353,13 +376,20 @@ def _send(
 @app.command("status")
 def status_command(
     campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
+    ] = False,
 ) -> None:
     """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
     config = get_config()
     slug = Path(campaign.rstrip("/\\")).name or campaign
-    summary = ledger.summary(connect(config.database_url), slug)
+    engine = connect(config.database_url)
+    summary = ledger.summary(engine, slug)
     if summary is None:
         _say(f"{slug}: not sent yet")
         return
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, slug):
         _say(line)
+    if failed:
+        for failure in recovery.failed(engine, slug):
+            _say(f"{failure.email}  {failure.kind}  {failure.reason}")

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import Connection, Engine, insert, literal, select
+from sqlalchemy import Connection, Engine, delete, insert, literal, select
 
 from campaign.audience.models import email_hash
 from campaign.audience.tables import list_members, lists, subscribers
-from campaign.signup.tables import consents
+from campaign.signup.tables import consents, signups
 
 HEADER = ["email", "list", "method", "when", "consent_text", "ip_hash"]
 
@@ -64,6 +64,13 @@ def record_imported(
             ).where(subscribers.c.email_hash.in_(hashes)),
         )
     )
+
+
+def erase(connection: Connection, subscriber_id: int | None, hashed: str) -> None:
+    """Part of erasing a person: their consent records and unconfirmed signups go too."""
+    connection.execute(delete(signups).where(signups.c.email_hash == hashed))
+    if subscriber_id is not None:
+        connection.execute(delete(consents).where(consents.c.subscriber_id == subscriber_id))
 
 
 def consent_records(engine: Engine, email: str) -> list[Consent]:

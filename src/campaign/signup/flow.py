@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, case, delete, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.models import email_hash, one_line
-from campaign.audience.store import insert_ignore, new_subscriber
+from campaign.audience.queries import insert_ignore, new_subscriber
 from campaign.audience.tables import (
     events,
     list_members,

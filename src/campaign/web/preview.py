@@ -41,6 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
+from campaign import placeholders
 from campaign.audience import Recipient, Store
 from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
@@ -478,6 +479,7 @@ def create_preview_app(
         loader=FileSystemLoader(PUBLIC_TEMPLATES), autoescape=select_autoescape(default=True)
     )
     templates.filters["where"] = preview.where
+    templates.filters["merge_tags"] = placeholders.shown
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
 
@@ -596,8 +598,10 @@ def create_preview_app(
         elif kind == "preferences":
             link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
             subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
+            fields = sample.recipient.fields
             context |= {
                 "subscriber": subscriber,
+                "names": (fields.get("first_name", ""), fields.get("last_name", "")),
                 "lists": [sample.list_name],
                 "topics": list(sample.topics),
             }
@@ -725,7 +729,9 @@ class _Server(uvicorn.Server):
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket, bound before the browser opens so that its first request cannot miss."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that name it (no 40 ms delayed ACKs).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -733,7 +739,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise UserError(
-                f"port {port} on {host} is in use (another preview?): choose another with --port"
+                f"port {port} on {host} is in use (by another server?): choose another with --port"
             ) from None
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(128)
