@@ -39,6 +39,7 @@ PLAN: list[tuple[str, list[str]]] = [
     ("import", ["import.py", "--rows", "100000"]),
     ("preview", ["preview.py", "--rounds", "10", "--browser"]),
     ("reports", ["reports.py", "--size", "100000"]),
+    ("segments", ["segments.py", "--postgres", POSTGRES]),
 ]
 
 

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from campaign.errors import ConfigError, Location
 from campaign.mailbox.settings import MailboxSettings
+from campaign.signup.settings import ListSettings, SignupSettings
+from campaign.signup.texts import LANGUAGES
 
 CONFIG_FILE = "campaign.toml"
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
@@ -149,6 +151,7 @@ class Config(_Section):
     track_clicks: Literal["off", "aggregate", "per-subscriber"] = "off"
     """Click tracking through signed redirects on `campaign serve` (see campaign.clicks)."""
     track_opens: bool = False
+    language: str = Field(default="en", description=f"Of the signup pages: {', '.join(LANGUAGES)}.")
     defaults: Defaults = Defaults()
     database: Database = Database()
     provider: ProviderSettings = ProviderSettings()
@@ -157,6 +160,14 @@ class Config(_Section):
     web: WebSettings = WebSettings()
     assets: AssetSettings = AssetSettings()
     mailbox: MailboxSettings | None = None
+    signup: SignupSettings = SignupSettings()
+    lists: dict[str, ListSettings] = Field(
+        default_factory=dict, description="[lists.<name>]: lists with a hosted signup form."
+    )
+    segments: dict[str, str] = Field(
+        default_factory=dict,
+        description="Saved segments, name = condition: pueblo = \"city = 'Pueblo'\"",
+    )
     env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("public_base_url")
@@ -175,6 +186,13 @@ class Config(_Section):
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
             ) from None
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"no signup texts in {value!r} (languages: {', '.join(LANGUAGES)})")
         return value
 
     @property
@@ -271,9 +289,13 @@ def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None
     )
     env.update(os.environ if environ is None else environ)
     try:
-        return Config.model_validate({**data, "workspace": root, "env": env})
+        config = Config.model_validate({**data, "workspace": root, "env": env})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(problems, Location(path)) from None
+    from campaign.audience.choice import check_saved  # imports the database tables
+
+    check_saved(config.segments, path)
+    return config

@@ -327,6 +327,7 @@ class _Work:
         say(
             f"{slug}: {doing} to list {self.schedule.list_name!r}"
             f"{''.join(f' +{t}' for t in self.schedule.topics)} "
+            f"{f'where {self.schedule.segment} ' if self.schedule.segment else ''}"
             f"(due {format_local(self.schedule.send_at, self.config.tz)})"
         )
         try:
@@ -366,6 +367,7 @@ class _Work:
                 frozen_compiled(self.engine, self.schedule.campaign),
                 list_name=self.schedule.list_name,
                 topics=self.schedule.topics,
+                segment=self.schedule.segment,
                 engine=self.engine,
                 progress=progress,
                 worker_id=self.worker_id,

@@ -46,6 +46,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from campaign.assets import store_assets
+from campaign.audience.choice import parsed
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -78,6 +79,7 @@ schedules = Table(
     Column("campaign", String(200), primary_key=True),
     Column("list_name", String(200), nullable=False),
     Column("topics", Text, nullable=False, doc="JSON array of topic names"),
+    Column("segment", Text, doc="the --where/--segment condition; none: the whole list"),
     Column("send_at", UTCDateTime, nullable=False),
     Column("timezone", String(64), nullable=False, doc="zone the time was given in, for display"),
     Column("compiled", Text, nullable=False, doc="the frozen Compiled, as JSON"),
@@ -196,6 +198,7 @@ class Schedule:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     detail: str | None = None
+    segment: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Schedule:
@@ -211,6 +214,7 @@ class Schedule:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             detail=row["detail"],
+            segment=row["segment"],
         )
 
 
@@ -247,6 +251,7 @@ def schedule_send(
     topics: Sequence[str] = (),
     at: str | datetime | None = None,
     now: datetime | None = None,
+    segment: str | None = None,
 ) -> Scheduled:
     """Freeze `compiled` and schedule it for `at` (default: its `send_at:`), replacing a
     schedule of the same campaign that has not started. A time in the past is refused."""
@@ -268,6 +273,7 @@ def schedule_send(
         "campaign": compiled.slug,
         "list_name": list_name,
         "topics": json.dumps(list(topics)),
+        "segment": segment,
         "send_at": resolution.at,
         "timezone": _zone_label(resolution.local.tzinfo or config.tz),
         "compiled": compiled.model_dump_json(),
@@ -297,7 +303,9 @@ def schedule_send(
     )
 
 
-def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int:
+def preflight(
+    config: Config, list_name: str, topics: Sequence[str] = (), segment: str | None = None
+) -> int:
     """Check now what would stop the send at its time (the list and topics, the signing key,
     the provider's settings and secrets); returns how many recipients the list has today."""
     import asyncio
@@ -307,7 +315,7 @@ def preflight(config: Config, list_name: str, topics: Sequence[str] = ()) -> int
 
     config.secret_key  # noqa: B018  (raises a ConfigError naming the variable)
     asyncio.run(create(config).aclose())
-    return Store.open(config).count_recipients(list_name, topics)
+    return Store.open(config).count_recipients(list_name, topics, parsed(segment))
 
 
 def find_schedule(engine: Engine, slug: str) -> Schedule | None:

@@ -28,7 +28,9 @@ def test_every_route_is_documented(workspace, db_url) -> None:  # type: ignore[n
     for route in app.routes:
         assert isinstance(route, Route)
         documented = route.path.replace("{token:str}", "<token>").replace("{slug:str}", "<slug>")
-        documented = documented.replace("{service:str}", "<service>").replace(
-            "{name:str}", "<name>"
+        documented = (
+            documented.replace("{service:str}", "<service>")
+            .replace("{name:str}", "<name>")
+            .replace("{list:str}", "<list>")
         )
         assert f"`{documented}`" in DOC or f" {documented}`" in DOC, route.path

@@ -39,6 +39,7 @@ from campaign.audience.tables import suppressions as sup
 from campaign.audience.tables import topic_choices as tc
 from campaign.audience.tables import topics as topic_table
 from campaign.errors import ImportFileError, Location
+from campaign.signup.consent import record_imported
 
 EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
 FIRST_NAME_HEADERS = {"first_name", "firstname", "first", "given_name", "fname"}
@@ -540,6 +541,7 @@ class _Writer:
                     ),
                 )
             )
+            record_imported(c, join, self.list_name, self.source, when)
         for topic_id in self.topic_ids if choose else ():
             c.execute(
                 insert(tc).from_select(

@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from campaign.audience import queries, suppression
+from campaign.audience import queries, segments, suppression
 from campaign.audience.addresses import normalise
 from campaign.audience.models import (
     Recipient,
@@ -41,6 +41,7 @@ from campaign.audience.models import (
     one_line,
     overlong,
 )
+from campaign.audience.segments import Node
 from campaign.audience.tables import (
     events,
     list_members,
@@ -53,6 +54,7 @@ from campaign.audience.tables import (
 )
 from campaign.db import connect
 from campaign.errors import UserError
+from campaign.signup import consent as signup_consent
 
 if TYPE_CHECKING:
     from campaign.config import Config
@@ -75,26 +77,39 @@ class Store:
     # -- recipients: what a send streams ------------------------------------------------------
 
     def recipients(
-        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+        self,
+        list_name: str,
+        topics: Sequence[str] = (),
+        *,
+        segment: Node | None = None,
+        after_id: int = 0,
+        chunk: int = 1000,
     ) -> Iterator[Recipient]:
-        """Mailable active members of `list_name` (who chose any of `topics`, if given), by id.
+        """Mailable active members of `list_name` (who chose any of `topics`, if given, and
+        meet `segment`, if given), by id.
 
         Fetches `chunk` rows per query (`WHERE id > last`), so memory stays flat and a send
         can resume with `after_id`. Unknown list or topic: UserError, raised at the call.
         """
         with self.engine.connect() as connection:
-            query = self._recipients_query(connection, list_name, topics)
+            query = self._recipients_query(connection, list_name, topics, segment)
         return self._stream(query, after_id, chunk)
 
-    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int:
+    def count_recipients(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> int:
         with self.engine.connect() as connection:
-            query = self._recipients_query(connection, list_name, topics)
+            query = self._recipients_query(connection, list_name, topics, segment)
             return int(
                 connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
             )
 
     def _recipients_query(
-        self, connection: Connection, list_name: str, topic_names: Sequence[str]
+        self,
+        connection: Connection,
+        list_name: str,
+        topic_names: Sequence[str],
+        segment: Node | None = None,
     ) -> Select[Any]:
         """Driven by the list's memberships: their primary key (list_id, subscriber_id) is
         already in keyset order, so each chunk reads only its own rows, whatever the list's size."""
@@ -106,6 +121,8 @@ class Store:
         ]
         if topic_names:
             where.append(queries.chose_any(queries.topic_ids(connection, topic_names)))
+        if segment is not None:
+            where.append(segments.to_sql(segment, connection.dialect.name))
         return (
             select(
                 s.c.id,
@@ -570,9 +587,9 @@ class Store:
                 )
 
     def delete(self, email: str, *, source: str = "delete", secret: str = "") -> bool:
-        """Erase a person's data everywhere, the send ledger included (which keeps its counts
-        and a hash keyed with `secret`); keep the hash of the address as a suppression, so it
-        stays blocked. Returns whether a subscriber's data was erased (else only the block is new)."""
+        """Erase a person's data everywhere: the send ledger (which keeps its counts and a
+        hash keyed with `secret`), consent records and unconfirmed signups included; keep the
+        hash of the address as a suppression, so it stays blocked. Returns whether a subscriber's data was erased (else only the block is new)."""
         from campaign.send import ledger  # not at the top: campaign.send imports this module
 
         hashed = email_hash(email)
@@ -581,6 +598,7 @@ class Store:
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
             ledger.erase(connection, subscriber_id, normalise(email), secret)
+            signup_consent.erase(connection, subscriber_id, hashed)
             return suppression.erase(connection, hashed, source)
 
     def history(self, email: str) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "serve": "web",
     "mailbox": "mail",
     "dkim": "mail",
+    "form": "signup",
+    "signups": "signup",
 }
 """Which module of campaign.cli registers each command. Only the module of the
 command being run is imported, so `campaign build` does not load the web server,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.table import Table
@@ -17,6 +17,7 @@ from campaign.cli.app import app, console, get_config
 from campaign.cli.output import Json, print_json
 from campaign.config import SECRET_KEY_ENV
 from campaign.errors import UserError
+from campaign.signup.consent import consent_records, export_consents
 
 subscribers = typer.Typer(
     help="Import, list, show, export, unsubscribe and delete subscribers.", no_args_is_help=True
@@ -186,6 +187,16 @@ def show_command(email: Annotated[str, typer.Argument(help="The subscriber's add
             Text(event["detail"]),
         )
     console.print(history)
+    given = Table("when", "list", "how", "words shown", "IP (keyed hash)", title="consent")
+    for consent in consent_records(store.engine, sub.email):
+        given.add_row(
+            consent.at.isoformat(timespec="seconds"),
+            Text(consent.list_name),
+            consent.method,
+            Text(consent.text),
+            (consent.ip_hash or "")[:16],
+        )
+    console.print(given)
 
 
 @subscribers.command("export")
@@ -196,18 +207,28 @@ def export_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of standard output.")
     ] = None,
+    consents: Annotated[
+        bool, typer.Option("--consents", help="Write the consent records instead, one per row.")
+    ] = False,
 ) -> None:
-    """Write subscribers as CSV (readable by `subscribers import`)."""
+    """Write subscribers as CSV (readable by `subscribers import`), or their consent records."""
     store = _store()
+
+    def write(handle: TextIO) -> int:
+        if consents:
+            return export_consents(store.engine, handle, list_name)
+        return export_csv(store, handle, list_name)
+
     if out is None:
-        export_csv(store, sys.stdout, list_name)
+        write(sys.stdout)
         return
     try:
         with out.open("w", encoding="utf-8", newline="") as handle:
-            written = export_csv(store, handle, list_name)
+            written = write(handle)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
-    console.print(f"{written} subscribers written to {out}", markup=False)
+    kind = "consent records" if consents else "subscribers"
+    console.print(f"{written} {kind} written to {out}", markup=False)
 
 
 @subscribers.command("unsubscribe")

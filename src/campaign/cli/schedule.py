@@ -82,6 +82,7 @@ def schedule_command(
 def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
     s = item.schedule
     audience = s.list_name + "".join(f" +{topic}" for topic in s.topics)
+    audience += f" where {s.segment}" if s.segment else ""
     notes = []
     if s.started_at:
         notes.append(f"started {format_local(s.started_at, config.tz)}")
@@ -105,7 +106,12 @@ def _row(config: Config, item: Listed) -> tuple[str, str, str, str, str]:
 
 
 def schedule_instead(
-    config: Config, compiled: Compiled, list_name: str, topics: Sequence[str], at: str | None
+    config: Config,
+    compiled: Compiled,
+    list_name: str,
+    topics: Sequence[str],
+    at: str | None,
+    segment: str | None = None,
 ) -> bool:
     """For `campaign send`: schedule rather than send when --at is given, or when campaign.yaml
     has `send_at:` and the send has not begun (running it again resumes it). Prints what it did;
@@ -120,8 +126,10 @@ def schedule_instead(
                 "or give --at to move it"
             )
         return False
-    count = preflight(config, list_name, topics)
-    done = schedule_send(config, compiled, list_name=list_name, topics=topics, at=at)
+    count = preflight(config, list_name, topics, segment)
+    done = schedule_send(
+        config, compiled, list_name=list_name, topics=topics, at=at, segment=segment
+    )
     for line in describe(config, done):
         console.print(line, markup=False, soft_wrap=True)
     console.print(
@@ -137,7 +145,8 @@ def describe(config: Config, done: Scheduled) -> list[str]:
     lines = [
         f"{s.campaign}: {'rescheduled' if done.replaced else 'scheduled'} for "
         f"{format_local(s.send_at, config.tz)} to list {s.list_name!r}"
-        f"{''.join(f' +{t}' for t in s.topics)}; `campaign dispatch` (cron) sends it",
+        f"{''.join(f' +{t}' for t in s.topics)}"
+        f"{f' where {s.segment}' if s.segment else ''}; `campaign dispatch` (cron) sends it",
     ]
     if s.timezone != config.timezone and _is_zone(s.timezone):
         lines.append(f"  that is {format_local(s.send_at, ZoneInfo(s.timezone))}")

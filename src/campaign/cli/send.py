@@ -22,6 +22,7 @@ from rich.text import Text
 
 from campaign.assets import store_assets
 from campaign.audience import addresses
+from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.output import Json
 from campaign.cli.schedule import schedule_instead
@@ -146,6 +147,14 @@ def send_command(
             "--test", help="Send only to this address, [TEST] in the subject (repeatable)."
         ),
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help="Only members meeting this condition (see the README)."),
+    ] = None,
+    segment_name: Annotated[
+        str | None,
+        typer.Option("--segment", help="Only members of this segment, saved in campaign.toml."),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     resend_unknown: Annotated[
         bool,
@@ -175,7 +184,13 @@ def send_command(
     for warning in compiled.warnings:
         err_console.print(warning, style="yellow", markup=False, soft_wrap=True)
     topics = topic or []
+    segment = choose(config.segments, where, segment_name)
+    condition = segment.condition if segment else None
     service = hosted(config)
+    if segment and service is not None:
+        raise UserError(
+            "--where and --segment choose from our database; Mailchimp holds its audience"
+        )
     _preflight(config, compiled, campaign)
     tests = _addresses(test) if test else None
     if dry and tests:
@@ -190,10 +205,11 @@ def send_command(
     if not list_name:
         raise UserError("say which list to send to: --list NAME (`campaign lists` shows them)")
     if dry:
-        result = dry_run(config, compiled, list_name=list_name, topics=topics)
+        result = dry_run(config, compiled, list_name=list_name, topics=topics, segment=condition)
         _say(
             f"dry run of {compiled.slug}: subject {shown(compiled.subject)!r}, provider {result.provider}"
         )
+        _say(f"to: {_audience(list_name, topics, segment)}")
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
         if result.already_sent:
             _say(
@@ -206,16 +222,25 @@ def send_command(
         for reason in result.refused:
             _say(f"would fail: {reason}")
         return
-    if schedule_instead(config, compiled, list_name, topics, at):
+    if schedule_instead(config, compiled, list_name, topics, at, condition):
         return
     _send(
         config,
         compiled,
         list_name,
         topics,
+        segment,
         yes=yes,
         resend_unknown=resend_unknown,
         retry_kinds=recovery.parse_kinds(retry_failed) if retry_failed is not None else (),
+    )
+
+
+def _audience(list_name: str, topics: list[str], segment: Segment | None) -> str:
+    return (
+        f"list {list_name}"
+        + (f" (topics: {', '.join(topics)})" if topics else "")
+        + (f", {segment}" if segment else "")
     )
 
 
@@ -293,6 +318,7 @@ def _send(
     compiled: Compiled,
     list_name: str,
     topics: list[str],
+    segment: Segment | None,
     *,
     yes: bool,
     resend_unknown: bool,
@@ -302,9 +328,9 @@ def _send(
 
     config.secret_key  # noqa: B018  (a clear error before asking anything)
     engine = connect(config.database_url)
-    count = Store(engine).count_recipients(list_name, topics)
+    count = Store(engine).count_recipients(list_name, topics, segment.node if segment else None)
     existing = ledger.summary(engine, compiled.slug)
-    audience = f"list {list_name}" + (f" (topics: {', '.join(topics)})" if topics else "")
+    audience = _audience(list_name, topics, segment)
     _sender_lines(config, compiled, f"{audience}, {count} recipients")
     if existing is not None:
         _say(
@@ -324,6 +350,7 @@ def _send(
                     compiled,
                     list_name=list_name,
                     topics=topics,
+                    segment=segment.condition if segment else None,
                     resend_unknown=resend_unknown,
                     progress=reporter,
                     worker_id=worker_id,

@@ -32,6 +32,8 @@ from sqlalchemy import Engine
 
 from campaign import activity
 from campaign.assets import store_assets
+from campaign.audience.choice import parsed
+from campaign.audience.segments import Node
 from campaign.audience.tables import utcnow
 from campaign.clicks import Tracker
 from campaign.compiled import Compiled
@@ -52,12 +54,20 @@ class Audience(Protocol):
     """What the engine needs of the audience store (campaign.audience.Store)."""
 
     def recipients(
-        self, list_name: str, topics: Sequence[str] = (), *, after_id: int = 0, chunk: int = 1000
+        self,
+        list_name: str,
+        topics: Sequence[str] = (),
+        *,
+        segment: Node | None = None,
+        after_id: int = 0,
+        chunk: int = 1000,
     ) -> Iterable[Any]: ...
 
     def mailable_ids(self, ids: Sequence[int], list_name: str | None = None) -> set[int]: ...
 
-    def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int: ...
+    def count_recipients(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> int: ...
 
 
 @dataclass
@@ -417,6 +427,7 @@ async def send_campaign(
     *,
     list_name: str,
     topics: Sequence[str] = (),
+    segment: str | None = None,
     provider: Provider | None = None,
     store: Audience | None = None,
     engine: Engine | None = None,
@@ -435,11 +446,17 @@ async def send_campaign(
     worker_id = worker_id or ledger.new_worker_id()
     try:
         await asyncio.to_thread(store_assets, engine, compiled)
-        send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
+        send = await asyncio.to_thread(
+            ledger.open_send, engine, compiled, list_name, topics, segment
+        )
         await asyncio.to_thread(activity.note_run, engine, send.id, provider.name)
         if not send.enqueued:
             recipients = store.recipients(
-                list_name, topics, after_id=send.enqueued_through, chunk=2000
+                list_name,
+                topics,
+                segment=parsed(segment),
+                after_id=send.enqueued_through,
+                chunk=2000,
             )
             await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
         interrupted = await asyncio.to_thread(
@@ -548,6 +565,7 @@ def dry_run(
     *,
     list_name: str,
     topics: Sequence[str] = (),
+    segment: str | None = None,
     store: Audience | None = None,
     engine: Engine | None = None,
 ) -> DryRun:
@@ -570,7 +588,7 @@ def dry_run(
     count = size = 0
     sample = None
     refused: list[str] = []
-    for recipient in store.recipients(list_name, topics, chunk=2000):
+    for recipient in store.recipients(list_name, topics, segment=parsed(segment), chunk=2000):
         messages, failed = prepare_messages(provider, personaliser, [(recipient, "dry-run")])
         refused += [r.reason for r in failed]
         for message in messages:

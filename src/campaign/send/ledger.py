@@ -65,6 +65,7 @@ sends = Table(
     Column("campaign", String(200), nullable=False),
     Column("list_name", String(200), nullable=False),
     Column("topics", JSON, nullable=False),
+    Column("segment", Text, doc="the --where/--segment condition; none: the whole list"),
     Column("compiled", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("note", Text, nullable=False, default=""),
@@ -130,6 +131,8 @@ class SendInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    segment: str | None = None
+    """The condition the recipients were chosen by (`--where`, `--segment`); None: everyone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,7 @@ def _info(row: Any) -> SendInfo:
         list_name=row.list_name,
         topics=tuple(row.topics or ()),
         compiled=Compiled.model_validate_json(row.compiled),
+        segment=row.segment,
         status=row.status,
         note=row.note,
         enqueued_through=row.enqueued_through,
@@ -268,7 +272,11 @@ def sent_campaigns(engine: Engine) -> list[SendInfo]:
 
 
 def open_send(
-    engine: Engine, compiled: Compiled, list_name: str, topics: Sequence[str]
+    engine: Engine,
+    compiled: Compiled,
+    list_name: str,
+    topics: Sequence[str],
+    segment: str | None = None,
 ) -> SendInfo:
     """Begin the send of `compiled`, or resume it: a campaign has one send, whose content and
     audience are fixed by its first run. Sending it to another list is refused."""
@@ -282,6 +290,7 @@ def open_send(
                     "campaign": compiled.slug,
                     "list_name": list_name,
                     "topics": sorted(topics),
+                    "segment": segment,
                     "compiled": compiled.model_dump_json(),
                     "status": "running",
                     "note": "",
@@ -293,13 +302,19 @@ def open_send(
             ["campaign"],
         )
         row = connection.execute(select(sends).where(sends.c.campaign == compiled.slug)).one()
-        if row.list_name != list_name or sorted(row.topics or ()) != sorted(topics):
+        if (
+            row.list_name != list_name
+            or sorted(row.topics or ()) != sorted(topics)
+            or row.segment != segment
+        ):
             wanted = f"list {list_name!r}" + (
                 f" (topics {', '.join(sorted(topics))})" if topics else ""
             )
             had = f"list {row.list_name!r}" + (
                 f" (topics {', '.join(row.topics)})" if row.topics else ""
             )
+            wanted += f" where {segment}" if segment else ""
+            had += f" where {row.segment}" if row.segment else ""
             raise UserError(
                 f"campaign {compiled.slug!r} was already sent to {had}; it cannot also go to {wanted}. "
                 "Copy the campaign to a new folder to send it again."

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import durable, public, tracking
+from campaign.web import durable, public, signup, tracking
 from campaign.web.assets import asset
 from campaign.web.serving import BodyLimit
 from campaign.web.site import Site
@@ -142,6 +142,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route(f"/unsubscribe/{token}", public.unsubscribe, methods=["GET", "POST"]),
         Route(f"/preferences/{token}", public.preferences, methods=["GET", "POST"]),
         Route(f"/forward/{token}", public.forward, methods=["GET", "POST"]),
+        Route("/subscribe/{list:str}", signup.subscribe, methods=["GET", "POST"]),
+        Route(f"/confirm/{token}", signup.confirm, methods=["GET", "POST"]),
         Route("/webhooks/{service:str}", webhook, methods=["POST", "HEAD"]),
         Route("/r/{token:str}", tracking.click),
         Route("/o/{token:str}", tracking.opened),
