@@ -16,7 +16,7 @@ from campaign.errors import UserError
 from campaign.providers import create
 from campaign.send import ledger, recovery, send_campaign
 from campaign.send.ledger import deliveries
-from tests.conftest import run_cli
+from tests.conftest import real_sender, run_cli
 from tests.send.conftest import compiled, make_config, populate
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
@@ -155,10 +155,7 @@ def test_cli_retry_failed_and_status_failed(
     server = PostmarkServer()
     monkeypatch.setenv("POSTMARK_SERVER_TOKEN", TOKEN)
     with serve(server.app) as url:
-        toml = workspace / "campaign.toml"
-        toml.write_text(
-            toml.read_text().replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
-        )
+        real_sender(workspace, f'[provider]\nname = "postmark"\nbase_url = "{url}"\n')
         assert (
             run_cli(capsys, "subscribers", "import", "samples/subscribers.csv", "--list", "nl")[0]
             == 0
@@ -170,8 +167,9 @@ def test_cli_retry_failed_and_status_failed(
             f"1 failed as rejected: after fixing the cause, `campaign send {slug} --list nl --retry-failed=rejected`"
             in out
         )
+        # exit 2: failed deliveries wait for a decision (retry or leave them)
         code, out, _ = run_cli(capsys, "status", slug, "--failed")
-        assert code == 0 and "ana.lopez@example.org  rejected  Postmark" in out
+        assert code == 2 and "ana.lopez@example.org  rejected  Postmark" in out
         server.inactive = set()
         code, out, _ = run_cli(
             capsys, "send", slug, "--list", "nl", "--yes", "--retry-failed=rejected"
