@@ -32,7 +32,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.models import (
     Recipient,
@@ -53,7 +52,7 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
-from campaign.db import connect
+from campaign.db import connect, insert_ignoring
 from campaign.errors import UserError
 
 if TYPE_CHECKING:
@@ -138,10 +137,7 @@ def insert_ignore(
     """INSERT ... ON CONFLICT DO NOTHING on both backends (another process may have won the race)."""
     if not rows:
         return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
-    )
+    connection.execute(insert_ignoring(connection, table, keys), rows)
 
 
 class Store:

@@ -13,7 +13,6 @@ from campaign.cli.app import app, console, get_config
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
-from campaign.dispatch import run_dispatch
 from campaign.schedule import (
     Listed,
     Scheduled,
@@ -27,11 +26,11 @@ from campaign.schedule import (
     schedule_send,
     unschedule,
 )
-from campaign.send import Progress
 from campaign.send.ledger import summary
 
 if TYPE_CHECKING:
     from campaign.cli.send import _Reporter
+    from campaign.send import Progress
 
 
 @app.command("schedule")
@@ -166,6 +165,8 @@ def dispatch_command(
 
     Prints nothing when there is nothing to do; exits 1 when anything failed or was missed.
     """
+    from campaign.dispatch import run_dispatch  # the engine: only for the command that sends
+
     config = get_config()
 
     def log(line: str) -> None:

@@ -43,11 +43,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.compiled import Compiled
-from campaign.db import metadata
+from campaign.db import insert_ignoring, metadata
 from campaign.errors import UserError
 
 SEND_STATUSES = ("running", "paused", "finished", "failed")
@@ -238,10 +237,7 @@ def _info(row: Any) -> SendInfo:
 def _insert_ignore(
     connection: Connection, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]
 ) -> None:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
-    )
+    connection.execute(insert_ignoring(connection, table, keys), rows)
 
 
 def get_send(engine: Engine, campaign: str) -> SendInfo | None:
