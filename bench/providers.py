@@ -3,7 +3,8 @@
     .venv/bin/python bench/providers.py [--recipients 5000]
 
 Builds the example campaign once, personalises N recipients with the real
-Personaliser, then times `build_request` per provider over its largest batch
+Personaliser, then times per provider `adapt` (its limits and escapes), the check for
+its template syntax (services that substitute) and `build_request` over its largest batch
 (Mailgun, SendGrid: the shared body recovered and its slots filled by the service;
 SES: 50 per SendBulkEmail; Resend, Brevo: a body per recipient; Mandrill: one per
 call), and prints messages per second and request bytes per recipient. No network:
@@ -28,6 +29,7 @@ from campaign.providers.mandrill import MandrillProvider
 from campaign.providers.resend import ResendProvider
 from campaign.providers.sendgrid import SendGridProvider
 from campaign.providers.ses import SESProvider
+from campaign.providers.substituting import SubstitutingProvider
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {
@@ -83,7 +85,10 @@ def main() -> None:
         started = time.perf_counter()
         total_bytes = 0
         for start in range(0, count, size):
-            request = provider.build_request(messages[start : start + size])
+            batch = [provider.adapt(m) for m in messages[start : start + size]]
+            if isinstance(provider, SubstitutingProvider):
+                batch = [m for m in batch if not provider.holds_syntax(m)]
+            request = provider.build_request(batch)
             total_bytes += len(request.read())
         elapsed = time.perf_counter() - started
         print(

@@ -199,7 +199,9 @@ class Personaliser:
     def _mailto_for(self, unsubscribe_url: str) -> str:
         return f"{self._mailto}{unsubscribe_url.rsplit('/', 1)[1]}>" if self._mailto else ""
 
-    def message(self, recipient: Recipient, send_id: str) -> Message:
+    def message(self, recipient: Recipient, send_id: str, address: str | None = None) -> Message:
+        """Recipient's message; `address` is their address as the transport carries it (an
+        IDNA domain: `Provider.address`), else as stored."""
         slug = self.compiled.slug
         text_values = {
             f"field:{name}": mime.one_line(field_value(recipient, name)) for name in self._fields
@@ -213,7 +215,7 @@ class Personaliser:
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
         fields = {name: text_values[f"field:{name}"] for name in self._fields}
-        to_email = mime.one_line(recipient.email)
+        to_email = mime.one_line(address or recipient.email)
         to_name = mime.one_line(recipient.name or "")
         subject = self.subject.fill(self.subject.values(text_values))
         headers = {

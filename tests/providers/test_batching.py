@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from campaign.providers.batching import UnsupportedFeature, shared, split_headers
+from campaign.providers.batching import (
+    Unsendable,
+    UnsupportedFeature,
+    fit_name,
+    shared,
+    split_headers,
+    transport_address,
+)
 from tests.providers.samples import batch, message
 
 
@@ -74,3 +81,21 @@ def test_headers_split_into_common_and_own() -> None:
     common, own = split_headers(batch(2), "sendgrid")
     assert set(common) == {"List-Unsubscribe-Post", "List-Id", "X-Campaign"}
     assert set(own[0]) == {"List-Unsubscribe", "X-Campaign-Send-Id"}
+
+
+def test_transport_address_encodes_the_domain_and_refuses_a_non_ascii_local_part() -> None:
+    assert transport_address("juergen@exämple.org", "ses") == "juergen@xn--exmple-cua.org"
+    assert transport_address("Ann@Example.ORG", "ses") == "Ann@example.org"
+    assert transport_address("jürgen@example.org", "smtp", smtputf8=True) == "jürgen@example.org"
+    with pytest.raises(Unsendable, match="jürgen@example.org: ses cannot .*SMTPUTF8"):
+        transport_address("jürgen@example.org", "ses")
+    with pytest.raises(Unsendable, match="not an email address"):
+        transport_address("nobody", "ses")
+    with pytest.raises(Unsendable, match="a@ä..org: the domain is not a valid"):
+        transport_address("a@ä..org", "ses")
+
+
+def test_fit_name_cuts_with_an_ellipsis_and_drops_what_a_service_misreads() -> None:
+    assert fit_name("A" * 200, 70) == "A" * 69 + "\u2026"
+    assert fit_name("Ann", 70) == "Ann"
+    assert fit_name("Doe, Jane", 70, ",;") == ""

@@ -86,7 +86,7 @@ async def test_429_is_retried_after_brevos_reset_header() -> None:
     )
     async with running(service, BrevoProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 12.0)}
+    assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 12.0)}
 
 
 async def test_invalid_parameter_stops_with_brevos_message() -> None:

@@ -258,3 +258,8 @@ async def test_configuration_errors(tmp_path: Path) -> None:
     (tmp_path / "campaign.toml").write_text('[provider]\nname = "mailchimp"\naudience_id = "x"\n')
     with pytest.raises(ConfigError, match="MAILCHIMP_API_KEY"):
         await run(load_config(tmp_path, environ={}), compiled())
+
+
+def test_our_name_fields_map_to_the_audiences_fname_and_lname() -> None:
+    text = "{{{field:first_name}}}|{{{field:last_name}}}|{{{field:name}}}|{{{field:email}}}"
+    assert mc.with_merge_tags(text) == "*|FNAME|*|*|LNAME|*|*|FNAME|* *|LNAME|*|*|EMAIL|*"

@@ -4,14 +4,15 @@ recipient receives, every reply mapped, configuration."""
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
+import time
 
 import pytest
 from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.providers.base import Status
-from campaign.providers.batching import UnsupportedFeature
 from campaign.providers.mailgun import MailgunProvider
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.mailgun import DOMAIN, KEY, mailgun
@@ -65,13 +66,17 @@ async def test_each_recipient_receives_exactly_their_own_message() -> None:
         assert copy.metadata == {"send_id": m.send_id, "campaign": m.campaign}
 
 
-async def test_one_recipient_still_carries_recipient_variables() -> None:
+async def test_one_recipient_goes_as_it_is_without_recipient_variables() -> None:
     service = mailgun()
+    m = message(0, to_name="%recipient.x% Ann")
     async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
-        await provider.send([message(0)])
-    assert list(json.loads(service.received[0].field("recipient-variables"))) == [
-        "reader0@example.com"
-    ]
+        await provider.send([m])
+    request = service.received[0]
+    assert request.fields("recipient-variables") == []
+    assert request.field("v:send_id") == m.send_id
+    (copy,) = service.delivered
+    assert (copy.to, copy.subject, copy.html, copy.text) == (m.to, m.subject, m.html, m.text)
+    assert copy.metadata == {"send_id": m.send_id, "campaign": m.campaign}
 
 
 # recipient status
@@ -93,7 +98,7 @@ async def test_429_is_retried_after_retry_after() -> None:
     )
     async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 7.0)}
+    assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 7.0)}
     assert service.delivered == []
 
 
@@ -126,16 +131,45 @@ async def test_bad_request_stops_with_mailguns_words() -> None:
             await provider.send(batch(1))
 
 
-async def test_same_address_twice_in_a_batch_is_unsupported() -> None:
-    async with running(mailgun(), MailgunProvider, OPTIONS, ENV) as provider:
-        with pytest.raises(UnsupportedFeature, match="same address"):
-            await provider.send([message(0), message(1, to="reader0@example.com")])
+async def test_same_address_twice_in_a_batch_goes_one_request_each() -> None:
+    service = mailgun()
+    messages = [message(0), message(1, to="reader0@example.com")]
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 2
+    assert sorted(copy.text for copy in service.delivered) == sorted(m.text for m in messages)
 
 
-async def test_mailgun_syntax_in_the_content_is_unsupported_not_mangled() -> None:
-    async with running(mailgun(), MailgunProvider, OPTIONS, ENV) as provider:
-        with pytest.raises(UnsupportedFeature, match="%recipient"):
-            await provider.send([message(0, text="use %recipient.name% here"), message(1)])
+async def test_mailgun_syntax_in_a_message_sends_it_alone_as_it_is() -> None:
+    service = mailgun()
+    messages = [message(0, text="use %recipient.name% here"), message(1), message(2)]
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 3
+    assert [len(r.fields("to")) for r in service.received] == [2, 1]
+    copies = {copy.to: copy for copy in service.delivered}
+    for m in messages:
+        assert (copies[m.to].html, copies[m.to].text) == (m.html, m.text)
+
+
+async def test_429_waits_until_the_date_in_mailguns_words() -> None:
+    when = email.utils.formatdate(time.time() + 60, usegmt=True)
+    service = mailgun().then(
+        JSONResponse({"message": f"Too many requests, try again after {when}"}, 429)
+    )
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        results = await provider.send(batch(2))
+    assert {r.status for r in results} == {Status.THROTTLED}
+    assert all(55 < (r.retry_after or 0) <= 60 for r in results)
+
+
+async def test_403_is_mailguns_refusal_in_its_words_not_bad_credentials() -> None:
+    words = "Domain mg.example.org is not allowed to send large batches yet"
+    service = mailgun().then(JSONResponse({"message": words}, 403))
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        with pytest.raises(ProviderError) as info:
+            await provider.send(batch(2))
+    assert words in str(info.value) and "credentials" not in str(info.value)
 
 
 # configuration

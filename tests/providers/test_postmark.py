@@ -148,7 +148,7 @@ async def test_per_message_codes_mapped() -> None:
         {}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler)
     )
     assert (await postmark.send([message()]))[0].status is Status.RETRY
-    assert (await postmark.send([message()]))[0].status is Status.RETRY
+    assert (await postmark.send([message()]))[0].status is Status.THROTTLED
     with pytest.raises(ProviderError, match="account is pending"):
         await postmark.send([message()])
     result = (await postmark.send([message()]))[0]
@@ -156,8 +156,9 @@ async def test_per_message_codes_mapped() -> None:
     await postmark.aclose()
 
 
-async def test_account_error_beside_accepted_messages_does_not_stop() -> None:
-    """Raising would put the accepted message back in the queue: it must be reported accepted."""
+async def test_account_error_beside_accepted_messages_blocks_the_rest() -> None:
+    """Raising would put the accepted message back in the queue: it must be reported accepted,
+    and the refused one held back (BLOCKED: pending again, and the send stops)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
@@ -172,7 +173,8 @@ async def test_account_error_beside_accepted_messages_does_not_stop() -> None:
         {}, {"POSTMARK_SERVER_TOKEN": TOKEN}, transport=httpx.MockTransport(handler)
     ) as postmark:
         results = await postmark.send([message(1), message(2)])
-    assert [r.status for r in results] == [Status.ACCEPTED, Status.RETRY]
+    assert [r.status for r in results] == [Status.ACCEPTED, Status.BLOCKED]
+    assert "not allowed to send" in results[1].reason
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ async def test_429_and_500_retried_with_retry_after(server: tuple[PostmarkServer
     async with provider(url) as postmark:
         first = await postmark.send([message()])
         second = await postmark.send([message()])
-    assert first[0].status is Status.RETRY and first[0].retry_after == 7
+    assert first[0].status is Status.THROTTLED and first[0].retry_after == 7
     assert second[0].status is Status.RETRY and second[0].retry_after is None
     assert not fake.accepted
 

@@ -108,7 +108,7 @@ async def test_429_is_retried_after_retry_after() -> None:
     )
     async with running(service, ResendProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {(r.status, r.retry_after) for r in results} == {(Status.RETRY, 3.0)}
+    assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 3.0)}
 
 
 @pytest.mark.parametrize("name", ["daily_quota_exceeded", "monthly_quota_exceeded"])
@@ -157,3 +157,16 @@ def test_configuration() -> None:
         ResendProvider({}, {})
     with pytest.raises(ConfigError, match="requests_per_second"):
         ResendProvider({"requests_per_second": 0}, ENV)
+
+
+async def test_429_without_retry_after_waits_for_ratelimit_reset() -> None:
+    service = resend().then(
+        JSONResponse(
+            {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests."},
+            429,
+            headers={"ratelimit-reset": "4"},
+        )
+    )
+    async with running(service, ResendProvider, {}, ENV) as provider:
+        results = await provider.send(batch(2))
+    assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 4.0)}

@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.providers.base import Status
-from campaign.providers.batching import UnsupportedFeature
 from campaign.providers.sendgrid import SendGridProvider
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.sendgrid import KEY, sendgrid
@@ -93,7 +92,7 @@ async def test_429_waits_until_x_ratelimit_reset() -> None:
     )
     async with running(service, SendGridProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {r.status for r in results} == {Status.RETRY}
+    assert {r.status for r in results} == {Status.THROTTLED}
     assert 25 < results[0].retry_after <= 30  # type: ignore[operator]
 
 
@@ -124,10 +123,14 @@ async def test_payload_too_large_stops_the_send() -> None:
             await provider.send(batch(1))
 
 
-async def test_substitutions_beyond_sendgrids_limit_are_unsupported() -> None:
-    async with running(sendgrid(), SendGridProvider, {}, ENV) as provider:
-        with pytest.raises(UnsupportedFeature, match="10000"):
-            await provider.send([message(0, text="a" * 11_000), message(1, text="b" * 11_000)])
+async def test_substitutions_beyond_sendgrids_limit_send_each_message_alone() -> None:
+    service = sendgrid()
+    messages = [message(0, text="a" * 11_000), message(1, text="b" * 11_000)]
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 2
+    assert [len(r.json()["personalizations"]) for r in service.received] == [1, 1]
+    assert sorted(copy.text for copy in service.delivered) == [m.text for m in messages]
 
 
 def test_configuration() -> None:

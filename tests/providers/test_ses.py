@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.providers.base import Status
-from campaign.providers.batching import UnsupportedFeature
 from campaign.providers.ses import SESProvider
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.ses import ACCESS_KEY, SECRET_KEY, error, ses
@@ -127,12 +126,12 @@ async def test_entry_statuses_map_to_recipient_results() -> None:
         Status.ACCEPTED,
         Status.REJECTED,
         Status.RETRY,
-        Status.RETRY,
-        Status.RETRY,
+        Status.THROTTLED,
+        Status.BLOCKED,
     ]
     assert results[0].provider_id == "m-0"
     assert "suppression list" in results[1].reason
-    assert "Daily message quota" in results[4].reason  # the next request meets it again and pauses
+    assert "Daily message quota exceeded. The send is paused" in results[4].reason
 
 
 async def test_a_batch_refused_for_the_daily_quota_pauses_the_send() -> None:
@@ -141,8 +140,9 @@ async def test_a_batch_refused_for_the_daily_quota_pauses_the_send() -> None:
     ] * 2
     service = ses().then(JSONResponse({"BulkEmailEntryResults": entries}))
     async with running(service, SESProvider, {}, ENV) as provider:
-        with pytest.raises(ProviderError, match="paused"):
-            await provider.send(batch(2))
+        results = await provider.send(batch(2))
+    assert {r.status for r in results} == {Status.BLOCKED}
+    assert "paused" in results[0].reason
 
 
 @pytest.mark.parametrize(
@@ -167,15 +167,34 @@ async def test_maximum_sending_rate_is_retried(status: int, kind: str) -> None:
     service = ses().then(error(status, kind, "Maximum sending rate exceeded."))
     async with running(service, SESProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
-    assert {r.status for r in results} == {Status.RETRY}
+    assert {r.status for r in results} == {Status.THROTTLED}
     assert "Maximum sending rate exceeded" in results[0].reason
 
 
 async def test_message_rejected_is_rejected_for_good() -> None:
-    service = ses().then(error(400, "MessageRejected", "Email address is not verified."))
+    service = ses().then(error(400, "MessageRejected", "Message contains a virus."))
     async with running(service, SESProvider, {}, ENV) as provider:
         (result,) = await provider.send([message(0)])
-    assert result.status == Status.REJECTED and "not verified" in result.reason
+    assert result.status == Status.REJECTED and "virus" in result.reason
+
+
+async def test_the_sandboxs_unverified_address_stops_the_send_in_ses_words() -> None:
+    words = "Email address is not verified. The following identities failed the check"
+    service = ses().then(error(400, "MessageRejected", words))
+    async with running(service, SESProvider, {}, ENV) as provider:
+        with pytest.raises(ProviderError, match="MessageRejected.*Email address is not verified"):
+            await provider.send([message(0)])
+
+
+async def test_a_bulk_entry_not_verified_blocks_the_rest() -> None:
+    entries = [
+        {"Status": "SUCCESS", "MessageId": "m-0"},
+        {"Status": "MESSAGE_REJECTED", "Error": "Email address is not verified."},
+    ]
+    service = ses().then(JSONResponse({"BulkEmailEntryResults": entries}))
+    async with running(service, SESProvider, {}, ENV) as provider:
+        results = await provider.send(batch(2))
+    assert [r.status for r in results] == [Status.ACCEPTED, Status.BLOCKED]
 
 
 @pytest.mark.parametrize(
@@ -205,10 +224,34 @@ async def test_wrong_region_signature_is_refused() -> None:
     assert {r.status for r in results} == {Status.ACCEPTED}
 
 
-async def test_handlebars_in_the_content_is_unsupported_not_mangled() -> None:
-    async with running(ses(), SESProvider, {}, ENV) as provider:
-        with pytest.raises(UnsupportedFeature, match="{{"):
-            await provider.send([message(0, text="{{name}}"), message(1)])
+async def test_handlebars_in_a_message_sends_it_alone_through_send_email() -> None:
+    service = ses()
+    messages = [message(0, text="{{name}}"), message(1), message(2)]
+    async with running(service, SESProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 3
+    assert [r.path for r in service.received] == [
+        "/v2/email/outbound-bulk-emails",
+        "/v2/email/outbound-emails",
+    ]
+    copies = {copy.to: copy for copy in service.delivered}
+    for m in messages:
+        assert (copies[m.to].subject, copies[m.to].html, copies[m.to].text) == (
+            m.subject,
+            m.html,
+            m.text,
+        )
+
+
+async def test_a_brace_beside_a_tag_sends_the_batch_one_by_one() -> None:
+    """`{` before a slot would make `{{{h0}}`, a different Handlebars tag."""
+    service = ses()
+    messages = [message(i, text=f"set {{{i}}} here") for i in range(3)]
+    async with running(service, SESProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 3
+    assert {r.path for r in service.received} == {"/v2/email/outbound-emails"}
+    assert sorted(copy.text for copy in service.delivered) == [m.text for m in messages]
 
 
 def test_configuration() -> None:
@@ -221,3 +264,13 @@ def test_configuration() -> None:
         SESProvider({}, {"AWS_ACCESS_KEY_ID": ACCESS_KEY})
     with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
         SESProvider({}, {"AWS_SECRET_ACCESS_KEY": SECRET_KEY})
+
+
+async def test_a_backslash_beside_a_tag_sends_the_batch_one_by_one() -> None:
+    """`\\` before a slot would make `\\{{h0}}`, which Handlebars prints as it is."""
+    service = ses()
+    messages = [message(i, text=f"path C:\\{i}x") for i in range(3)]
+    async with running(service, SESProvider, {}, ENV) as provider:
+        results = await provider.send(messages)
+    assert [r.status for r in results] == [Status.ACCEPTED] * 3
+    assert {r.path for r in service.received} == {"/v2/email/outbound-emails"}

@@ -104,6 +104,11 @@ def test_test_and_dry_run_leave_no_trace(sample: Path, capsys: pytest.CaptureFix
     assert run("status", SLUG) == 0
     assert "not sent yet" in capsys.readouterr().out
     assert run("send", SLUG, "--test", "not an address") == 1
+    capsys.readouterr()
+    assert run("send", SLUG, "--test", "jürgen@example.org", "--test", "me@exämple.org") == 1
+    out = capsys.readouterr().out
+    assert "test to jürgen@example.org: rejected: jürgen@example.org: outbox cannot" in out
+    assert "test sent to me@exämple.org" in out
 
 
 def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,3 +120,19 @@ def test_clear_errors(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("send", SLUG, "--list", "newsletter", "--yes") == 1
     err = capsys.readouterr().err
     assert "CAMPAIGN_SECRET_KEY" in err and "Traceback" not in err
+
+
+def test_dry_run_names_who_would_fail_and_the_send_fails_only_them(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = sample / "odd.csv"
+    odd.write_text("email,first_name\njürgen@example.org,Jürgen\njuergen@exämple.org,Jürgen\n")
+    assert run("subscribers", "import", str(odd), "--list", "newsletter") == 0
+    capsys.readouterr()
+    assert run("send", SLUG, "--dry-run", "--list", "newsletter") == 0
+    out = capsys.readouterr().out
+    assert "would fail: jürgen@example.org: outbox cannot deliver" in out
+    assert "juergen@" not in out.split("would fail", 1)[1]
+    assert run("send", SLUG, "--list", "newsletter", "--yes") == 1
+    out = capsys.readouterr().out
+    assert "6 sent, 1 failed" in out and "Traceback" not in out

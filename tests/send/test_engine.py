@@ -117,7 +117,10 @@ def test_pause_after_failures_in_a_row_then_resume(
     server.then(*[Reply(500)] * 3)
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
     assert summary.status == "paused" and summary.stopped == "paused"
-    assert "paused after 3 failed provider calls in a row" in summary.note and "500" in summary.note
+    assert (
+        "paused after 3 provider calls in a row that delivered nothing" in summary.note
+        and "500" in summary.note
+    )
     assert not server.accepted and not summary.ok
     summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
     assert (
@@ -255,3 +258,23 @@ def test_two_engines_on_one_send_never_overlap(
         )
     assert set(by_worker) == {"host1:1:w", "host2:2:w"}  # both did a share of the work
     assert ledger.summary(connect(db_url), "c1").status == "finished"  # type: ignore[union-attr]
+
+
+def test_a_message_that_cannot_be_made_fails_that_recipient_alone(tmp_path: Path) -> None:
+    """An exception while preparing one message is that recipient's failure, naming them."""
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    populate(db_url, tmp_path, 20)
+    config = make_config(tmp_path / "ws", db_url, toml="[send]\nbatch_size = 5\n")
+    provider = create(config)
+    fit = provider.adapt
+
+    def adapt(message: Message) -> Message:
+        if message.to_email == "user7@example.com":
+            raise ValueError("a value nobody foresaw")
+        return fit(message)
+
+    provider.adapt = adapt  # type: ignore[method-assign]
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", provider=provider))
+    assert summary.status == "finished" and summary.sent == 19 and summary.failed == 1
+    (reason,) = summary.failed_reasons
+    assert reason.startswith("user7@example.com: the message could not be made (ValueError")

@@ -1,9 +1,13 @@
 """Brevo's POST /v3/smtp/email, as documented: api-key header, sender, subject, content,
 messageVersions (at most 1,000, each to at most 99 recipients, own content and
-headers allowed); 201 with a message id per version."""
+headers allowed, a recipient's name at most 70 characters); 201 with a message id per
+version. The content is rendered as Brevo's template language: `{{ params.x }}` takes
+the version's (else the request's) params, any other `{{ ... }}` renders empty, and
+`{% ... %}` tags are read as code (dropped here)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from email.utils import formataddr
 from typing import Any
@@ -13,6 +17,20 @@ from starlette.responses import JSONResponse, Response
 from tests.servers.scripted import Delivered, Received, Service
 
 KEY = "xkeysib-test"
+NAME_LIMIT = 70
+TAG = re.compile(r"\{\{(.*?)\}\}|\{%.*?%\}", re.S)
+
+
+def template(text: str, params: dict[str, Any]) -> str:
+    """`text` as Brevo renders it (its template language, the parts that matter here)."""
+
+    def one(match: re.Match[str]) -> str:
+        expression = (match.group(1) or "").strip()
+        if match.group(1) is None or not expression.startswith("params."):
+            return ""
+        return str(params.get(expression.removeprefix("params."), ""))
+
+    return TAG.sub(one, text)
 
 
 def _error(code: str, message: str, status: int = 400) -> Response:
@@ -32,6 +50,8 @@ def _check(body: Any) -> Response | None:
             return _error("invalid_parameter", "messageVersions.to: between 1 and 99 recipients")
         if not all("@" in t.get("email", "") for t in v["to"]):
             return _error("invalid_parameter", "email is not valid in to")
+        if any(len(t.get("name", "")) > NAME_LIMIT for t in v["to"]):
+            return _error("invalid_parameter", f"to.name: at most {NAME_LIMIT} characters")
         if not (v.get("subject") or body.get("subject")):
             return _error("missing_parameter", "subject is missing")
         if not (
@@ -71,12 +91,13 @@ def brevo(key: str = KEY) -> Service:
                 headers["Reply-To"] = (
                     f"{reply['name']} <{reply['email']}>" if reply.get("name") else reply["email"]
                 )
+            params = {**body.get("params", {}), **v.get("params", {})}
             copies.append(
                 Delivered(
                     formataddr((to.get("name", ""), to["email"])),
-                    v.get("subject") or body["subject"],
-                    v.get("htmlContent") or body.get("htmlContent", ""),
-                    v.get("textContent") or body.get("textContent", ""),
+                    template(v.get("subject") or body["subject"], params),
+                    template(v.get("htmlContent") or body.get("htmlContent", ""), params),
+                    template(v.get("textContent") or body.get("textContent", ""), params),
                     headers,
                 )
             )

@@ -1,6 +1,9 @@
 """SendGrid's POST /v3/mail/send, as documented: Bearer key, at most 1,000
 personalizations (and 1,000 recipients), content text/plain before text/html,
-substitutions of at most 10,000 bytes per personalization, string custom_args; 202."""
+substitutions of at most 10,000 bytes per personalization, string custom_args; 202.
+Substitutions are replaced one after another, so a value holding another key is
+replaced again. A recipient name with a comma or semicolon (which SendGrid's limits
+forbid: it then delivers to part of the name) is refused here with 400."""
 
 from __future__ import annotations
 
@@ -58,6 +61,8 @@ def _check(body: Any) -> Response | None:
     for p in personalizations:
         if not p.get("to") or not all("@" in t.get("email", "") for t in p["to"]):
             return _errors(("personalizations.to", "Does not contain a valid address."))
+        if any(set(t.get("name", "")) & set(",;") for t in p["to"]):
+            return _errors(("personalizations.to.name", "may not include commas or semicolons"))
         if not (p.get("subject") or body.get("subject")):
             return _errors(("subject", "The subject is required."))
         args = {**body.get("custom_args", {}), **p.get("custom_args", {})}

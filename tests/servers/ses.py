@@ -2,7 +2,9 @@
 (AWS4-HMAC-SHA256, credential scope .../{region}/ses/aws4_request, X-Amz-Date; the
 signature is recomputed here with the test secret), SendBulkEmail with at most 50
 entries and an inline template whose {{tags}} take each entry's replacement data;
-errors as JSON with the type in x-amzn-ErrorType."""
+errors as JSON with the type in x-amzn-ErrorType. `verified` plays the sandbox: a
+request to any other address is refused with 400 MessageRejected "Email address is
+not verified"."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hmac
 import json
 import re
 import uuid
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
 
@@ -128,7 +131,14 @@ def _check(path: str, body: Any) -> Response | None:
     return None
 
 
-def ses(region: str = "us-east-1", token: str | None = None) -> Service:
+def _destinations(path: str, body: Any) -> list[str]:
+    entries = [body] if path == "/v2/email/outbound-emails" else body["BulkEmailEntries"]
+    return [parseaddr(e["Destination"]["ToAddresses"][0])[1] for e in entries]
+
+
+def ses(
+    region: str = "us-east-1", token: str | None = None, verified: set[str] | None = None
+) -> Service:
     async def answer(service: Service, r: Received) -> Response:
         problem = _auth_problem(r, region, token)
         if problem:
@@ -142,6 +152,16 @@ def ses(region: str = "us-east-1", token: str | None = None) -> Service:
         problem = _check(r.path, body)
         if problem:
             return problem
+        unverified = [
+            a for a in _destinations(r.path, body) if verified is not None and a not in verified
+        ]
+        if unverified:
+            return error(
+                400,
+                "MessageRejected",
+                "Email address is not verified. The following identities failed the check "
+                f"in region {region.upper()}: {', '.join(unverified)}",
+            )
         if r.path == "/v2/email/outbound-emails":
             return JSONResponse({"MessageId": f"0100{uuid.uuid4().hex}-000000"})
         results = [

@@ -201,6 +201,8 @@ def send_command(
             _say(
                 f"first: To {result.sample.to_email}; List-Unsubscribe {result.sample.headers['List-Unsubscribe']}"
             )
+        for reason in result.refused:
+            _say(f"would fail: {reason}")
         return
     if schedule_instead(config, compiled, list_name, topics, at):
         return

@@ -3,7 +3,11 @@
 A provider takes a batch of messages and answers with one `Result` per message.
 It never retries and never sleeps: the engine owns retries, backoff, the rate
 limit and the ledger. A problem with the send as a whole (bad credentials, a
-request the service calls malformed) raises `ProviderError`, which stops the send.
+request the service calls malformed) raises `ProviderError`, which stops the send;
+one found after part of a batch was accepted is a BLOCKED result for the rest.
+Before a message is built, `address` and `adapt` fit its recipient to the service
+(IDNA domain, name limits, escapes) or raise `Unsendable`, which fails that
+recipient alone.
 
 `HTTPProvider` owns what every HTTP API shares: the client, timeouts, the mapping
 of transport failures (never reached the service: retry; may have reached it:
@@ -14,10 +18,12 @@ request and reads its reply.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
+from campaign.providers.batching import transport_address
 
 
 class Status(StrEnum):
@@ -41,6 +48,13 @@ class Status(StrEnum):
     """Failed for now; safe to send again, after `retry_after` seconds if given."""
     UNKNOWN = "unknown"
     """The request may or may not have been processed (timeout, dropped connection)."""
+    THROTTLED = "throttled"
+    """The service asked to slow down (429, "maximum sending rate exceeded"): nothing went out;
+    send again after `retry_after` seconds. Never counts as an attempt nor as a failure."""
+    BLOCKED = "blocked"
+    """Refused for a reason of the account, not of this recipient (unverified sender, sandbox,
+    suspended, quota): nothing went out; the message stays pending and the send stops with
+    `reason`, the service's own words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,10 @@ class Result:
     provider_id: str | None = None
     reason: str = ""
     retry_after: float | None = None
+    stops: bool = False
+    """The account refused (`reason` says how): the send stops after this batch. Implied by
+    BLOCKED; set on an UNKNOWN whose message the service holds (Mandrill's `queued` for a
+    suspended account), so it is neither counted sent nor sent again."""
 
 
 class Options(BaseModel):
@@ -76,6 +94,8 @@ class Provider(ABC):
     """True for services that take the bodies as JSON strings: the engine then fills
     `Message.json_bodies` the same way (escaping 50 KB per message was most of a send's CPU)."""
     Options: ClassVar[type[Options]] = Options
+    smtputf8: ClassVar[bool] = False
+    """True when the service delivers to addresses with non-ASCII local parts (RFC 6531)."""
 
     def __init__(
         self,
@@ -106,6 +126,16 @@ class Provider(ABC):
             raise ConfigError(f"the {self.name} provider needs the environment variable {variable}")
         return value
 
+    def address(self, email: str) -> str:
+        """The recipient's address as this service takes it (the domain in IDNA); raises
+        Unsendable, naming the address and what to do, when it cannot carry it."""
+        return transport_address(email, self.name, smtputf8=self.smtputf8)
+
+    def adapt(self, message: Message) -> Message:
+        """`message` fitted to this service's limits (name length, escapes); raises Unsendable
+        when that recipient cannot be sent through it."""
+        return message
+
     @abstractmethod
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         """Deliver `batch` (at most `max_batch` messages); one Result per message, same order."""
@@ -118,6 +148,24 @@ class Provider(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+AFTER_DATE = re.compile(r"\bafter\s+(.+?)\s*(?:[.)\]]\s*)?$", re.IGNORECASE)
+
+
+def retry_after_in_text(text: str) -> float | None:
+    """Seconds until a date given in a service's words ("try again after <date>"), if any."""
+    match = AFTER_DATE.search(text.strip())
+    if match is None:
+        return None
+    value = match.group(1)
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return retry_after_seconds(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def retry_after_seconds(value: str | None, default: float | None = None) -> float | None:
@@ -221,12 +269,20 @@ class HTTPProvider(Provider):
             and (results := self.read_error(batch, response)) is not None
         ):
             return results
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code == 429:
+            reason = f"{self.name} asked to slow down: {self.error_message(response)}"
+            return self._all(batch, Status.THROTTLED, reason, self.retry_after(response))
+        if response.status_code >= 500:
             reason = f"{self.name} answered {response.status_code}: {self.error_message(response)}"
             return self._all(batch, Status.RETRY, reason, self.retry_after(response))
-        if response.status_code in (401, 403):
+        if response.status_code == 401:
             raise ProviderError(
-                f"{self.name} refused the credentials ({response.status_code}): {self.error_message(response)}"
+                f"{self.name} refused the credentials (401): {self.error_message(response)}"
+            )
+        if response.status_code == 403:
+            # The key is known but may not do this (an unverified sender, a sandbox, a plan).
+            raise ProviderError(
+                f"{self.name} refused the send (403): {self.error_message(response)}"
             )
         return self.parse_response(batch, response)
 

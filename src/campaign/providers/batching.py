@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
+import idna
+
 from campaign.errors import ProviderError
 from campaign.message import Message
 
@@ -34,6 +36,45 @@ class UnsupportedFeature(ProviderError):
 
     def __init__(self, service: str, feature: str) -> None:
         super().__init__(f"{service} cannot send this campaign: {feature}")
+
+
+class Unsendable(Exception):
+    """This one message cannot go through this service as it stands: it fails that recipient
+    alone, with this reason (which names the address and what to do)."""
+
+
+ELLIPSIS = "\u2026"
+
+
+def transport_address(address: str, service: str, *, smtputf8: bool = False) -> str:
+    """`address` as a transport carries it: the domain in IDNA (punycode), lower-case; a local
+    part (before the @) beyond ASCII only where the transport takes SMTPUTF8 (RFC 6531)."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not domain:
+        raise Unsendable(f"{address}: not an email address; correct or delete this subscriber")
+    if not domain.isascii() or domain != domain.lower():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise Unsendable(
+                f"{address}: the domain is not a valid internationalised domain ({exc}); "
+                "correct or delete this subscriber"
+            ) from None
+    if not local.isascii() and not smtputf8:
+        raise Unsendable(
+            f"{address}: {service} cannot deliver to an address with non-ASCII characters "
+            "before the @ (it lacks SMTPUTF8); ask the subscriber for another address, or send "
+            "through an SMTP server that announces SMTPUTF8"
+        )
+    return f"{local}@{domain}"
+
+
+def fit_name(name: str, limit: int, forbidden: str = "") -> str:
+    """A display name within a service's limits: cut to `limit` characters with an ellipsis;
+    dropped (the address alone) when it holds a character the service misreads."""
+    if any(c in name for c in forbidden):
+        return ""
+    return name if len(name) <= limit else name[: limit - 1].rstrip() + ELLIPSIS
 
 
 @dataclass(frozen=True, slots=True)

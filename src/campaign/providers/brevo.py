@@ -4,12 +4,21 @@ Each recipient is one message version with its own HTML, text, subject and heade
 (List-Unsubscribe, and X-Mailin-custom carrying our send id, which Brevo's webhooks
 report back). The first message is also the request's default content, so versions
 equal to it leave their copy out. Brevo answers 201 with a message id per version.
+
+Brevo reads the content as its template language (`{{ params.x }}`, `{% if %}`), so a
+value holding `{{` or `{%` would be expanded. In the HTML the brace is written as the
+character reference `&#123;`, which shows the same; the subject and text have no
+escape, so such a message fails that recipient with the reason. Names are cut to
+Brevo's 70 characters with an ellipsis; a name with a comma is left out (the address
+alone), so that no relay reads it as a list of addresses.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -18,11 +27,18 @@ from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
 from campaign.providers.batching import (
+    Unsendable,
     UnsupportedFeature,
     address_object,
+    fit_name,
     sender_object,
     split_headers,
 )
+
+SYNTAX = re.compile(r"\{(?=[{%])")
+"""The brace that opens a tag of Brevo's template language."""
+NAME_LIMIT = 70
+"""Brevo's limit for a recipient's name."""
 
 
 class BrevoProvider(base.HTTPProvider):
@@ -34,6 +50,20 @@ class BrevoProvider(base.HTTPProvider):
         super().__init__(*args, **kwargs)
         self.client.headers["api-key"] = self.secret("BREVO_API_KEY")
         self.client.headers["Accept"] = "application/json"
+
+    def adapt(self, message: Message) -> Message:
+        for field, text in (("subject", message.subject), ("text", message.text)):
+            if SYNTAX.search(text):
+                raise Unsendable(
+                    f"{message.to_email}: brevo would read the {{{{ or {{% in this recipient's "
+                    f"{field} (their name or a merge field) as its template language; correct "
+                    "the value, or send this campaign through another provider"
+                )
+        return replace(
+            message,
+            to_name=fit_name(message.to_name, NAME_LIMIT, ","),
+            html=SYNTAX.sub("&#123;", message.html),
+        )
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
         common, own_headers = split_headers(batch, self.name)

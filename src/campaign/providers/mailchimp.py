@@ -40,7 +40,13 @@ LINK_TAGS = {
     "preferences": "*|UPDATE_PROFILE|*",
     "unsubscribe": "*|UNSUB|*",
 }
-FIELD_TAGS = {"first_name": "FNAME", "last_name": "LNAME", "email": "EMAIL"}
+FIELD_TAGS = {
+    "first_name": "*|FNAME|*",
+    "last_name": "*|LNAME|*",
+    "name": "*|FNAME|* *|LNAME|*",
+    "email": "*|EMAIL|*",
+}
+"""Our merge fields as the audience fields every Mailchimp audience has (FNAME, LNAME)."""
 PREVIEW_TAG = "*|MC_PREVIEW_TEXT|*"
 
 
@@ -63,7 +69,7 @@ def merge_tag(kind: str, name: str) -> str:
     """Mailchimp's merge tag for one of our placeholders."""
     if kind == "link":
         return LINK_TAGS[name]
-    return f"*|{FIELD_TAGS.get(name, name.upper())}|*"
+    return FIELD_TAGS.get(name) or f"*|{name.upper()}|*"
 
 
 def with_merge_tags(text: str, preheader: str = "") -> str:

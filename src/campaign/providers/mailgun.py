@@ -5,12 +5,20 @@ A batch is one shared message with `recipient-variables`: Mailgun then sends eac
 variables, in the body, the subject and header fields alike. Without
 recipient-variables every recipient would see the whole To list, so a request is
 never built without them. Our send id reaches Mailgun's events as the custom
-variable `send_id` (v:send_id, per recipient).
+variable `send_id` (v:send_id, per recipient). A recipient whose own values hold
+`%recipient` goes alone, without recipient-variables, so Mailgun carries it as it is
+(providers.substituting).
+
+A 403 is Mailgun refusing the account or domain, in its words ("not allowed to send
+large batches yet", a sandbox domain's authorised recipients), not bad credentials
+(that is 401). A 429 holds the send until the Retry-After or the date in its message
+("try again after <date>").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -20,7 +28,8 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import UnsupportedFeature, shared, split_headers
+from campaign.providers.batching import passed_headers, shared, split_headers
+from campaign.providers.substituting import Clash, SubstitutingProvider
 
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
@@ -33,9 +42,11 @@ class Options(base.HTTPOptions):
     region: Literal["us", "eu"] = "us"
 
 
-class MailgunProvider(base.HTTPProvider):
+class MailgunProvider(SubstitutingProvider):
     name = "mailgun"
     max_batch = 1000
+    markers = ("%recipient",)
+    syntax = re.compile(r"%recipient[^%]*%?")
     Options: ClassVar[type[base.Options]] = Options
     default_base_url = REGIONS["us"]
 
@@ -48,10 +59,29 @@ class MailgunProvider(base.HTTPProvider):
         options: Options = self.options  # type: ignore[assignment]
         return (options.base_url or REGIONS[options.region]).rstrip("/")
 
-    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+    def _post(self, fields: list[tuple[str, str]]) -> httpx.Request:
         options: Options = self.options  # type: ignore[assignment]
+        return self.client.build_request(
+            "POST",
+            f"/v3/{quote(options.domain, safe='')}/messages",
+            files=[(name, (None, value)) for name, value in fields],
+        )
+
+    def _single(self, m: Message) -> httpx.Request:
+        """One message as it is: no recipient-variables, so nothing in it is substituted."""
+        fields = [("from", m.from_), ("to", m.to), ("subject", m.subject)]
+        fields += [("text", m.text), ("html", m.html)]
+        if m.reply_to:
+            fields.append(("h:Reply-To", m.reply_to))
+        fields += [(f"h:{name}", value) for name, value in passed_headers(m).items()]
+        fields += [("v:send_id", m.send_id), ("v:campaign", m.campaign)]
+        return self._post(fields)
+
+    def build_request(self, batch: Sequence[Message]) -> httpx.Request:
+        if len(batch) == 1:
+            return self._single(batch[0])
         if len({m.to_email.lower() for m in batch}) != len(batch):
-            raise UnsupportedFeature(self.name, "the same address twice in one batch")
+            raise Clash  # recipient-variables are keyed by address: one request each
         variables: list[dict[str, str]] = [{"send_id": m.send_id} for m in batch]
         fields: list[tuple[str, str]] = [("from", batch[0].from_)]
         fields += [("to", m.to) for m in batch]
@@ -61,9 +91,7 @@ class MailgunProvider(base.HTTPProvider):
             ("html", "h", [m.html for m in batch]),
         ):
             body = shared(texts)
-            if any("%recipient." in text for text in texts):
-                raise UnsupportedFeature(self.name, f"the text %recipient. in the {field}")
-            fields.append((field, body.render(lambda i, p=prefix: f"%recipient.{p}{i}%")))  # type: ignore[misc]
+            fields.append((field, self.render(body, lambda i, p=prefix: f"%recipient.{p}{i}%")))  # type: ignore[misc]
             for values, own in zip(body.values, variables, strict=True):
                 own.update({f"{prefix}{i}": value for i, value in enumerate(values)})
         common, own_headers = split_headers(batch, self.name)
@@ -77,10 +105,22 @@ class MailgunProvider(base.HTTPProvider):
         fields += [("v:send_id", "%recipient.send_id%"), ("v:campaign", batch[0].campaign)]
         recipient_variables = {m.to_email: v for m, v in zip(batch, variables, strict=True)}
         fields.append(("recipient-variables", json.dumps(recipient_variables, ensure_ascii=False)))
-        return self.client.build_request(
-            "POST",
-            f"/v3/{quote(options.domain, safe='')}/messages",
-            files=[(name, (None, value)) for name, value in fields],
+        return self._post(fields)
+
+    def read_error(
+        self, batch: Sequence[Message], response: httpx.Response
+    ) -> list[base.Result] | None:
+        if response.status_code == 403:
+            raise ProviderError(f"mailgun refused the send (403): {self.error_message(response)}")
+        return None
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """Retry-After, else the date in Mailgun's words ("try again after <date>")."""
+        seconds = super().retry_after(response)
+        return (
+            seconds
+            if seconds is not None
+            else base.retry_after_in_text(self.error_message(response))
         )
 
     def parse_response(

@@ -7,6 +7,12 @@ its body, its headers, our send id in `metadata`; `merge` is off, so nothing in 
 content is read as a merge tag, and `preserve_recipients` is false. The key travels
 in the body. Mandrill answers a status per recipient; errors come as HTTP 500 with
 a JSON name (Invalid_Key, PaymentRequired, ValidationError, GeneralError...).
+
+A status is read with its reason (Mailchimp Transactional API 1.3, messages/send):
+`rejected` for `unsigned`, `invalid-sender` or `test-mode-limit` is the account's
+problem, not the recipient's: the message stays pending and the send stops. `queued`
+for a suspended or exhausted account is not sent: Mandrill holds it, so it is unknown
+(neither sent nor sent again) and the send stops, in Mandrill's words.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ from campaign.providers.batching import address_object, passed_headers, sender
 
 ACCEPTED = {"sent", "queued", "scheduled"}
 REJECTED = {"rejected", "invalid"}
+ACCOUNT_REJECTS = {"unsigned", "invalid-sender", "test-mode-limit"}
+"""reject_reason values that say the account or sending domain, not the recipient, is at fault."""
+HELD_QUEUED = {
+    "account-suspended",
+    "monthly-limit-reached",
+    "free-trial-sends-exhausted",
+    "sending-suspended",
+}
+"""queued_reason values under which Mandrill holds the message rather than sending it."""
 RETRYABLE_ERRORS = {"GeneralError", "ServiceUnavailable"}
 
 
@@ -95,12 +110,26 @@ class MandrillProvider(base.HTTPProvider):
             item = by_email.get(m.to_email.lower())
             item = item or {}
             status = item.get("status", "")
-            if status in ACCEPTED:
+            reason = str(item.get("reject_reason") or item.get("queued_reason") or status)
+            if status == "queued" and reason in HELD_QUEUED:
+                words = f"mandrill queued the message and holds it: {reason} (fix the account)"
+                results.append(
+                    base.Result(
+                        m.send_id,
+                        base.Status.UNKNOWN,
+                        provider_id=item.get("_id"),
+                        reason=words,
+                        stops=True,
+                    )
+                )
+            elif status == "rejected" and reason in ACCOUNT_REJECTS:
+                words = f"mandrill rejected the message: {reason} (the account or sending domain)"
+                results.append(base.Result(m.send_id, base.Status.BLOCKED, reason=words))
+            elif status in ACCEPTED:
                 results.append(
                     base.Result(m.send_id, base.Status.ACCEPTED, provider_id=item.get("_id"))
                 )
             elif status in REJECTED:
-                reason = item.get("reject_reason") or status
                 results.append(
                     base.Result(
                         m.send_id, base.Status.REJECTED, reason=f"mandrill {status}: {reason}"

@@ -159,10 +159,11 @@ class PostmarkProvider(base.HTTPProvider):
                     stop
                     or f"Postmark refused the send (ErrorCode {code}, {STOP_CODES[code]}): {text}"
                 )
-                results.append(base.Result(message.send_id, base.Status.RETRY, reason=stop[:500]))
+                results.append(base.Result(message.send_id, base.Status.BLOCKED, reason=stop[:500]))
             elif code in RETRY_CODES:
                 reason = f"Postmark ErrorCode {code} ({RETRY_CODES[code]})"
-                results.append(base.Result(message.send_id, base.Status.RETRY, reason=reason))
+                status = base.Status.THROTTLED if code == 429 else base.Status.RETRY
+                results.append(base.Result(message.send_id, status, reason=reason))
             else:
                 label = REJECTED_CODES.get(code, "error") if isinstance(code, int) else "error"
                 reason = f"Postmark ErrorCode {code} ({label}): {text}"[:500]

@@ -90,6 +90,12 @@ class ResendProvider(base.HTTPProvider):
         headers = {"Idempotency-Key": idempotency_key(batch), "x-batch-validation": "permissive"}
         return self.client.build_request("POST", "/emails/batch", json=emails, headers=headers)
 
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """Retry-After, else Resend's ratelimit-reset (seconds until the window resets)."""
+        return base.retry_after_seconds(
+            response.headers.get("Retry-After") or response.headers.get("ratelimit-reset")
+        )
+
     def read_error(
         self, batch: Sequence[Message], response: httpx.Response
     ) -> list[base.Result] | None:

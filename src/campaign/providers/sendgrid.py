@@ -5,12 +5,20 @@ recipient: its To, its own headers (List-Unsubscribe...), its subject, its
 `substitutions` for the slots where our messages differ (links, merge fields) and
 `custom_args` carrying our send id, which SendGrid's event webhook reports back.
 SendGrid answers 202 with an empty body: accepted, one X-Message-Id for the request.
+
+A recipient whose own values (name, merge fields, subject) hold `{%` or `%}` goes alone,
+a personalization without substitutions, so SendGrid carries it as it is
+(providers.substituting); a batch whose values pass SendGrid's 10,000 bytes of
+substitutions goes one by one. A recipient name with a comma or semicolon,
+which SendGrid's documented limits forbid, is left out (the address alone).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,22 +27,35 @@ from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
 from campaign.providers.batching import (
-    UnsupportedFeature,
     address_object,
+    fit_name,
     sender_object,
     shared,
     split_headers,
 )
+from campaign.providers.substituting import Clash, SubstitutingProvider
 
 SUBSTITUTION_LIMIT = 10_000
 """Bytes of substitutions (keys and values) SendGrid takes per personalization."""
 
 
-class SendGridProvider(base.HTTPProvider):
+NAME_FORBIDS = ",;"
+"""Characters SendGrid's documented limits forbid in to.name."""
+NAME_LIMIT = 998
+"""A header line's length (RFC 5322): longer names are cut with an ellipsis."""
+
+
+class SendGridProvider(SubstitutingProvider):
     name = "sendgrid"
     max_batch = 1000
     default_base_url = "https://api.sendgrid.com"
     """EU regional subusers set `base_url = "https://api.eu.sendgrid.com"`."""
+    markers = ("{%", "%}")
+    syntax = re.compile(r"\{%[^%}]*%\}|\{%|%\}")
+
+    def adapt(self, message: Message) -> Message:
+        name = fit_name(message.to_name, NAME_LIMIT, NAME_FORBIDS)
+        return message if name == message.to_name else replace(message, to_name=name)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,9 +83,7 @@ class SendGridProvider(base.HTTPProvider):
             def tag(i: int, p: str = prefix) -> str:
                 return f"{{%{p}{i}%}}"
 
-            if any("{%" in text for text in texts):
-                raise UnsupportedFeature(self.name, "the text {% in the message body")
-            content.append({"type": kind, "value": body.render(tag)})
+            content.append({"type": kind, "value": self.render(body, tag)})
             for item, values in zip(personalizations, body.values, strict=True):
                 item.setdefault("substitutions", {}).update(
                     {tag(i): v for i, v in enumerate(values)}
@@ -74,10 +93,7 @@ class SendGridProvider(base.HTTPProvider):
                 len(k.encode()) + len(v.encode()) for k, v in item.get("substitutions", {}).items()
             )
             if size > SUBSTITUTION_LIMIT:
-                raise UnsupportedFeature(
-                    self.name,
-                    f"{size} bytes of per-recipient values (SendGrid takes {SUBSTITUTION_LIMIT})",
-                )
+                raise Clash  # more than SendGrid takes: each message alone, as it is
         payload: dict[str, Any] = {
             "personalizations": personalizations,
             "from": sender_object(batch[0].from_),

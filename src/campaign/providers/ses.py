@@ -6,9 +6,12 @@ escaped) and, per recipient, its replacement data, its own headers
 (ReplacementHeaders: List-Unsubscribe...) and tags (`send_id`, which SES event
 publishing reports back). Requests are signed with SigV4 by httpx-auth's AWS4Auth.
 
-Throttling ("Maximum sending rate exceeded") is retried; "Daily message quota
-exceeded" raises ProviderError, which pauses the send: run it again once the
-24-hour quota has room, and it resumes where it stopped.
+Values are data: a recipient whose own values hold `{{` goes alone through SendEmail,
+which SES sends as it is (providers.substituting). Throttling ("Maximum sending rate exceeded") holds the
+send without using up attempts. Refusals of the account (the sandbox's "Email address is
+not verified", a suspended or paused account, an unverified MAIL FROM domain, the daily
+quota) stop the send with SES's words, everyone not sent still pending; the error names
+are SES v2's (botocore's sesv2 model: SendEmail errors and BulkEmailStatus).
 """
 
 from __future__ import annotations
@@ -25,13 +28,8 @@ from httpx_auth import AWS4Auth
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
-from campaign.providers.batching import (
-    UnsupportedFeature,
-    passed_headers,
-    sender,
-    shared,
-    split_headers,
-)
+from campaign.providers.batching import passed_headers, sender, shared, split_headers
+from campaign.providers.substituting import SubstitutingProvider
 
 THROTTLED = {
     "ThrottlingException",
@@ -39,8 +37,17 @@ THROTTLED = {
     "LimitExceededException",
     "Throttling",
 }
-RETRY_STATUSES = {"ACCOUNT_THROTTLED", "TRANSIENT_FAILURE", "FAILED"}
+ACCOUNT_ERRORS = {
+    "AccountSuspendedException",
+    "SendingPausedException",
+    "MailFromDomainNotVerifiedException",
+    "NotFoundException",
+}
+"""SendEmail errors no message of the send gets past."""
+RETRY_STATUSES = {"TRANSIENT_FAILURE", "FAILED"}
 REJECTED_STATUSES = {"MESSAGE_REJECTED", "INVALID_PARAMETER"}
+NOT_VERIFIED = "not verified"
+"""In a MessageRejected: the sandbox (or an unverified sender), not the recipient."""
 DAILY_QUOTA = "Daily message quota exceeded"
 PAUSED = (
     f"ses: {DAILY_QUOTA}. The send is paused; run `campaign send` again when the "
@@ -71,9 +78,13 @@ def _headers(headers: dict[str, str]) -> list[dict[str, str]]:
     return [{"Name": name, "Value": value} for name, value in headers.items()]
 
 
-class SESProvider(base.HTTPProvider):
+class SESProvider(SubstitutingProvider):
     name = "ses"
     max_batch = 50
+    markers = ("{{",)
+    syntax = re.compile(r"\{\{[^}]*\}*")
+    escape = "\\"
+    """Handlebars: a backslash before a tag makes it literal."""
     Options: ClassVar[type[base.Options]] = Options
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -113,11 +124,7 @@ class SESProvider(base.HTTPProvider):
             ("Html", "h", [m.html for m in batch]),
         ):
             body = shared(texts)
-            if any("{{" in text for text in texts):
-                raise UnsupportedFeature(
-                    self.name, f"the text {{{{ in the {field.lower()} (SES reads it as a tag)"
-                )
-            template[field] = body.render(lambda i, p=prefix: f"{{{{{p}{i}}}}}")  # type: ignore[misc]
+            template[field] = self.render(body, lambda i, p=prefix: f"{{{{{p}{i}}}}}")  # type: ignore[misc]
             for values, own in zip(body.values, data, strict=True):
                 own.update({f"{prefix}{i}": value for i, value in enumerate(values)})
         payload = self._common(batch[0])
@@ -185,12 +192,14 @@ class SESProvider(base.HTTPProvider):
         if kind in THROTTLED or "maximum sending rate exceeded" in message.lower():
             return self._all(
                 batch,
-                base.Status.RETRY,
+                base.Status.THROTTLED,
                 f"ses throttled: {kind}: {message}",
                 self.retry_after(response),
             )
         if response.status_code >= 500 or response.status_code in (401, 403):
             return None
+        if kind in ACCOUNT_ERRORS or (kind == "MessageRejected" and NOT_VERIFIED in message):
+            raise ProviderError(f"ses refused the send ({kind}): {message}")
         if kind == "MessageRejected":
             return self._all(batch, base.Status.REJECTED, f"ses rejected the message: {message}")
         raise ProviderError(f"ses refused the request ({response.status_code} {kind}): {message}")
@@ -212,7 +221,6 @@ class SESProvider(base.HTTPProvider):
             raise ProviderError(
                 f"ses answered without a result per recipient: {response.text[:300]}"
             )
-        accepted = any(entry.get("Status") == "SUCCESS" for entry in entries)
         results = []
         for message, entry in zip(batch, entries, strict=True):
             status, error = entry.get("Status", ""), entry.get("Error") or entry.get("Status", "")
@@ -223,14 +231,15 @@ class SESProvider(base.HTTPProvider):
                         message.send_id, base.Status.ACCEPTED, provider_id=entry.get("MessageId")
                     )
                 )
-            elif status in REJECTED_STATUSES:
-                results.append(base.Result(message.send_id, base.Status.REJECTED, reason=reason))
-            elif status in RETRY_STATUSES or accepted:
-                # An account-wide refusal after part of the batch went out: keep what was
-                # accepted; the next request meets the same refusal and stops the send.
+            elif status == "ACCOUNT_THROTTLED":
+                results.append(base.Result(message.send_id, base.Status.THROTTLED, reason=reason))
+            elif status in RETRY_STATUSES:
                 results.append(base.Result(message.send_id, base.Status.RETRY, reason=reason))
-            elif status == "ACCOUNT_DAILY_QUOTA_EXCEEDED":
-                raise ProviderError(PAUSED)
+            elif status in REJECTED_STATUSES and NOT_VERIFIED not in str(error):
+                results.append(base.Result(message.send_id, base.Status.REJECTED, reason=reason))
             else:
-                raise ProviderError(f"ses refused the batch: {reason}")
+                # The account, not the recipient (ACCOUNT_SUSPENDED, ACCOUNT_SENDING_PAUSED,
+                # MAIL_FROM_DOMAIN_NOT_VERIFIED, the daily quota, the sandbox...): stop the send.
+                words = PAUSED if status == "ACCOUNT_DAILY_QUOTA_EXCEEDED" else reason
+                results.append(base.Result(message.send_id, base.Status.BLOCKED, reason=words))
         return results

@@ -64,6 +64,7 @@ class SMTPProvider(Provider):
     name = "smtp"
     max_batch = 100
     wants_raw = True
+    smtputf8 = True  # decided per server, in `_one`, once EHLO has said whether it announces it
     Options: ClassVar[type[Options]] = SMTPOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -5,10 +5,16 @@ ledger, then `concurrency` workers each loop: wait for the rate limit, claim a
 batch (marked `sending`, committed), personalise it, hand it to the provider at
 once, and record each recipient's result. Claiming only when the batch can leave
 means a row is `sending` only while its request is on its way: a killed process
-leaves unknown no more than the batches in flight at that moment. Retryable
-failures come back later with exponential backoff (or the service's Retry-After,
-which also holds every worker); too many failed calls in a row pause the send; a
-ProviderError (bad credentials, a request the service refuses) stops it at once.
+leaves unknown no more than the batches in flight at that moment.
+
+One recipient's problem is theirs: a message that cannot be made or that the service
+cannot carry (`Provider.address`, `Provider.adapt`) fails that recipient alone, with
+the reason. Retryable failures come back later with exponential backoff (or the
+service's Retry-After, which also holds every worker). Throttling holds every worker
+for as long as the service says and puts the batch back without using an attempt.
+Too many provider calls in a row that delivered nothing (failed, unknown or refused
+for good) pause the send. A refusal of the account (a ProviderError, or a BLOCKED
+result) stops it at once: the refused rows go back to pending with everyone not sent.
 Any number of engines, in any number of processes, may work on one send: the
 ledger's claims never overlap.
 """
@@ -31,8 +37,9 @@ from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import ProviderError
 from campaign.message import Message
-from campaign.personalise import TEST_PREFIX, Personaliser
+from campaign.personalise import TEST_PREFIX, Personaliser, Recipient
 from campaign.providers import Provider, Result, Status, create, provider_class
+from campaign.providers.batching import Unsendable
 from campaign.send import ledger
 from campaign.send.ledger import Outcome, Queued, Summary
 from campaign.send.ratelimit import RateLimiter
@@ -116,6 +123,38 @@ def sizing(config: Config, provider: Provider, compiled: Compiled) -> tuple[int,
     return size, max(1, min(config.send.concurrency, IN_FLIGHT_BYTES // (per_message * size)))
 
 
+PUT_BACK = (Status.THROTTLED, Status.BLOCKED)
+"""Results whose rows go back to pending as they were: nothing went out, no attempt used."""
+FAILING = (Status.REJECTED, Status.BOUNCED, Status.RETRY, Status.UNKNOWN)
+"""Results that count toward the pause when a call delivered nothing."""
+
+
+def prepare_messages(
+    provider: Provider,
+    personaliser: Personaliser,
+    recipients: Sequence[tuple[Recipient, str]],
+) -> tuple[list[Message], list[Result]]:
+    """Each (recipient, send id)'s message fitted to `provider`, and a REJECTED result naming
+    the address and what to do for each recipient whose message cannot be made or carried.
+    Nothing here stops the send: one recipient's problem is theirs."""
+    messages: list[Message] = []
+    refused: list[Result] = []
+    for recipient, send_id in recipients:
+        try:
+            address = provider.address(recipient.email)
+            message = personaliser.message(recipient, send_id, address)
+            messages.append(provider.adapt(message))
+        except Unsendable as exc:
+            refused.append(Result(send_id, Status.REJECTED, reason=str(exc)[:1000]))
+        except Exception as exc:  # noqa: BLE001  (a value the code did not foresee)
+            reason = (
+                f"{recipient.email}: the message could not be made ({type(exc).__name__}: {exc}); "
+                "correct this subscriber's details, or report this as a bug"
+            )
+            refused.append(Result(send_id, Status.REJECTED, reason=reason[:1000]))
+    return messages, refused
+
+
 class _Run:
     """One engine's work on one send: the workers and what they share."""
 
@@ -146,6 +185,7 @@ class _Run:
         self.limiter = RateLimiter(config.send.rate_limit)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
+        self.throttled_in_a_row = 0
         self.stopped = ""
         self.error: ProviderError | None = None
 
@@ -171,7 +211,7 @@ class _Run:
                         mailable=self._mailable,
                     )
                     self.limiter.took(len(batch or ()))
-                results = await self._send(batch) if batch else None
+                sent = await self._send(batch) if batch else None
             if batch is None:
                 return
             if not batch:
@@ -180,40 +220,70 @@ class _Run:
                     return
                 await asyncio.sleep(min(max((due - utcnow()).total_seconds(), 0.01), 1.0))
                 continue
-            if results is not None:
-                self._hold(results)  # before the ledger write, which lets other workers run
-                outcomes = self._outcomes(batch, results)
+            if sent is not None:
+                answered, refused = sent
+                # Before the ledger writes, which let other workers run.
+                self._hold(answered)
+                refusal = self._refusal(answered)
+                back = {r.send_id for r in answered if r.status in PUT_BACK}
+                outcomes = self._outcomes(
+                    [q for q in batch if q.send_id not in back], [*answered, *refused]
+                )
+                if back:
+                    await asyncio.to_thread(
+                        ledger.release, self.engine, self.worker_id, sorted(back)
+                    )
                 await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
-                await asyncio.to_thread(record_bounces, self.engine, batch, results)
-                self._count(outcomes, results)
+                await asyncio.to_thread(record_bounces, self.engine, batch, answered)
+                if refusal:
+                    await self._stop(ProviderError(refusal))
+                self._count(outcomes, answered)
 
-    async def _send(self, batch: list[Queued]) -> list[Result] | None:
+    async def _stop(self, error: ProviderError) -> None:
+        """The service refused the account: stop every worker; the send is `failed` with its words."""
+        if self.error is None:
+            self.error = error
+            self.stopped = "failed"
+            await asyncio.to_thread(
+                ledger.set_status, self.engine, self.send.id, "failed", str(error)
+            )
+
+    async def _send(self, batch: list[Queued]) -> tuple[list[Result], list[Result]] | None:
         """Personalise `batch` and hand it to the provider; None when the provider refused the
-        request as a whole (the batch is back to pending and the send stopped)."""
+        request as a whole (the batch is back to pending and the send stopped). Else the
+        service's results, and a REJECTED result for each recipient whose message cannot be
+        made or carried (the rest go all the same)."""
+        messages, refused = prepare_messages(
+            self.provider, self.personaliser, [(q, q.send_id) for q in batch]
+        )
+        if not messages:
+            return [], refused
         try:
-            messages = [self.personaliser.message(queued, queued.send_id) for queued in batch]
-        except BaseException:
-            # Broken before anything left: put the batch back.
-            ledger.release(self.engine, self.worker_id, [q.send_id for q in batch])
-            raise
-        try:
-            return await self.provider.send(messages)
+            return await self.provider.send(messages), refused
         except ProviderError as exc:
             await asyncio.to_thread(
-                ledger.release, self.engine, self.worker_id, [q.send_id for q in batch]
+                ledger.release, self.engine, self.worker_id, [m.send_id for m in messages]
             )
-            if self.error is None:
-                self.error = exc
-                self.stopped = "failed"
-                await asyncio.to_thread(
-                    ledger.set_status, self.engine, self.send.id, "failed", str(exc)
-                )
+            ids = {r.send_id for r in refused}
+            outcomes = self._outcomes([q for q in batch if q.send_id in ids], refused)
+            await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
+            await self._stop(exc)
             return None
         except Exception as exc:  # a provider bug must not lose track of the batch
             reason = f"{self.provider.name}: {type(exc).__name__}: {exc}"[:500]
-            return [Result(q.send_id, Status.UNKNOWN, reason=reason) for q in batch]
+            return [Result(m.send_id, Status.UNKNOWN, reason=reason) for m in messages], refused
 
-    def _outcomes(self, batch: list[Queued], results: list[Result]) -> list[Outcome]:
+    def _refusal(self, results: list[Result]) -> str:
+        """The service's words when it refused the account (the send must stop), else ""."""
+        for result in results:
+            if result.status is Status.BLOCKED or result.stops:
+                if not self.stopped:
+                    self.stopped = "failed"  # at once: no worker claims another batch
+                return result.reason or f"{self.provider.name} refused the send"
+        return ""
+
+    def _outcomes(self, batch: Sequence[Queued], results: list[Result]) -> list[Outcome]:
+        """What to record for `batch`'s rows from `results` (a row without one: unknown)."""
         by_id = {r.send_id: r for r in results}
         now = utcnow()
         settings = self.config.send
@@ -265,10 +335,23 @@ class _Run:
         return outcomes
 
     def _hold(self, results: list[Result]) -> None:
-        """A Retry-After holds every worker, not just the one that got it."""
+        """A Retry-After holds every worker, not just the one that got it; so does throttling,
+        for as long as the service says, else for a backoff that grows while it lasts."""
         waits = [
-            r.retry_after for r in results if r.status is Status.RETRY and r.retry_after is not None
+            r.retry_after
+            for r in results
+            if r.status in (Status.RETRY, Status.THROTTLED) and r.retry_after is not None
         ]
+        if any(r.status is Status.THROTTLED for r in results):
+            self.throttled_in_a_row += 1
+            settings = self.config.send
+            backoff = min(
+                settings.backoff_seconds * 2 ** min(self.throttled_in_a_row - 1, 20),
+                settings.backoff_max_seconds,
+            )
+            waits.append(max(waits) if waits else backoff)
+        elif any(r.status is Status.ACCEPTED for r in results):
+            self.throttled_in_a_row = 0
         if waits:
             self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
 
@@ -283,7 +366,9 @@ class _Run:
             else:
                 setattr(progress, outcome.status, getattr(progress, outcome.status) + 1)
         accepted = any(r.status is Status.ACCEPTED for r in results)
-        trouble = [r for r in results if r.status in (Status.RETRY, Status.UNKNOWN)]
+        # What the service answered (not recipients refused before sending): a call that
+        # delivered nothing, for good or for now, counts toward the pause.
+        trouble = [r for r in results if r.status in FAILING]
         if accepted:
             self.failures_in_a_row = 0
         elif trouble:
@@ -294,7 +379,8 @@ class _Run:
             ):
                 self.stopped = "paused"
                 note = (
-                    f"paused after {self.failures_in_a_row} failed provider calls in a row "
+                    f"paused after {self.failures_in_a_row} provider calls in a row that "
+                    "delivered nothing "
                     f"(last: {trouble[-1].reason}); fix the cause and run the send again to continue"
                 )
                 ledger.set_status(self.engine, self.send.id, "paused", note)
@@ -415,7 +501,8 @@ async def send_test(
     provider: Provider | None = None,
 ) -> list[Result]:
     """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
-    Links carry a token of no subscriber, so they lead to the pages but change nothing."""
+    Links carry a token of no subscriber, so they lead to the pages but change nothing. One
+    result per address, in order (an address the provider cannot carry: REJECTED, why)."""
     await asyncio.to_thread(store_assets, connect(config.database_url), compiled)
     own_provider = provider is None
     provider = provider or create(config)
@@ -427,15 +514,16 @@ async def send_test(
         raw=provider.wants_raw,
         json=provider.wants_json,
     )
-    messages = [personaliser.message(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
-    results: list[Result] = []
+    recipients = [(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
+    messages, results = prepare_messages(provider, personaliser, recipients)
     try:
         for start in range(0, len(messages), provider.max_batch):
             results.extend(await provider.send(messages[start : start + provider.max_batch]))
     finally:
         if own_provider:
             await provider.aclose()
-    return results
+    by_id = {r.send_id: r for r in results}
+    return [by_id[send_id] for _, send_id in recipients]  # in the order of `addresses`
 
 
 @dataclass
@@ -447,6 +535,8 @@ class DryRun:
     bytes: int
     sample: Message | None
     provider: str
+    refused: list[str] = field(default_factory=list)
+    """Why each recipient the provider cannot carry would fail (the others go)."""
 
 
 def dry_run(
@@ -459,10 +549,11 @@ def dry_run(
     engine: Engine | None = None,
 ) -> DryRun:
     """Build every message and run every check a send runs (signing key, provider settings and
-    secrets, the list), and send nothing."""
+    secrets, the list, each recipient against the provider), and send nothing."""
     config.secret_key  # noqa: B018
     cls = provider_class(config.provider.name)
-    asyncio.run(create(config).aclose())  # validates the provider's options and secrets
+    provider = create(config)  # validates the provider's options and secrets
+    asyncio.run(provider.aclose())
     engine = engine or connect(config.database_url)
     store = store or _open_store(engine)
     existing = ledger.summary(engine, compiled.slug)
@@ -471,11 +562,16 @@ def dry_run(
     )
     count = size = 0
     sample = None
+    refused: list[str] = []
     for recipient in store.recipients(list_name, topics, chunk=2000):
-        message = personaliser.message(recipient, "dry-run")
-        size += (
-            len(message.raw) if message.raw is not None else len(message.html) + len(message.text)
-        )
-        sample = sample or message
+        messages, failed = prepare_messages(provider, personaliser, [(recipient, "dry-run")])
+        refused += [r.reason for r in failed]
+        for message in messages:
+            size += (
+                len(message.raw)
+                if message.raw is not None
+                else len(message.html) + len(message.text)
+            )
+            sample = sample or message
         count += 1
-    return DryRun(count, existing.sent if existing else 0, size, sample, cls.name)
+    return DryRun(count, existing.sent if existing else 0, size, sample, cls.name, refused)
