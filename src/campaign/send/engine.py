@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 
 from campaign.assets import store_assets
 from campaign.audience.tables import utcnow
@@ -56,6 +56,8 @@ class Audience(Protocol):
     def mailable_ids(self, ids: Sequence[int], list_name: str | None = None) -> set[int]: ...
 
     def count_recipients(self, list_name: str, topics: Sequence[str] = ()) -> int: ...
+
+    def recipient_query(self, list_name: str, topics: Sequence[str] = ()) -> Select[Any]: ...
 
 
 @dataclass
@@ -182,7 +184,7 @@ class _Run:
         self.on_progress = on_progress
         self.size, in_memory = sizing(config, provider, send.compiled)
         self.in_memory = asyncio.Semaphore(in_memory)
-        self.limiter = RateLimiter(config.send.rate_limit)
+        self.limiter = RateLimiter(engine, send.id, config.send.rate_limit, self.size)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
         self.throttled_in_a_row = 0
@@ -197,9 +199,9 @@ class _Run:
             if (wait := self.hold_until - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 continue
-            async with self.in_memory:
+            async with self.in_memory, self.limiter.paced() as slot:
                 # The rate limit first, the claim after: rows waiting for their turn stay pending.
-                async with self.limiter.turn():
+                async with self.limiter.turn(slot):
                     if self.stopped or self.hold_until > time.monotonic():
                         continue
                     batch = await asyncio.to_thread(
@@ -210,7 +212,7 @@ class _Run:
                         limit=self.size,
                         mailable=self._mailable,
                     )
-                    self.limiter.took(len(batch or ()))
+                    slot.took(len(batch or ()))
                 sent = await self._send(batch) if batch else None
             if batch is None:
                 return
@@ -435,9 +437,7 @@ async def send_campaign(
         await asyncio.to_thread(store_assets, engine, compiled)
         send = await asyncio.to_thread(ledger.open_send, engine, compiled, list_name, topics)
         if not send.enqueued:
-            recipients = store.recipients(
-                list_name, topics, after_id=send.enqueued_through, chunk=2000
-            )
+            recipients = store.recipient_query(list_name, topics)
             await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
         interrupted = await asyncio.to_thread(
             ledger.prepare, engine, send.id, resend_unknown=resend_unknown
