@@ -15,7 +15,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,12 +264,13 @@ def import_csv(
     list_name: str,
     topics: Sequence[str] = (),
     resubscribe_reason: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import `path` into `list_name` (created if new), choosing `topics` for everyone in it.
 
     With `resubscribe_reason`, people who unsubscribed, bounced, complained or were
     suppressed are brought back, each with an event giving the reason; without it, they
-    are skipped and listed in the report.
+    are skipped and listed in the report. `progress(rows written, rows)` follows each batch.
     """
     path = Path(path)
     report = ImportReport(file=path, list_name=list_name)
@@ -286,7 +287,9 @@ def import_csv(
         if connection.dialect.name == "sqlite":
             # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
             connection.exec_driver_sql("PRAGMA cache_size=-65536")
-        _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(rows)
+        _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(
+            rows, progress
+        )
         if connection.dialect.name == "postgresql" and report.added:
             # Fresh statistics, so the planner walks the keyset indexes when a send streams.
             connection.exec_driver_sql("ANALYZE subscribers, list_members, topic_choices")
@@ -313,9 +316,13 @@ class _Writer:
         self.list_id = Store._ensure(connection, lst, [list_name])[self.list_name]
         self.topic_ids = list(Store._ensure(connection, top, topics).values()) if topics else []
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: list[Row], progress: Callable[[int, int], None] | None) -> None:
+        done = 0
         for batch in chunked(rows, BATCH):
             self._batch(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(rows))
 
     def _batch(self, rows: Sequence[Row]) -> None:
         c = self.connection

@@ -14,6 +14,7 @@ from campaign.audience import Store, Subscriber
 from campaign.audience.export import export_csv
 from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
+from campaign.cli.progress import Steps
 from campaign.errors import UserError
 
 subscribers = typer.Typer(
@@ -60,7 +61,13 @@ def import_command(
         raise UserError(
             "--resubscribe and --reason go together: say why these people may be mailed again"
         )
-    report = import_csv(_store(), file, list_name, topic or [], resubscribe_reason=reason)
+    steps = Steps(f"importing {file.name}", console)
+    try:
+        report = import_csv(
+            _store(), file, list_name, topic or [], resubscribe_reason=reason, progress=steps
+        )
+    finally:
+        steps.stop()
     _print_report(report)
 
 
