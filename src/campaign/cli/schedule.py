@@ -157,7 +157,7 @@ def dispatch_command(
             "--workers",
             min=1,
             help="Help with a running send while fewer than this many dispatchers work on it "
-            "(several hosts sharing PostgreSQL); each applies the rate limit on its own.",
+            "(several hosts sharing PostgreSQL); together they keep to the rate limit.",
         ),
     ] = 1,
 ) -> None:
