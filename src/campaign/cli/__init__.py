@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from campaign.cli.app import app, err_console
+from campaign.cli.catalog import register_summaries
 from campaign.errors import BuildError, CampaignError
 
 COMMANDS: dict[str, str] = {
@@ -48,6 +49,8 @@ def _command_name(args: Sequence[str]) -> str | None:
 def register(args: Sequence[str] | None = None) -> None:
     """Import the module of the command in `args` (every module when there is none)."""
     name = _command_name(sys.argv[1:] if args is None else args)
+    if name is None and register_summaries(app, set(COMMANDS)):
+        return  # help only: the list of commands, none of their modules
     modules = [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values()))
     for module in modules:
         import_module(f"campaign.cli.{module}")
