@@ -9,6 +9,9 @@ Three ways to make each recipient's message from the compiled campaign:
             (what the outbox and SMTP get);
   + JSON    the same plus the bodies as JSON strings from parts escaped once per
             campaign (what Postmark gets);
+  personal  + MIME for the example given a greeting and a personal subject,
+            `{{ first_name | default("friend") }}` (every tenth recipient has no first
+            name, so gets the fallback);
   naive     str.replace per placeholder and an email.message.EmailMessage built and
             serialised per recipient: the approach this module exists to avoid.
 Figures only; nothing is asserted.
@@ -36,6 +39,7 @@ from campaign.compiled import Compiled  # noqa: E402
 from campaign.config import load_config  # noqa: E402
 from campaign.links import Links  # noqa: E402
 from campaign.personalise import Personaliser  # noqa: E402
+from campaign.placeholders import field  # noqa: E402
 
 
 def recipients(count: int) -> list[Recipient]:
@@ -48,7 +52,7 @@ def recipients(count: int) -> list[Recipient]:
             fields={
                 "email": f"person{i}@example.org",
                 "name": f"Person {i}",
-                "first_name": "Person",
+                "first_name": "" if i % 10 == 0 else "Person",
                 "last_name": str(i),
             },
         )
@@ -79,6 +83,18 @@ def naive(compiled: Compiled, links: Links) -> Callable[[Recipient, str], bytes]
         return message.as_bytes()
 
     return make
+
+
+def personal(compiled: Compiled) -> Compiled:
+    """The example with a greeting and the first name in the subject, as many newsletters have."""
+    name = field("first_name", "friend")
+    return compiled.model_copy(
+        update={
+            "subject": f"{name}, {compiled.subject}",
+            "html": compiled.html.replace("<p>", f"<p>Dear {name},</p><p>", 1),
+            "text": f"Dear {name},\n\n{compiled.text}",
+        }
+    )
 
 
 def measure(label: str, make: Callable[[Recipient, str], object], people: list[Recipient]) -> None:
@@ -118,6 +134,8 @@ def main() -> None:
     measure("message", plain.message, people)
     measure("+ MIME", mime.message, people)
     measure("+ JSON", json.message, people)
+    greeted = Personaliser.for_config(config, personal(compiled), list_name="newsletter", raw=True)
+    measure("personal", greeted.message, people)
     links = Links(config.secret_key, config.public_base_url)
     measure("naive", naive(compiled, links), people[: max(1, args.count // 40)])
 

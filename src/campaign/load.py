@@ -87,9 +87,13 @@ class Campaign(_Model):
 
     model_config = ConfigDict(title="campaign.yaml", extra="forbid", populate_by_name=True)
 
-    subject: str = Field(min_length=1, description="Subject line.")
+    subject: str = Field(
+        min_length=1,
+        description='Subject line; merge fields ({{ first_name | default("friend") }}) are filled per recipient.',
+    )
     preheader: str | None = Field(
-        default=None, description="Hidden preview text shown after the subject in the inbox."
+        default=None,
+        description="Hidden preview text shown after the subject in the inbox; merge fields are filled per recipient.",
     )
     from_: str | None = Field(
         default=None, alias="from", description="Sender; default: [defaults] from in campaign.toml."

@@ -2,10 +2,12 @@
 
 The HTML and text are split once per campaign on the placeholder tokens; per
 recipient the pieces are joined with that recipient's values. Nothing per
-recipient runs MJML, Jinja or premailer. A merge field is HTML-escaped in the
-HTML part and never holds CR or LF anywhere (so it can add neither markup nor a
-header line). The view-in-browser link is the same for everyone; forward,
-preferences and unsubscribe carry a signed token of the recipient's public id.
+recipient runs MJML, Jinja or premailer. A merge field that is empty or missing
+gets its token's fallback; its value is HTML-escaped in the HTML part and never
+holds CR or LF anywhere (so it can add neither markup nor a header line). The
+subject is filled the same way (mime encodes it as RFC 2047 words when needed).
+The view-in-browser link is the same for everyone; forward, preferences and
+unsubscribe carry a signed token of the recipient's public id.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.links import PURPOSES, Links
 from campaign.message import CAMPAIGN_HEADER, SEND_ID_HEADER, Message
-from campaign.placeholders import PATTERN
+from campaign.placeholders import PATTERN, fallback
 
 TEST_PREFIX = "[TEST] "
 
@@ -44,16 +46,14 @@ class Recipient(Protocol):
 
 
 class Template:
-    """A text split once on its placeholders: `pieces` around each of `slots`."""
+    """A text split once on its placeholders: `pieces` around each of `slots`, a slot being
+    the token without its braces ("field:first_name:friend")."""
 
     __slots__ = ("pieces", "slots")
 
     def __init__(self, text: str) -> None:
-        parts = PATTERN.split(text)
-        self.pieces: tuple[str, ...] = tuple(parts[0::3])
-        self.slots: tuple[str, ...] = tuple(
-            f"{kind}:{name}" for kind, name in zip(parts[1::3], parts[2::3])
-        )
+        self.pieces: tuple[str, ...] = tuple(PATTERN.split(text)[0::4])
+        self.slots: tuple[str, ...] = tuple(m.group(0)[3:-3] for m in PATTERN.finditer(text))
 
     def values(self, filled: Mapping[str, str]) -> list[str]:
         return [filled[slot] for slot in self.slots]
@@ -149,7 +149,16 @@ class Personaliser:
         self.text = Template(compiled.text)
         self.subject = Template(subject_prefix + compiled.subject)
         slots = {*self.html.slots, *self.text.slots, *self.subject.slots}
-        self._fields = sorted(s.partition(":")[2] for s in slots if s.startswith("field:"))
+        self._fields = sorted(
+            {
+                (m.group(0)[3:-3], m.group(2), mime.one_line(fallback(m)))
+                for text in (compiled.html, compiled.text, subject_prefix + compiled.subject)
+                for m in PATTERN.finditer(text)
+                if m.group(1) == "field"
+            }
+        )
+        """(slot, field name, fallback) of every merge field."""
+        self._names = sorted({name for _, name, _ in self._fields})
         self._purposes = [p for p in PURPOSES if p == "unsubscribe" or f"link:{p}" in slots]
         self._view = links.view_url(compiled.slug)
         self._html_body = mime.Body(self.html.pieces) if raw else None
@@ -203,9 +212,8 @@ class Personaliser:
         """Recipient's message; `address` is their address as the transport carries it (an
         IDNA domain: `Provider.address`), else as stored."""
         slug = self.compiled.slug
-        text_values = {
-            f"field:{name}": mime.one_line(field_value(recipient, name)) for name in self._fields
-        }
+        fields = {name: mime.one_line(field_value(recipient, name)) for name in self._names}
+        text_values = {slot: fields[name] or default for slot, name, default in self._fields}
         text_values["link:view"] = self._view
         urls = self.links.urls(recipient.public_id, slug, self._purposes)
         unsubscribe = urls["unsubscribe"]
@@ -214,7 +222,6 @@ class Personaliser:
         html_values = {slot: html.escape(value) for slot, value in text_values.items()}
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
-        fields = {name: text_values[f"field:{name}"] for name in self._fields}
         to_email = mime.one_line(address or recipient.email)
         to_name = mime.one_line(recipient.name or "")
         subject = self.subject.fill(self.subject.values(text_values))

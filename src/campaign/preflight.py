@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 from email_validator import EmailNotValidError, validate_email
 
+from campaign import placeholders
 from campaign.compiled import Asset, Compiled
 from campaign.config import CONFIG_FILE, Config, Defaults, Organisation
 from campaign.errors import Location, UserError
@@ -214,7 +215,7 @@ def sender_problems(
                 )
             )
         elif key == "subject":
-            found.append(Check("ok", f"subject: {value}"))
+            found.append(Check("ok", f"subject: {placeholders.shown(value)}"))
     return found
 
 

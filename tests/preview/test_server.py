@@ -115,6 +115,8 @@ def test_email_links_lead_to_the_preview_never_to_the_public_site(preview_url: s
     preferences = httpx.get(pages["preferences"]).text
     assert "<strong>Preview</strong> of the public preferences page" in preferences
     assert f'href="{preview_url}/preview-pages/unsubscribe/' in preferences
+    assert 'name="first_name" value="Sam"' in preferences
+    assert 'name="last_name" value="Sample"' in preferences
     forward = httpx.get(pages["forward"]).text
     assert "<strong>Preview</strong> of the public forward page" in forward
     assert "A Primer on Worker-Driven Social Responsibility" in forward
@@ -412,6 +414,20 @@ def test_build_warnings_are_listed(workspace: Path, preview_url: str) -> None:
     )
     assert warnings and "1 warning" in warnings.group(1) and "no preheader" in warnings.group(1)
     assert re.search(r"<td>1</td>\s*<td></td>\s*</tr>", httpx.get(preview_url + "/").text)
+
+
+def test_a_personal_subject_is_shown_as_written_and_filled_for_the_sample(
+    workspace: Path, preview_url: str
+) -> None:
+    from tests.compile.test_merge_fields import write_greeting
+
+    slug = write_greeting(workspace)
+    index = httpx.get(preview_url + "/").text
+    assert "{{ first_name | default(&#34;Friend&#34;) }}, your digest 🎉" in index
+    page = httpx.get(f"{preview_url}/campaigns/{slug}").text
+    assert "{{{" not in page
+    headers = re.search(r'<table class="headers" id="headers">(.*?)</table>', page, re.DOTALL)
+    assert headers and "Sam, your digest 🎉" in headers.group(1)
 
 
 def test_send_test_runs_preflight_first(workspace: Path) -> None:

@@ -161,3 +161,15 @@ def mailchimp(key: str = KEY, audience: str = AUDIENCE) -> Service:
         return []
 
     return Service(answer, render)
+
+
+def merge(text: str, fields: dict[str, str]) -> str:
+    """`text` as Mailchimp shows it to a member with merge `fields`: `*|IF:TAG|*...*|ELSE:|*...*|END:IF|*`
+    (not nested; a condition is true when the field is not empty), then `*|TAG|*`."""
+    text = re.sub(
+        r"\*\|IF:([A-Z0-9_]+)\|\*(.*?)(?:\*\|ELSE:\|\*(.*?))?\*\|END:IF\|\*",
+        lambda m: m.group(2) if fields.get(m.group(1)) else (m.group(3) or ""),
+        text,
+        flags=re.DOTALL,
+    )
+    return re.sub(r"\*\|([A-Z0-9_]+)\|\*", lambda m: fields.get(m.group(1), ""), text)

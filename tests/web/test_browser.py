@@ -80,11 +80,18 @@ def test_a_subscriber_walks_every_page(
     assert page.get_by_role("heading").inner_text() == "Your preferences"
     page.get_by_label("events").uncheck()
     page.get_by_label("research").check()
-    page.get_by_label("Your name").fill("Ana M.")
+    assert page.get_by_label("First name").input_value() == "Ana"
+    page.get_by_label("First name").fill("Anita")
+    page.get_by_label("Last name").fill("M.")
     page.get_by_role("button", name="Save").click()
     assert page.get_by_role("status").inner_text() == "Saved."
     found = store.find("ana@example.org")
-    assert found is not None and (found.topics, found.name) == ({"research"}, "Ana M.")
+    assert found is not None
+    assert (found.topics, found.first_name, found.recipient().name) == (
+        {"research"},
+        "Anita",
+        "Anita M.",
+    )
 
     # Forward to two friends.
     page.goto(links["forward"])

@@ -273,7 +273,8 @@ async def test_preferences_change_lists_topics_and_name(
         url,
         data={
             "csrf": csrf_of(page.text),
-            "name": "Ana María  López",
+            "first_name": "Ana  María ",
+            "last_name": "López",
             "list": ["newsletter", "staff-only"],
             "topic": ["research", "nope"],
         },
@@ -281,7 +282,7 @@ async def test_preferences_change_lists_topics_and_name(
     assert saved.status_code == 200 and "Saved." in saved.text
     found = store.find(ana.email)
     assert found is not None
-    assert (found.name, found.lists, found.topics) == (
+    assert (found.recipient().name, found.lists, found.topics) == (
         "Ana María López",
         {"newsletter"},
         {"research"},

@@ -712,9 +712,18 @@ class Store:
                 )
 
     def set_preferences(
-        self, public_id: str, *, lists: set[str], topics: set[str], name: str | None
+        self,
+        public_id: str,
+        *,
+        lists: set[str],
+        topics: set[str],
+        name: str | None,
+        first_name: str | None = None,
+        last_name: str | None = None,
     ) -> None:
-        """What the preferences page saves: exactly these lists and topics, and maybe a new name.
+        """What the preferences page saves: exactly these lists and topics, and maybe a new name
+        (each of name, first_name, last_name that is not None; the page clears `name` so the
+        display name follows the first and last name, as the greeting does).
 
         Lists not named are left (membership unsubscribed); named ones are joined. It never
         changes the overall status: someone unsubscribed from everything needs `resubscribe`.
@@ -775,8 +784,17 @@ class Store:
                     ["subscriber_id", "topic_id"],
                 )
                 changes.append("topics: " + ", ".join(sorted(topics)))
-            if name is not None and one_line(name) != row.name:
-                connection.execute(update(s).where(s.c.id == row.id).values(name=one_line(name)))
+            names = {
+                column: one_line(value)
+                for column, value in (
+                    ("name", name),
+                    ("first_name", first_name),
+                    ("last_name", last_name),
+                )
+                if value is not None and one_line(value) != row._mapping[column]
+            }
+            if names:
+                connection.execute(update(s).where(s.c.id == row.id).values(**names))
                 changes.append("name")
             if changes:
                 connection.execute(update(s).where(s.c.id == row.id).values(updated_at=now))

@@ -28,6 +28,7 @@ from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
+from campaign.placeholders import shown
 from campaign.schedule import resolve_time
 from campaign.send import ledger
 from campaign.send.ledger import Summary
@@ -190,7 +191,7 @@ def send_command(
     if dry:
         result = dry_run(config, compiled, list_name=list_name, topics=topics)
         _say(
-            f"dry run of {compiled.slug}: subject {compiled.subject!r}, provider {result.provider}"
+            f"dry run of {compiled.slug}: subject {shown(compiled.subject)!r}, provider {result.provider}"
         )
         _say(f"{result.recipients} messages built ({result.bytes / 1e6:.1f} MB); nothing sent")
         if result.already_sent:
@@ -233,7 +234,7 @@ def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
 def _sender_lines(config: Config, compiled: Compiled, audience: str) -> None:
     """What the confirmation shows: who it is from, where its links go, whom it reaches."""
     _say(f"campaign: {compiled.slug}")
-    _say(f"subject:  {compiled.subject}")
+    _say(f"subject:  {shown(compiled.subject)}")
     _say(f"from:     {compiled.from_}")
     _say(f"reply-to: {compiled.reply_to or '(the From address)'}")
     _say(f"links:    {config.public_base_url}")

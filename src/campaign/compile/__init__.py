@@ -27,7 +27,7 @@ from campaign import placeholders
 from campaign.compile.checks import MAX_HTML_BYTES, WARN_HTML_BYTES, check_html, sent_size
 from campaign.compile.html import inline_css, mjml_to_html, plain_text
 from campaign.compile.kinds import KIND_NAME, PARTIALS, Kind, kinds, validate_section
-from campaign.compile.markdown import MarkdownRenderer, markdown_merge_tags
+from campaign.compile.markdown import MarkdownRenderer
 from campaign.compile.mjml_check import after_mjml, before_mjml, check_mjml, crashed_on
 from campaign.compile.session import Session
 from campaign.compile.templates import Span, Templates, spans
@@ -43,6 +43,7 @@ from campaign.load import (
     load_layout_settings,
     shown_path,
 )
+from campaign.placeholders import markdown_merge_tags
 from campaign.preflight import Sources, sender_problems
 
 
@@ -137,7 +138,7 @@ class _Build:
         """Load and check the campaign, then render its layout: the MJML source, its
         templates, and which lines each section's partial wrote."""
         session, workspace = self.session, self.config.workspace
-        loaded = load_campaign(folder, workspace)
+        loaded = self.markdown.merge.in_campaign(load_campaign(folder, workspace))
         session.record(loaded.source.path)
         campaign = loaded.campaign
         for check in sender_problems(
@@ -196,6 +197,7 @@ class _Build:
         rendered = [Markup(text) for _, text in parts]
         source = templates.render(LAYOUT_TEMPLATE, {**context, "sections": rendered})
         session.stop_on_errors()
+        self.markdown.merge.check(source, layout_dir)
         return loaded, templates, source, spans(source, parts)
 
     def layout_folder(self, loaded: LoadedCampaign) -> Path:
@@ -241,7 +243,7 @@ class _Build:
         campaign = loaded.campaign
         return {
             "link": lambda name: Markup(placeholders.link(name)),
-            "field": lambda name: Markup(placeholders.field(name)),
+            "field": lambda name, default="": Markup(placeholders.field(name, default)),
             "campaign": campaign,
             "organisation": self.config.organisation,
             "social": views.social(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -14,32 +13,7 @@ from campaign import placeholders
 from campaign.compile.kinds import LINK_SCHEMES
 from campaign.compile.session import Session, inside
 from campaign.errors import Location
-
-_MERGE_TAG = re.compile(r"(?<!\{)\{\{\s*([^{}]*?)\s*\}\}(?!\})")
-_ENCODED_TOKEN = re.compile(
-    r"%7B%7B%7B(link|field):([A-Za-z_][A-Za-z0-9_]*)%7D%7D%7D", re.IGNORECASE
-)
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def markdown_merge_tags(text: str) -> str:
-    """Turn the Markdown merge syntax into placeholder tokens.
-
-    `{{ first_name }}` is a merge field; `{{ unsubscribe_url }}` (and view_url,
-    forward_url, preferences_url) is a link. Raises ValueError on any other tag.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if not _NAME.fullmatch(name):
-            raise ValueError(
-                f"'{match.group(0)}' is not a merge tag: write {{{{ first_name }}}} or {{{{ unsubscribe_url }}}}"
-            )
-        if name.endswith("_url") and name[: -len("_url")] in placeholders.LINKS:
-            return placeholders.link(name[: -len("_url")])
-        return placeholders.field(name)
-
-    return _MERGE_TAG.sub(replace, text)
+from campaign.merge import MergeFields
 
 
 def parser() -> MarkdownIt:
@@ -62,6 +36,7 @@ class MarkdownRenderer:
         self.session = session
         self.allow_html = allow_html
         self.markdown = parser()
+        self.merge = MergeFields(session.config, session.diagnostics)
 
     def file(self, folder: Path, name: str, where: Location) -> Markup:
         """A Markdown file of the campaign `folder`, rendered."""
@@ -102,12 +77,8 @@ class MarkdownRenderer:
         first = where.line if where and where.line else 1
         lines = text.splitlines()
         for offset, line in enumerate(lines):
-            try:
-                lines[offset] = markdown_merge_tags(line)
-            except ValueError as exc:
-                self.session.error(
-                    str(exc), Location(where.file, first + offset) if where else None
-                )
+            at = Location(where.file, first + offset) if where else None
+            lines[offset] = self.merge.convert(line, at)
         return "\n".join(lines)
 
     def check(self, tokens: list[Token], base: Path | None, where: Location | None) -> None:
@@ -149,9 +120,4 @@ class MarkdownRenderer:
     @staticmethod
     def finish(rendered: str) -> Markup:
         # markdown-it percent-encodes braces in link targets; tokens must stay byte for byte.
-        return Markup(
-            _ENCODED_TOKEN.sub(
-                lambda m: placeholders.token(m.group(1).lower(), m.group(2)),  # type: ignore[arg-type]
-                rendered,
-            )
-        )
+        return Markup(placeholders.restore(rendered))

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.errors import ConfigError, Location, ProviderError, UserError
-from campaign.placeholders import PATTERN
+from campaign.placeholders import PATTERN, fallback
 from campaign.providers.batching import sender
 
 KEY_ENV = "MAILCHIMP_API_KEY"
@@ -65,19 +65,23 @@ class MailchimpError(ProviderError):
     """Mailchimp refused a request; the message holds its problem details in full."""
 
 
-def merge_tag(kind: str, name: str) -> str:
-    """Mailchimp's merge tag for one of our placeholders."""
+def merge_tag(kind: str, name: str, default: str = "") -> str:
+    """Mailchimp's merge tag for one of our placeholders; a fallback as a conditional block."""
     if kind == "link":
         return LINK_TAGS[name]
-    return FIELD_TAGS.get(name) or f"*|{name.upper()}|*"
+    tag = FIELD_TAGS.get(name) or f"*|{name.upper()}|*"
+    if default:
+        condition = tag[2 : tag.index("|*")]  # the first tag's name: FNAME
+        return f"*|IF:{condition}|*{tag}*|ELSE:|*{default}*|END:IF|*"
+    return tag
 
 
-def with_merge_tags(text: str, preheader: str = "") -> str:
+def with_merge_tags(text: str, preheader: str = "", *, is_html: bool = False) -> str:
     """Our placeholders replaced by Mailchimp's merge tags (and the preheader by its tag)."""
-    text = PATTERN.sub(lambda m: merge_tag(m.group(1), m.group(2)), text)
     if preheader:
         text = text.replace(html.escape(preheader, quote=False), PREVIEW_TAG, 1)
-    return text
+    escape = html.escape if is_html else str
+    return PATTERN.sub(lambda m: merge_tag(m.group(1), m.group(2), escape(fallback(m))), text)
 
 
 def quarter_hour(at: datetime) -> datetime:
@@ -212,8 +216,8 @@ async def run(
         )
     from_name, from_email = sender(compiled.from_)
     settings = {
-        "subject_line": compiled.subject,
-        "preview_text": compiled.preheader,
+        "subject_line": with_merge_tags(compiled.subject),
+        "preview_text": with_merge_tags(compiled.preheader),
         "title": compiled.slug,
         "from_name": from_name or from_email,
         "reply_to": from_email,
@@ -224,7 +228,7 @@ async def run(
             f"Mailchimp sends From and Reply-To as one address: {from_email} (reply-to {compiled.reply_to} not used)"
         )
     content = {
-        "html": with_merge_tags(compiled.html, compiled.preheader),
+        "html": with_merge_tags(compiled.html, compiled.preheader, is_html=True),
         "plain_text": with_merge_tags(compiled.text),
     }
     store = config.workspace / STORE

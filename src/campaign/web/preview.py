@@ -41,6 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from campaign import compile as compiler
+from campaign import placeholders
 from campaign.audience import Recipient, Store
 from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
@@ -478,6 +479,7 @@ def create_preview_app(
         loader=FileSystemLoader(PUBLIC_TEMPLATES), autoescape=select_autoescape(default=True)
     )
     templates.filters["where"] = preview.where
+    templates.filters["merge_tags"] = placeholders.shown
     templates.filters["kb"] = lambda size: f"{size / 1024:.1f} KB"
     templates.filters["clock"] = lambda when: when.astimezone().strftime("%H:%M:%S")
 
@@ -596,8 +598,10 @@ def create_preview_app(
         elif kind == "preferences":
             link = preview.links.url("unsubscribe", sample.recipient.public_id, claims.campaign)
             subscriber = _PageSubscriber(sample.recipient.name, frozenset({sample.list_name}))
+            fields = sample.recipient.fields
             context |= {
                 "subscriber": subscriber,
+                "names": (fields.get("first_name", ""), fields.get("last_name", "")),
                 "lists": [sample.list_name],
                 "topics": list(sample.topics),
             }

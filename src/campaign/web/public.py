@@ -270,13 +270,20 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
             return refused_form(request)
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
-        name = " ".join(_str(form.get("name")).split())[:MAX_NAME]
+        first, last = (
+            " ".join(_str(form.get(key)).split())[:MAX_NAME] for key in ("first_name", "last_name")
+        )
+        # A new first or last name replaces the whole name, so the To header and the
+        # greeting ({{ first_name }}) both follow it.
+        changed = (first, last) != _names(subscriber)
         await site.db(
             site.store.set_preferences,
             subscriber.public_id,
             lists=chosen_lists,
             topics=chosen_topics,
-            name=name,
+            name="" if changed else None,
+            first_name=first if changed else None,
+            last_name=last if changed else None,
         )
         subscriber = await visit.reloaded()
         saved = True
@@ -284,6 +291,7 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         request,
         "preferences.html",
         subscriber=subscriber,
+        names=_names(subscriber),
         address=masked(subscriber.email),
         lists=lists,
         topics=topics,
@@ -292,6 +300,15 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         action=request.url.path,
         unsubscribe_url=visit.page_url("unsubscribe"),
     )
+
+
+def _names(subscriber: Subscriber) -> tuple[str, str]:
+    """First and last name as the page shows them; from the name alone (first word, the rest)
+    when the subscriber was imported with a name and nothing else."""
+    if subscriber.first_name or subscriber.last_name:
+        return subscriber.first_name, subscriber.last_name
+    first, _, last = subscriber.name.partition(" ")
+    return first, last
 
 
 def _topic_names(site: Site) -> list[str]:

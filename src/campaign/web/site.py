@@ -36,7 +36,7 @@ from campaign.message import Message
 from campaign.providers import Status
 from campaign.send import ledger
 from campaign.web.csrf import CSRF
-from campaign.web.webcopy import WebCopy, web_copy
+from campaign.web.webcopy import WebCopy, impersonal, web_copy
 from campaign.web.webhooks import Context
 
 log = logging.getLogger("campaign.web")
@@ -105,7 +105,10 @@ class Site:
         """Every campaign whose send has begun, newest first."""
         return [
             ArchiveEntry(
-                s.campaign, s.compiled.subject, s.compiled.preheader, s.started_at or s.created_at
+                s.campaign,
+                impersonal(s.compiled.subject),
+                impersonal(s.compiled.preheader),
+                s.started_at or s.created_at,
             )
             for s in ledger.sent_campaigns(self.engine)
         ]
