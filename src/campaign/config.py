@@ -1,8 +1,9 @@
 """Workspace settings: campaign.toml, plus secrets from the environment (and .env).
 
-A workspace is a folder holding campaign.toml, campaigns/ and layouts/. Every
-setting has a default, so a workspace without campaign.toml still builds and
-sends to the outbox. Secrets never live in campaign.toml: they are read from the
+A workspace is a folder holding campaign.toml, campaigns/ and layouts/ (`campaign
+init` makes one). The commands need campaign.toml, so none of them writes a
+database or output into a folder that is not a workspace; the settings it leaves
+out have defaults. Secrets never live in campaign.toml: they are read from the
 environment, or from a .env file beside campaign.toml, and are never printed.
 """
 
@@ -92,6 +93,11 @@ class SendSettings(_Section):
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     max_consecutive_failures: int = Field(
         default=50, ge=1, description="Pause the send after this many failures in a row."
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A sender silent this long is dead: the next run takes its send over.",
     )
     list_id: str | None = Field(
         default=None, description="List-Id header; default derived from the sender's domain."
@@ -222,6 +228,25 @@ def find_workspace(start: Path | None = None) -> Path:
         if (folder / CONFIG_FILE).is_file():
             return folder
     return here
+
+
+def require_workspace(workspace: Path | None = None) -> Path:
+    """The workspace a command works in: `workspace`, else $CAMPAIGN_WORKSPACE, else the
+    nearest folder with campaign.toml; a clear error when it has no campaign.toml."""
+    root = find_workspace() if workspace is None else workspace.resolve()
+    if not (root / CONFIG_FILE).is_file():
+        named = (
+            "named by --workspace"
+            if workspace is not None
+            else f"named by {WORKSPACE_ENV}"
+            if os.environ.get(WORKSPACE_ENV)
+            else "here or in any folder above"
+        )
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {root} ({named}): this command works in a workspace. "
+            f"Start one with `campaign init`, or name one with --workspace DIR"
+        )
+    return root
 
 
 def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

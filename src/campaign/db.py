@@ -2,8 +2,9 @@
 
 SQLite (a file in the workspace) is the embedded default; a postgresql:// URL lets
 the cron sender and the web host share one database. Migrations (alembic) run on
-first use, so a new workspace needs no setup step; otherwise a command pays one query to
-see that the schema is current, and never imports alembic.
+first use, so a new workspace needs no setup step; they run under a lock, so any
+number of commands may start at once on a new database. Otherwise a command pays one
+query to see that the schema is current, and never imports alembic.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+BUSY_TIMEOUT_MS = 60_000
+"""How long a SQLite write waits for the lock: longer than any single write transaction
+(imports and other bulk writes commit in chunks of well under a second)."""
 
 metadata = MetaData()
 """Every table of the package, declared in the module that owns it (audience/tables.py, ...)."""
@@ -47,9 +52,10 @@ def insert_ignoring(connection: Connection, table: Table, keys: Sequence[str]) -
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # The busy timeout first: switching a new file to WAL waits for the other processes' locks.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -75,20 +81,21 @@ def alembic_config() -> AlembicConfig:
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (every area's branch of migrations).
 
-    Processes starting together take turns (SQLite's write lock, a PostgreSQL advisory lock
-    per schema); whoever comes second finds nothing left to do."""
+    The check of the current version and the upgrade run under one lock, so commands
+    started at the same moment on a new database migrate it once, one after the other:
+    a transaction-scoped advisory lock on PostgreSQL (per schema), an exclusive
+    transaction on SQLite. Without it, each would create the same tables.
+    """
     from alembic import command
 
     cfg = alembic_config()
     with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        elif connection.dialect.name == "postgresql":
-            connection.execute(
-                text(
-                    "SELECT pg_advisory_xact_lock(hashtext('campaign migrate ' || current_schema()))"
-                )
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(hashtext('campaign migrate ' || coalesce(current_schema(), '')))"
             )
+        elif connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
         connection.commit()

@@ -57,15 +57,16 @@ from campaign.schedule import (
     get_schedule,
     schedules,
 )
-from campaign.send import SendSummary, ledger, send_campaign
+from campaign.send import SendSummary, ledger, recovery, send_campaign
 from campaign.send.engine import ProgressCallback
+from campaign.send.lease import Keeper
 from campaign.send.ledger import new_worker_id
 
 LEASE = timedelta(seconds=60)
-"""How long a worker's claim lasts without a heartbeat: a killed dispatcher's send
-waits at most this long (plus the cron interval) before the next run resumes it."""
+"""How long a worker's slot lasts without a heartbeat, unless `[send] lease_seconds` says: a
+killed dispatcher's send waits at most this long (plus the cron interval) before the next
+run resumes it."""
 
-HEARTBEAT = LEASE / 4
 
 schedule_workers = Table(
     "schedule_workers",
@@ -125,7 +126,7 @@ def _claim_each(engine: Engine, where: tuple[ColumnElement[bool], ...], **values
 
 
 def claim_slot(
-    engine: Engine, slug: str, worker_id: str, now: datetime, workers: int
+    engine: Engine, slug: str, worker_id: str, now: datetime, workers: int, lease: timedelta = LEASE
 ) -> int | None:
     """Take a free or expired worker slot on a running send; None when all are held."""
     for slot in range(workers):
@@ -134,7 +135,7 @@ def claim_slot(
             with engine.begin() as connection:
                 connection.execute(
                     insert(schedule_workers).values(
-                        campaign=slug, slot=slot, worker_id=worker_id, lease_until=now + LEASE
+                        campaign=slug, slot=slot, worker_id=worker_id, lease_until=now + lease
                     )
                 )
             return slot
@@ -144,14 +145,16 @@ def claim_slot(
             changed = connection.execute(
                 update(schedule_workers)
                 .where(*key, schedule_workers.c.lease_until < now)
-                .values(worker_id=worker_id, lease_until=now + LEASE)
+                .values(worker_id=worker_id, lease_until=now + lease)
             ).rowcount
         if changed:
             return slot
     return None
 
 
-def renew_slot(engine: Engine, slug: str, slot: int, worker_id: str, now: datetime) -> bool:
+def renew_slot(
+    engine: Engine, slug: str, slot: int, worker_id: str, now: datetime, lease: timedelta = LEASE
+) -> bool:
     """Extend this worker's lease; False if another worker has taken the slot over."""
     with engine.begin() as connection:
         return bool(
@@ -162,7 +165,7 @@ def renew_slot(engine: Engine, slug: str, slot: int, worker_id: str, now: dateti
                     schedule_workers.c.slot == slot,
                     schedule_workers.c.worker_id == worker_id,
                 )
-                .values(lease_until=now + LEASE)
+                .values(lease_until=now + lease)
             ).rowcount
         )
 
@@ -281,10 +284,13 @@ def run_dispatch(
             send = ledger.get_send(engine, slug)
             if send is not None and send.status != "running":
                 continue  # paused or failed a moment ago: its worker is recording that
-            slot = claim_slot(engine, slug, report.worker_id, clock(), workers)
+            lease = timedelta(seconds=config.send.lease_seconds)
+            slot = claim_slot(engine, slug, report.worker_id, clock(), workers, lease)
             if slot is not None:
                 work = _Work(engine, config, _load(engine, slug), slot, report.worker_id, clock)
                 record(work.run(say, progress))
+            elif why := recovery.stuck(engine, slug, config.send.lease_seconds):
+                record(Outcome(slug, State.RUNNING, f"{slug}: STUCK: {why}", ok=False))
 
 
 def _missed(schedule: Schedule, now: datetime, config: Config) -> Outcome:
@@ -325,7 +331,8 @@ class _Work:
         )
         try:
             try:
-                summary = asyncio.run(self._send(progress))
+                with Keeper(self.engine, self.worker_id, self.config.send.lease_seconds):
+                    summary = asyncio.run(self._send(progress))
             except CampaignError as exc:
                 finish(self.engine, slug, State.FAILED, str(exc), self.clock())
                 return Outcome(slug, State.FAILED, f"{slug}: FAILED: {exc}", ok=False)
@@ -335,11 +342,12 @@ class _Work:
 
     async def _send(self, progress: ProgressCallback | None) -> SendSummary:
         stop = asyncio.Event()
+        lease = timedelta(seconds=self.config.send.lease_seconds)
 
         async def heartbeat() -> None:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), HEARTBEAT.total_seconds())
+                    await asyncio.wait_for(stop.wait(), lease.total_seconds() / 4)
                 except TimeoutError:
                     await asyncio.to_thread(
                         renew_slot,
@@ -348,6 +356,7 @@ class _Work:
                         self.slot,
                         self.worker_id,
                         self.clock(),
+                        lease,
                     )
 
         beating = asyncio.create_task(heartbeat())
@@ -368,6 +377,10 @@ class _Work:
     def _record(self, summary: SendSummary) -> Outcome:
         slug = self.schedule.campaign
         counts = counts_line(summary)
+        if summary.status == "running" and (
+            why := recovery.stuck(self.engine, slug, self.config.send.lease_seconds)
+        ):
+            return Outcome(slug, State.RUNNING, f"{slug}: STUCK: {why}", ok=False)
         if summary.status == "running":  # other dispatchers still have batches in flight
             return Outcome(
                 slug, State.RUNNING, f"{slug}: done here, others still sending: {counts}", ok=True

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
+from campaign.guards import parse_yaml
 
 CAMPAIGN_FILE = "campaign.yaml"
 BUILTIN_LAYOUTS = Path(__file__).parent / "layouts"
@@ -192,27 +193,10 @@ def shown_path(path: Path, workspace: Path) -> str:
 
 
 def read_yaml(path: Path, workspace: Path) -> YamlFile:
-    """Parse a YAML file into data and nodes; a syntax error is a BuildError at its line."""
+    """Parse a YAML file into data and nodes; a syntax error or a file past the limits of
+    `guards` (size, depth, aliases, NUL, links) is a BuildError at its line."""
     shown = shown_path(path, workspace)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise BuildError([Diagnostic("error", "not valid UTF-8", Location(shown))]) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise BuildError(
-            [Diagnostic("error", f"YAML syntax error: {problem}", Location(shown, line))]
-        ) from None
-    except yaml.YAMLError as exc:
-        raise BuildError([Diagnostic("error", f"YAML error: {exc}", Location(shown))]) from None
-    finally:
-        loader.dispose()
+    root, data = parse_yaml(path, shown)
     return YamlFile(path, shown, data, root)
 
 

@@ -9,23 +9,23 @@ import pytest
 from rich.console import Console
 
 from campaign.audience import Store
-from campaign.audience.importer import BATCH, import_csv
+from campaign.audience.importer import CHUNK, import_csv
 from campaign.cli import progress
 from campaign.cli.progress import Steps
 from campaign.db import connect
 
 
-def test_import_reports_each_batch_written(tmp_path: Path) -> None:
-    rows = BATCH * 2 + 5
+def test_import_reports_each_chunk_written(tmp_path: Path) -> None:
+    rows = CHUNK * 2 + 5
     path = tmp_path / "people.csv"
     path.write_text("email\n" + "".join(f"p{i}@example.org\n" for i in range(rows)))
     seen: list[tuple[int, int]] = []
     store = Store(connect(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     report = import_csv(
-        store, path, "news", progress=lambda done, total: seen.append((done, total))
+        store, path, "news", on_progress=lambda done, total: seen.append((done, total))
     )
     assert report.added == rows
-    assert seen == [(BATCH, rows), (BATCH * 2, rows), (rows, rows)]
+    assert seen == [(CHUNK, rows), (CHUNK * 2, rows), (rows, rows)]
 
 
 def test_plain_lines_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

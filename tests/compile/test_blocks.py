@@ -154,7 +154,7 @@ def test_a_layout_adds_a_field_and_a_kind_without_python(
         "  - kind: gallery\n    photos:\n      - image: a.png\n        alt: A photo\n"
         "        caption: By *us*\n",
     )
-    (folder / "a.png").write_bytes(b"\x89PNG a")
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n a")
     compiled = build(load_config(workspace), "custom")
     assert "New this spring" in compiled.html and "By <em>us</em>" in compiled.html
     assert 'alt="A photo"' in compiled.html
@@ -221,7 +221,7 @@ def test_hostile_values_stay_inside_their_attributes(workspace: Path) -> None:
         f"  - kind: button\n    label: '{HOSTILE}'\n    url: https://example.org/?a=1&b=2\n"
         f"  - kind: hero\n    title: '{HOSTILE}'\n",
     )
-    (folder / "a.png").write_bytes(b"\x89PNG a")
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n a")
     compiled = build(load_config(workspace), "hostile")
     elements = Elements()
     elements.feed(compiled.html)
@@ -247,7 +247,7 @@ def test_hostile_campaign_fields_are_errors_at_their_line(
     folder = write_campaign(
         workspace, "bad", f"subject: s\npreheader: p\nlayout: newsletter\n{field}: {value}\n"
     )
-    (folder / "a.png").write_bytes(b"\x89PNG a")
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n a")
     code, _, err = run("build", "bad", capsys=capsys)
     assert code == 1
     assert "campaigns/bad/campaign.yaml:4: error:" in err and message in err

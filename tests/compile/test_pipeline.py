@@ -124,14 +124,14 @@ def test_remote_images_are_left_alone_and_local_ones_fingerprinted(workspace: Pa
             "      - image: local.png\n        alt: Local\n        text: B\n"
         ),
     )
-    (folder / "local.png").write_bytes(b"\x89PNG not really")
+    (folder / "local.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     config = load_config(workspace)
     first = build(config, "images")
     assert 'src="https://cdn.example.com/photo.jpg"' in first.html
     local = next(a for a in first.assets if a.source == "campaigns/images/local.png")
     assert re.fullmatch(r"local\.[0-9a-f]{12}\.png", local.name)
     assert f'src="{config.public_base_url}/assets/{local.name}"' in first.html
-    (folder / "local.png").write_bytes(b"\x89PNG changed")
+    (folder / "local.png").write_bytes(b"\x89PNG\r\n\x1a\n changed")
     second = build(config, "images")
     assert local.name not in {a.name for a in second.assets}
     assert second.source_hash != first.source_hash
@@ -205,7 +205,7 @@ def test_schema_describes_campaign_yaml(capsys: pytest.CaptureFixture[str]) -> N
 def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace: Path) -> None:
     layout = own_layout(workspace)
     (layout / "images").mkdir()
-    (layout / "images/footer.png").write_bytes(b"\x89PNG footer")
+    (layout / "images/footer.png").write_bytes(b"\x89PNG\r\n\x1a\n footer")
     (layout / "layout.yaml").write_text(
         "banner:\n  image: images/footer.png\n  alt: Layout banner\n"
         "footer:\n  image: images/footer.png\n  alt: Layout footer\n  disclaimer: Layout words.\n"
@@ -219,7 +219,7 @@ def test_campaign_footer_and_banner_replace_the_layouts_field_by_field(workspace
             "footer:\n  disclaimer: Our *own* words.\n"
         ),
     )
-    (folder / "top.png").write_bytes(b"\x89PNG banner")
+    (folder / "top.png").write_bytes(b"\x89PNG\r\n\x1a\n banner")
     compiled = build(load_config(workspace), "own-footer")
     assert "Our <em>own</em> words." in compiled.html
     assert "Layout words" not in compiled.html and "not an endorsement" not in compiled.html
@@ -235,7 +235,7 @@ def test_layout_yaml_problems_name_the_layout_file(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     layout = own_layout(workspace)
-    (layout / "banner.png").write_bytes(b"\x89PNG banner")
+    (layout / "banner.png").write_bytes(b"\x89PNG\r\n\x1a\n banner")
     (layout / "layout.yaml").write_text("# shared\nbanner:\n  image: banner.png\n")
     (workspace / "campaigns/2018-11-wsr-primer/campaign.yaml").write_text(
         "subject: s\npreheader: p\nlayout: newsletter\n"

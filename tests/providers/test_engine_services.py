@@ -30,6 +30,7 @@ from campaign.send import send_campaign
 from campaign.send.ledger import deliveries as ledger_rows
 from tests.conftest import real_sender
 from tests.schedule.conftest import make_compiled
+from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import mailgun, resend, serve, ses
 from tests.servers.scripted import Service
 
@@ -166,6 +167,8 @@ def send_process(workspace: Path) -> subprocess.Popen[str]:
 
 
 RECIPIENTS = 3000
+LEASE = 1.0
+"""Seconds a killed run's claims stay its own."""
 KILL_AT = (1, 750, 1500, 2250)
 """Deliveries the service has taken when each run is killed (1: as soon as sending starts)."""
 
@@ -175,7 +178,12 @@ def test_killed_send_resumes_and_delivers_each_recipient_once(
     config: Config, case: Case, service: Service
 ) -> None:
     config = set_send(
-        config, concurrency=4, rate_limit=0, batch_size=case.batch, backoff_seconds=0.05
+        config,
+        concurrency=4,
+        rate_limit=0,
+        batch_size=case.batch,
+        backoff_seconds=0.05,
+        lease_seconds=LEASE,
     )
     subscribers(config, RECIPIENTS)
     for threshold in KILL_AT:
@@ -187,6 +195,7 @@ def test_killed_send_resumes_and_delivers_each_recipient_once(
             time.sleep(0.005)
         proc.kill()  # SIGKILL: no cleanup of any kind
         proc.wait()
+        wait_for_leases_to_run_out(config.database_url, LEASE * 5)  # then its claims are dead
     final = send_process(config.workspace)
     out, err = final.communicate(timeout=120)
     assert final.returncode in (0, 1), (out, err)

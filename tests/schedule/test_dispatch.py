@@ -14,20 +14,26 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
 from campaign.audience.tables import utcnow
 from campaign.config import Config, load_config
 from campaign.db import connect
-from campaign.dispatch import LEASE, run_dispatch
-from campaign.schedule import State, get_schedule, schedule_send
-from campaign.send.ledger import summary
+from campaign.dispatch import claim_slot, run_dispatch, schedule_workers, start_due
+from campaign.schedule import State, frozen_compiled, get_schedule, schedule_send
+from campaign.send import ledger
+from campaign.send.lease import send_leases
+from campaign.send.ledger import deliveries, summary
+from tests.conftest import run_cli
 from tests.schedule.conftest import make_compiled
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
 
 SLUG = "2026-12-news"
+KILL_LEASE = 4.0
+"""Seconds a killed dispatcher's slot and claims stay its own."""
 
 
 @pytest.fixture
@@ -168,7 +174,9 @@ def test_killed_dispatcher_is_finished_by_the_next(
 ) -> None:
     toml = pm_config.workspace / "campaign.toml"
     toml.write_text(
-        toml.read_text().replace("rate_limit = 0", "rate_limit = 1000")
+        toml.read_text().replace(
+            "rate_limit = 0", f"rate_limit = 1000\nlease_seconds = {KILL_LEASE}"
+        )
     )  # ~5 s: time to kill it
     config = load_config(pm_config.workspace)
     addresses = subscribers(config, 5000)
@@ -186,8 +194,18 @@ def test_killed_dispatcher_is_finished_by_the_next(
     assert get_schedule(engine, SLUG).state == State.RUNNING
     # The next cron run, before the lease ran out, leaves it alone (the dispatcher might be alive).
     assert run_dispatch(config).outcomes == []
+    deadline = time.monotonic() + KILL_LEASE * 3
+    with engine.connect() as c:  # its slot and its claims are free once its leases ran out
+        while any(
+            when >= utcnow()
+            for when in c.execute(
+                select(schedule_workers.c.lease_until).union_all(select(send_leases.c.lease_until))
+            ).scalars()
+        ):
+            assert time.monotonic() < deadline, "the killed dispatcher's leases never ran out"
+            time.sleep(0.05)
     lines: list[str] = []
-    report = run_dispatch(config, now=utcnow() + LEASE + timedelta(seconds=1), log=lines.append)
+    report = run_dispatch(config, log=lines.append)
     assert lines[0].startswith(f"{SLUG}: resuming to list 'newsletter'")
     done = summary(engine, SLUG)
     assert done is not None and done.status == "finished"
@@ -207,3 +225,30 @@ def test_killed_dispatcher_is_finished_by_the_next(
         f"killed at {killed.sent} sent; resumed: {done.sent} sent, {done.unknown} unknown, "
         f"of which {done.unknown - len(missing)} had reached the server"
     )
+
+
+def test_a_send_stuck_longer_than_a_lease_is_named_and_exits_non_zero(
+    pm_config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sender that keeps its leases alive but has held its claims for longer than a lease
+    (a hung request): cron's dispatch names the send and exits 1, so someone gets mail."""
+    subscribers(pm_config, 3)
+    schedule_due(pm_config)
+    engine = connect(pm_config.database_url)
+    assert start_due(engine, utcnow(), timedelta(hours=6)) == [SLUG]
+    send = ledger.open_send(engine, frozen_compiled(engine, SLUG), "newsletter", [])
+    ledger.enqueue(engine, send, Store.open(pm_config).recipients("newsletter"))
+    hung = "elsewhere:1:hung"
+    assert claim_slot(engine, SLUG, hung, utcnow(), 1) == 0  # the only slot, and it is live
+    assert ledger.claim(engine, send.id, worker=hung, limit=3)
+    with engine.begin() as c:
+        c.execute(
+            update(deliveries).values(claimed_at=utcnow() - timedelta(seconds=120))
+        )  # two leases ago
+    lines: list[str] = []
+    report = run_dispatch(pm_config, log=lines.append)
+    assert not report.ok
+    assert len(lines) == 1 and lines[0].startswith(f"{SLUG}: STUCK: 3 deliveries in flight since ")
+    assert f"longer than the 60 s lease (sender {hung})" in lines[0]
+    code, out, _ = run_cli(capsys, "dispatch")
+    assert code == 1 and f"{SLUG}: STUCK: 3 deliveries in flight" in out

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
+from campaign.audience.tables import utcnow
 from campaign.compiled import Compiled
 from campaign.config import Config, load_config
 from campaign.db import connect
+from campaign.send.lease import send_leases
 from tests.conftest import SECRET_KEY
 from tests.servers.postmark import TOKEN
 
@@ -96,3 +100,16 @@ def populate(
 def fast_settings() -> str:
     """[send] for tests: tiny backoff, so retries take milliseconds."""
     return "[send]\nbackoff_seconds = 0.02\nbackoff_max_seconds = 0.1\n"
+
+
+def wait_for_leases_to_run_out(database_url: str, seconds: float) -> None:
+    """Poll until no sender holds a live lease (a killed one's runs out after its length)."""
+    engine = connect(database_url)
+    deadline = time.monotonic() + seconds
+    while True:
+        with engine.connect() as c:
+            until = c.execute(select(send_leases.c.lease_until)).scalars().all()
+        if all(when < utcnow() for when in until):
+            return
+        assert time.monotonic() < deadline, "a killed sender's lease never ran out"
+        time.sleep(0.02)

@@ -18,11 +18,14 @@ from campaign.config import load_config
 from campaign.db import connect
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender
+from tests.send.conftest import wait_for_leases_to_run_out
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
 
 RECIPIENTS = 20_000
 BATCH, CONCURRENCY = 100, 4
+LEASE = 1.0
+"""Seconds a killed run's claims stay its own: the next run starts once they ran out."""
 KILL_AT = (1, 6_000, 12_000, 17_000)
 """Deliveries the server has taken when each run is killed (1: as soon as sending starts)."""
 
@@ -39,7 +42,10 @@ def _workspace(root: Path, url: str) -> None:
         .read_text()
         .replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
     )
-    toml = toml.replace("[send]\n", f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\n")
+    toml = toml.replace(
+        "[send]\n",
+        f"[send]\nbatch_size = {BATCH}\nbackoff_seconds = 0.05\nlease_seconds = {LEASE}\n",
+    )
     toml = toml.replace("concurrency = 4", f"concurrency = {CONCURRENCY}")
     (root / "campaign.toml").write_text(toml)
     real_sender(root)
@@ -94,6 +100,7 @@ def test_sigkill_and_resume_sends_each_recipient_once(workspace: Path) -> None:
             process.wait()
             # What the kill left claimed (the next run calls it unknown): the batches in flight.
             assert _claimed(workspace) <= CONCURRENCY * BATCH
+            wait_for_leases_to_run_out(load_config(workspace).database_url, LEASE * 5)
         final = _start(workspace, log)
         assert final.wait(timeout=120) in (0, 1), log.read_text()
 

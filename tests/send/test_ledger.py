@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from sqlalchemy import select, update
 from campaign.audience.tables import utcnow
 from campaign.db import connect
 from campaign.errors import UserError
-from campaign.send import ledger
+from campaign.send import lease, ledger
+from campaign.send.lease import Keeper, send_leases
 from campaign.send.ledger import Outcome, deliveries
 from tests.send.conftest import compiled, populate
 
@@ -81,21 +81,20 @@ def test_outcomes_and_summary(db_url: str, tmp_path: Path) -> None:
 
 
 def test_resume_rules(db_url: str, tmp_path: Path) -> None:
+    """A claim is dead once its worker's lease ran out, whatever its pid or host: even a worker
+    id naming this very process (PID 1 in a container, or a reused pid) is judged by its lease."""
     send, _ = _open(db_url, tmp_path, 6)
     engine = connect(db_url)
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    dead_worker = f"{ledger.new_worker_id().split(':')[0]}:{dead.stdout.strip()}:x"
-    live_worker = ledger.new_worker_id()  # this very process
-    far_old, far_new = "elsewhere:1:a", "elsewhere:2:b"
-    workers = [dead_worker, live_worker, far_old, far_new]
+    same_pid_expired = ledger.new_worker_id()  # this very process, by host and pid
+    live_here = ledger.new_worker_id()
+    far_old, far_new = "elsewhere:1:a", "elsewhere:1:b"  # one hostname, one pid: two workers
+    workers = [same_pid_expired, live_here, far_old, far_new]
     claimed = {w: ledger.claim(engine, send.id, worker=w, limit=1) for w in workers}
     with engine.begin() as c:
         c.execute(
-            update(deliveries)
-            .where(deliveries.c.claimed_by == far_old)
-            .values(claimed_at=utcnow() - timedelta(hours=1))
+            update(send_leases)
+            .where(send_leases.c.worker_id.in_([same_pid_expired, far_old]))
+            .values(lease_until=utcnow() - timedelta(seconds=1))
         )
     rest = ledger.claim(engine, send.id, worker="w", limit=2)
     assert rest
@@ -108,20 +107,20 @@ def test_resume_rules(db_url: str, tmp_path: Path) -> None:
         ],
     )
 
-    assert ledger.prepare(engine, send.id) == 2  # the dead local process and the silent remote one
+    assert ledger.prepare(engine, send.id) == 2  # the two whose lease ran out
     by_worker = {}
     with engine.connect() as c:
         for row in c.execute(
             select(deliveries.c.claimed_by, deliveries.c.status, deliveries.c.reason)
         ):
             by_worker.setdefault(row.claimed_by, []).append(row.status)
-    assert by_worker[dead_worker] == ["unknown"] and by_worker[far_old] == ["unknown"]
-    assert by_worker[live_worker] == ["sending"] and by_worker[far_new] == ["sending"]
+    assert by_worker[same_pid_expired] == ["unknown"] and by_worker[far_old] == ["unknown"]
+    assert by_worker[live_here] == ["sending"] and by_worker[far_new] == ["sending"]
     assert sorted(by_worker["w"]) == [
         "failed",
         "pending",
     ]  # retryable failure queued again; rejected not
-    assert claimed[dead_worker]
+    assert all(claimed.values())
 
     ledger.prepare(engine, send.id, resend_unknown=True)
     assert sorted(_statuses(db_url).values()).count("pending") == 3
@@ -181,3 +180,22 @@ def test_record_event_and_archive(db_url: str, tmp_path: Path) -> None:
     assert found is not None and found.compiled == compiled() and found.list_name == "news"
     assert [s.campaign for s in ledger.sent_campaigns(engine)] == ["c1"]
     assert ledger.get_send(engine, "never") is None
+
+
+def test_a_keeper_renews_its_lease_while_it_works_and_gives_it_up(db_url: str) -> None:
+    engine = connect(db_url)
+
+    def until() -> list[object]:
+        with engine.connect() as c:
+            return list(c.execute(select(send_leases.c.lease_until)).scalars())
+
+    with Keeper(engine, "w", seconds=0.3):
+        first = until()
+        assert len(first) == 1
+        deadline = time.monotonic() + 10
+        while until() == first:  # renewed every 0.1 s by its thread
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.01)
+        with engine.connect() as c:
+            assert lease.live(c, ["w", "other"], utcnow()) == {"w"}
+    assert until() == []

@@ -186,3 +186,14 @@ def test_json_bodies_are_exactly_the_escaped_bodies() -> None:
     html_json, text_json = message.json_bodies
     assert html_json == orjson.dumps(message.html) and text_json == orjson.dumps(message.text)
     assert personaliser(raw=False).message(R("pub1", "zoe@example.com"), "sid1").json_bodies is None
+
+
+def test_a_100000_character_name_makes_a_bounded_to_line() -> None:
+    from campaign.audience.models import MAX_NAME_LENGTH
+
+    message = personaliser().message(R("pub1", "eve@example.com", "N" * 100_000), "sid1")
+    assert message.to_name == "N" * MAX_NAME_LENGTH
+    assert message.raw is not None
+    head = message.raw.split(b"\r\n\r\n", 1)[0].decode()
+    to = re.search(r"^To:.*?(?=\r\n\S)", head, re.MULTILINE | re.DOTALL)
+    assert to is not None and len(to.group()) < 1000 and "eve@example.com" in to.group()

@@ -9,6 +9,10 @@ Tests script the next replies with `then(...)`: a status (429 with Retry-After,
 500, 422, 401), a hang (answer only after a delay, having accepted the batch), or a
 dropped connection (batch accepted, reply cut off midway). `accepted` records every
 message taken, so a test can count deliveries per recipient.
+
+GET /messages/outbound is the outbound message search: `count` (at most 500) and `offset`
+required, count + offset at most 10,000, filters `recipient`, `tag` and one `metadata_<key>`,
+answering {"TotalCount", "Messages": [...]} newest first, as Postmark's Messages API does.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class Accepted:
     send_id: str | None
     message_id: str
     at: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,13 @@ class PostmarkServer:
         self.inactive: set[str] = set()
         self.script: deque[Reply] = deque()
         self.lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/email/batch", self.batch, methods=["POST"])])
+        self.searches = 0
+        self.app = Starlette(
+            routes=[
+                Route("/email/batch", self.batch, methods=["POST"]),
+                Route("/messages/outbound", self.search, methods=["GET"]),
+            ]
+        )
 
     def then(self, *replies: Reply) -> None:
         """Answer the next requests with `replies`, in order; afterwards, normally again."""
@@ -71,16 +83,73 @@ class PostmarkServer:
         with self.lock:
             return Counter(a.to for a in self.accepted)
 
-    async def batch(self, request: Request) -> Response:
-        self.requests.append(dict(request.headers))
-        if request.headers.get("x-postmark-server-token") != self.token:
+    def _refused(self, request: Request) -> Response | None:
+        if request.headers.get("x-postmark-server-token") == self.token:
+            return None
+        return JSONResponse(
+            {
+                "ErrorCode": 10,
+                "Message": "The Server Token you provided in the X-Postmark-Server-Token request header was invalid.",
+            },
+            status_code=401,
+        )
+
+    async def search(self, request: Request) -> Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
+        query = request.query_params
+        try:
+            count, offset = int(query["count"]), int(query["offset"])
+        except (KeyError, ValueError):
             return JSONResponse(
                 {
-                    "ErrorCode": 10,
-                    "Message": "The Server Token you provided in the X-Postmark-Server-Token request header was invalid.",
+                    "ErrorCode": 600,
+                    "Message": "Message query exception: count and offset are required.",
                 },
-                status_code=401,
+                status_code=422,
             )
+        if not 0 < count <= 500 or offset < 0 or count + offset > 10_000:
+            return JSONResponse(
+                {
+                    "ErrorCode": 600,
+                    "Message": "Count must be at most 500 and count + offset at most 10,000.",
+                },
+                status_code=422,
+            )
+        metadata = [
+            (k.removeprefix("metadata_"), v) for k, v in query.items() if k.startswith("metadata_")
+        ]
+        with self.lock:
+            self.searches += 1
+            found = [
+                a
+                for a in reversed(self.accepted)
+                if query.get("recipient", a.to) == a.to
+                and query.get("tag", a.tag) == a.tag
+                and all(a.metadata.get(k) == v for k, v in metadata)
+            ]
+        return JSONResponse(
+            {
+                "TotalCount": len(found),
+                "Messages": [
+                    {
+                        "MessageID": a.message_id,
+                        "To": [{"Email": a.to, "Name": None}],
+                        "Recipients": [a.to],
+                        "Tag": a.tag,
+                        "Status": "Sent",
+                        "Metadata": a.metadata,
+                        "ReceivedAt": "2026-01-01T00:00:00Z",
+                    }
+                    for a in found[offset : offset + count]
+                ],
+            }
+        )
+
+    async def batch(self, request: Request) -> Response:
+        self.requests.append(dict(request.headers))
+        if (refused := self._refused(request)) is not None:
+            return refused
         reply = self.script.popleft() if self.script else Reply()
         if reply.status != 200:
             body = (
@@ -144,9 +213,18 @@ class PostmarkServer:
                 "Message": "You tried to send to recipient(s) that have been marked as inactive.",
             }
         message_id = str(uuid.uuid4())
-        send_id = (message.get("Metadata") or {}).get("send_id")
+        metadata = message.get("Metadata") or {}
         with self.lock:
-            self.accepted.append(Accepted(to, send_id, message_id, time.monotonic()))
+            self.accepted.append(
+                Accepted(
+                    to,
+                    metadata.get("send_id"),
+                    message_id,
+                    time.monotonic(),
+                    metadata,
+                    message.get("Tag") or "",
+                )
+            )
         return {
             "ErrorCode": 0,
             "Message": "OK",

@@ -10,6 +10,14 @@ from campaign.audience.store import Store
 LEADING = ["email", "first_name", "last_name", "name"]
 TRAILING = ["status", "lists", "topics", "consent_source", "consent_at", "created_at"]
 """About our own state; an import skips these columns (see importer.SKIPPED_HEADERS)."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is run as a formula by spreadsheets (CSV injection)."""
+
+
+def inert(cell: str) -> str:
+    """`cell` as a spreadsheet shows it without running it: a leading ' before a formula start.
+    `subscribers import` takes that quote off again (see `importer.unquoted`)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def export_csv(store: Store, out: TextIO, list_name: str | None = None) -> int:
@@ -21,10 +29,10 @@ def export_csv(store: Store, out: TextIO, list_name: str | None = None) -> int:
         {key for subscriber in store.subscribers(list_name) for key in subscriber.fields}
     )
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(LEADING + extra + TRAILING)
+    writer.writerow([inert(cell) for cell in LEADING + extra + TRAILING])
     written = 0
     for sub in store.subscribers(list_name):
-        writer.writerow(
+        row = (
             [sub.email, sub.first_name, sub.last_name, sub.name]
             + [sub.fields.get(key, "") for key in extra]
             + [
@@ -38,5 +46,6 @@ def export_csv(store: Store, out: TextIO, list_name: str | None = None) -> int:
                 sub.created_at.isoformat(),
             ]
         )
+        writer.writerow([inert(cell) for cell in row])
         written += 1
     return written

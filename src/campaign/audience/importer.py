@@ -1,7 +1,9 @@
-"""`campaign subscribers import`: a spreadsheet's CSV export into a list, in one transaction.
+"""`campaign subscribers import`: a spreadsheet's CSV export into a list, in short chunks.
 
 The file is read and checked whole before anything is written, so a file refused as
-a whole (no email column, bytes that are not UTF-8) leaves the database untouched.
+a whole (no email column, bytes that are not UTF-8, repeated column names) leaves the
+database untouched. Rows go in one chunk (one transaction) at a time, with a checkpoint,
+so a rerun of an interrupted import continues where it stopped.
 A bad row never stops the import: it is reported with its CSV line number and the
 rest goes in. An import never brings back someone who unsubscribed, bounced or
 complained, unless the user says why (`resubscribe_reason`, logged as an event).
@@ -20,12 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import charset_normalizer
 from email_validator import EmailNotValidError
-from sqlalchemy import Connection, bindparam, delete, exists, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, literal, select, update
 
-from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line
-from campaign.audience.store import Store, chunked, lst, m, new_subscriber, s, sup, tc, top
-from campaign.audience.tables import UTCDateTime, events, utcnow
+from campaign.audience import progress
+from campaign.audience.addresses import needs_smtputf8
+from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line, overlong
+from campaign.audience.queries import chunked, ensure_names, new_subscriber
+from campaign.audience.store import Store
+from campaign.audience.suppression import lift
+from campaign.audience.tables import UTCDateTime, events, lists, utcnow
+from campaign.audience.tables import list_members as m
+from campaign.audience.tables import subscribers as s
+from campaign.audience.tables import suppressions as sup
+from campaign.audience.tables import topic_choices as tc
+from campaign.audience.tables import topics as topic_table
 from campaign.errors import ImportFileError, Location
 
 EMAIL_HEADERS = {"email", "email_address", "e_mail", "e_mail_address", "mail", "emailaddress"}
@@ -47,6 +59,9 @@ than turning them into merge fields (status comes from the store, never from a f
 DELIMITERS = ",;\t"
 BATCH = 1000
 """Rows per batch: one `IN (...)` lookup of what exists, then one statement per table."""
+CHUNK = 5000
+"""Rows per transaction (and checkpoint): a fraction of a second of writing, so other
+writers (the web's unsubscribes) wait at most that long, yet few commits."""
 
 
 @dataclass
@@ -62,6 +77,9 @@ class ImportReport:
     """(line, reason) of each row not imported because it is broken."""
     duplicates: list[tuple[int, str]] = field(default_factory=list)
     """(line, address) of each repeat of an address seen earlier in the file (the first one counts)."""
+    needs_smtputf8: list[tuple[int, str]] = field(default_factory=list)
+    """(line, address) of each address imported whose part before the @ is not ASCII: only
+    mail servers that support SMTPUTF8 can deliver it; other services fail that recipient."""
     suppressed_skipped: list[tuple[int, str]] = field(default_factory=list)
     """(line, address) of each row skipped because that person unsubscribed, bounced or complained."""
     resubscribed: int = 0
@@ -103,6 +121,7 @@ def map_columns(header: Sequence[str], path: Path, line: int) -> Columns:
     found: dict[str, int] = {}
     extra: list[tuple[int, str]] = []
     taken = set(CORE_FIELDS)
+    repeated: dict[str, list[int]] = {}
     for index, cell in enumerate(header):
         key = snake_case(cell)
         for role, names in (
@@ -118,10 +137,19 @@ def map_columns(header: Sequence[str], path: Path, line: int) -> Columns:
             if key in SKIPPED_HEADERS:
                 continue
             key = key or f"column_{index + 1}"
-            while key in taken:
-                key += "_2"
+            if key in taken:
+                repeated.setdefault(key, []).append(index + 1)
+                continue
             taken.add(key)
             extra.append((index, key))
+    if repeated:
+        shown = "; ".join(
+            f"{key!r} again in column {', '.join(map(str, columns))}"
+            for key, columns in list(repeated.items())[:10]
+        )
+        raise ImportFileError(
+            f"repeated column names ({shown}): give each column its own name", Location(path, line)
+        )
     if "email" not in found:
         shown = ", ".join(repr(cell) for cell in header) or "nothing"
         raise ImportFileError(
@@ -137,21 +165,72 @@ def map_columns(header: Sequence[str], path: Path, line: int) -> Columns:
     )
 
 
-def decode(path: Path) -> str:
-    """The file as text: UTF-8, with or without a byte-order mark; else refused naming the line."""
+def decode(path: Path, encoding: str | None = None) -> str:
+    """The file as text: UTF-8 (with or without a byte-order mark) or the given `encoding`;
+    else refused naming the line, and the encoding it looks like (a cp1252 export from Excel)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"cannot read the file: {exc.strerror}", Location(path)) from None
+    return decode_bytes(data, path, encoding)
+
+
+def decode_bytes(data: bytes, path: Path, encoding: str | None = None) -> str:
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        hint = (
+            " (it looks like UTF-16: save it as CSV UTF-8)"
+            if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+            else ""
+        )
+        raise ImportFileError(
+            f"a NUL byte, which no text file holds: is this a spreadsheet file, not CSV?{hint}",
+            Location(path, data.count(b"\n", 0, nul) + 1),
+        )
+    if encoding is not None:
+        try:
+            return data.decode(encoding)
+        except LookupError:
+            raise ImportFileError(f"unknown encoding {encoding!r}", Location(path)) from None
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"byte 0x{data[exc.start]:02x} is not {encoding}",
+                Location(path, data.count(b"\n", 0, exc.start) + 1),
+            ) from None
     data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
+        guess = excel_encoding(data[:1_000_000])
+        hint = f"; it looks like {guess}: import it with --encoding {guess}" if guess else ""
         raise ImportFileError(
-            f'byte 0x{data[exc.start]:02x} is not UTF-8; save the file as "CSV UTF-8"',
+            f'byte 0x{data[exc.start]:02x} is not UTF-8; save the file as "CSV UTF-8"{hint}',
             Location(path, line),
         ) from None
+
+
+def unquoted(cell: str) -> str:
+    """A cell without the ' that `subscribers export` puts before a formula start (=, +, -, @)."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+WINDOWS_CODE_PAGES = ["cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "cp932", "cp936"]
+"""What Excel writes a plain "CSV" in: the system's Windows code page (cp1252 in the West)."""
+
+
+def excel_encoding(data: bytes) -> str | None:
+    """The Windows code page `data` most likely is in (charset-normalizer's guess); cp1252
+    whenever it reads the bytes the same, as the commonest."""
+    best = charset_normalizer.from_bytes(data, cp_isolation=WINDOWS_CODE_PAGES).best()
+    if best is None:
+        return None
+    try:
+        if data.decode("cp1252") == data.decode(best.encoding):
+            return "cp1252"
+    except UnicodeDecodeError:
+        pass
+    return str(best.encoding)
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -163,9 +242,9 @@ def sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def parse(path: Path, report: ImportReport) -> list[Row]:
+def parse(path: Path, report: ImportReport, encoding: str | None = None) -> list[Row]:
     """The file's valid rows, first occurrence of each address; broken rows go into `report`."""
-    text = decode(path)
+    text = decode(path, encoding)
     delimiter = sniff_delimiter(text.lstrip("\r\n").split("\n", 1)[0])
     records = _records(text, delimiter, path)
     header_line, header = next(
@@ -233,7 +312,7 @@ def _unclosed_quote(text: str, line: int, delimiter: str) -> bool:
 
 def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) -> Row | None:
     def cell(index: int | None) -> str:
-        return cells[index].strip() if index is not None and index < len(cells) else ""
+        return unquoted(cells[index].strip()) if index is not None and index < len(cells) else ""
 
     raw = cell(columns.email)
     if not raw:
@@ -245,17 +324,18 @@ def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) ->
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         report.invalid.append((line, f"{shown!r}: {exc}"))
         return None
+    if needs_smtputf8(email):
+        report.needs_smtputf8.append((line, email))
     fields = {
         key: value.replace("\r\n", "\n") for index, key in columns.extra if (value := cell(index))
     }
-    return Row(
-        line,
-        email,
-        one_line(cell(columns.first_name)),
-        one_line(cell(columns.last_name)),
-        one_line(cell(columns.name)),
-        fields,
+    first, last, name = (
+        one_line(cell(i)) for i in (columns.first_name, columns.last_name, columns.name)
     )
+    if problem := overlong({"first_name": first, "last_name": last, "name": name}, fields):
+        report.invalid.append((line, problem))
+        return None
+    return Row(line, email, first, last, name, fields)
 
 
 def import_csv(
@@ -264,36 +344,73 @@ def import_csv(
     list_name: str,
     topics: Sequence[str] = (),
     resubscribe_reason: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    encoding: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import `path` into `list_name` (created if new), choosing `topics` for everyone in it.
 
     With `resubscribe_reason`, people who unsubscribed, bounced, complained or were
     suppressed are brought back, each with an event giving the reason; without it, they
-    are skipped and listed in the report. `progress(rows written, rows)` follows each batch.
+    are skipped and listed in the report.
+
+    Rows are written in chunks of `CHUNK`, one short transaction each, so the web's
+    unsubscribes never wait behind the whole import; each chunk commits with a checkpoint,
+    so a rerun of an interrupted import continues after the last chunk, its report whole.
+    `on_progress(rows done, rows)` follows each chunk.
     """
     path = Path(path)
     report = ImportReport(file=path, list_name=list_name)
-    rows = parse(path, report)
+    rows = parse(path, report, encoding)
     if resubscribe_reason is not None and not resubscribe_reason.strip():
         raise ImportFileError(
             "--resubscribe needs a reason (--reason TEXT), which is logged", Location(path)
         )
+    options = [list_name, sorted(topics), resubscribe_reason, encoding]
+    key = progress.import_key(path.read_bytes(), options)
+    with store.engine.connect() as connection:
+        done = progress.load(connection, key)
+    _resume(report, done, rows)
+    # An empty file still creates its list (and topics): one empty chunk.
+    for batch in list(chunked(rows[done.rows_done :], CHUNK)) or [[]]:
+        with store.engine.begin() as connection:
+            _tune(connection)
+            writer = _Writer(connection, path, list_name, topics, resubscribe_reason, report)
+            writer.write(list(batch))
+            done.rows_done += len(batch)
+            _checkpoint(report, done)
+            progress.save(connection, done)
+        if on_progress is not None:
+            on_progress(done.rows_done, len(rows))
     with store.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Every lookup here is by a unique index, but PostgreSQL's planner answers an
-            # IN list of 1,000 hashes with a scan of the whole (growing) table: 2x slower.
-            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        if connection.dialect.name == "sqlite":
-            # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
-            connection.exec_driver_sql("PRAGMA cache_size=-65536")
-        _Writer(connection, path, list_name, topics, resubscribe_reason, report).write(
-            rows, progress
-        )
+        progress.clear(connection, key)
         if connection.dialect.name == "postgresql" and report.added:
             # Fresh statistics, so the planner walks the keyset indexes when a send streams.
             connection.exec_driver_sql("ANALYZE subscribers, list_members, topic_choices")
     return report
+
+
+def _tune(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Every lookup here is by a unique index, but PostgreSQL's planner answers an
+        # IN list of 1,000 hashes with a scan of the whole (growing) table: 2x slower.
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    if connection.dialect.name == "sqlite":
+        # Unique indexes on random keys (public id, hash) thrash SQLite's default 2 MB page cache.
+        connection.exec_driver_sql("PRAGMA cache_size=-65536")
+
+
+def _resume(report: ImportReport, done: progress.Progress, rows: list[Row]) -> None:
+    """Start `report` from what the committed chunks of an interrupted run did."""
+    report.added, report.updated, report.unchanged = done.added, done.updated, done.unchanged
+    report.resubscribed = done.resubscribed
+    address = {row.line: row.email for row in rows[: done.rows_done]}
+    report.suppressed_skipped = [(line, address[line]) for line in done.skipped_lines]
+
+
+def _checkpoint(report: ImportReport, done: progress.Progress) -> None:
+    done.added, done.updated, done.unchanged = report.added, report.updated, report.unchanged
+    done.resubscribed = report.resubscribed
+    done.skipped_lines = [line for line, _ in report.suppressed_skipped]
 
 
 class _Writer:
@@ -313,16 +430,14 @@ class _Writer:
         self.report = report
         self.source = f"import {path.name}"
         self.list_name = list_name.strip()
-        self.list_id = Store._ensure(connection, lst, [list_name])[self.list_name]
-        self.topic_ids = list(Store._ensure(connection, top, topics).values()) if topics else []
+        self.list_id = ensure_names(connection, lists, [list_name])[self.list_name]
+        self.topic_ids = (
+            list(ensure_names(connection, topic_table, topics).values()) if topics else []
+        )
 
-    def write(self, rows: list[Row], progress: Callable[[int, int], None] | None) -> None:
-        done = 0
+    def write(self, rows: list[Row]) -> None:
         for batch in chunked(rows, BATCH):
             self._batch(batch)
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(rows))
 
     def _batch(self, rows: Sequence[Row]) -> None:
         c = self.connection
@@ -411,18 +526,7 @@ class _Writer:
         if changed:
             c.execute(update(s).where(s.c.id == bindparam("_id")), changed)
         if unblocked:
-            c.execute(delete(sup).where(sup.c.email_hash.in_(unblocked)))
-            c.execute(
-                update(s)
-                .where(s.c.email_hash.in_(unblocked))
-                .values(
-                    status="subscribed",
-                    consent_source=self.source,
-                    consent_at=now,
-                    soft_bounces=0,
-                    updated_at=now,
-                )
-            )
+            lift(c, unblocked, source=self.source, now=now)
             c.execute(
                 update(m)
                 .where(m.c.list_id == self.list_id, m.c.status != "active")

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from email_validator import validate_email
+from campaign.audience import addresses
 
 CORE_FIELDS = ("email", "name", "first_name", "last_name")
 """Merge fields every recipient has; a CSV's other columns add to these."""
+MAX_NAME_LENGTH = 200
+"""Characters at most in a name (name, first_name, last_name): it goes into the To: line."""
+MAX_FIELD_LENGTH = 2000
+"""Characters at most in a merge field's value."""
 
 
-def normalise_email(address: str) -> str:
-    """The stored form of an address: trimmed, NFC, lowercased (so unique means case-insensitively)."""
-    return unicodedata.normalize("NFC", address.strip()).lower()
+def overlong(names: Mapping[str, str], fields: Mapping[str, str]) -> str | None:
+    """What is too long among a subscriber's names and merge fields, said plainly; None if all fit."""
+    for key, value, limit in [(k, v, MAX_NAME_LENGTH) for k, v in names.items()] + [
+        (k, v, MAX_FIELD_LENGTH) for k, v in fields.items()
+    ]:
+        if len(value) > limit:
+            return f"{key} is {len(value):,} characters long; at most {limit:,} fit"
+    return None
 
 
-def checked_email(address: str) -> str:
-    """The stored form of a valid address (syntax only, no DNS); EmailNotValidError otherwise."""
-    return normalise_email(validate_email(address.strip(), check_deliverability=False).normalized)
+normalise_email = addresses.normalise
+checked_email = addresses.checked
 
 
 def email_hash(address: str) -> str:

@@ -10,9 +10,7 @@ sender and the web host) recording the same unsubscribe agree on one outcome.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError
@@ -28,19 +26,20 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
 
+from campaign.audience import queries, suppression
+from campaign.audience.addresses import normalise
 from campaign.audience.models import (
     Recipient,
     Subscriber,
     checked_email,
-    display_name,
     email_hash,
     normalise_email,
     one_line,
+    overlong,
 )
 from campaign.audience.tables import (
     events,
@@ -52,92 +51,14 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
-from campaign.db import connect, insert_ignoring
+from campaign.db import connect
 from campaign.errors import UserError
 
 if TYPE_CHECKING:
     from campaign.config import Config
 
-SOFT_BOUNCE_LIMIT = 3
-"""Soft bounces after which an address is treated as hard-bounced and suppressed."""
-
-_STRENGTH = {"unsubscribed": 1, "bounced": 2, "complained": 3, "deleted": 4}
-"""A stronger suppression reason replaces a weaker one; only `unsubscribed` can be undone."""
-
-_IN_CHUNK = 500
-"""Ids or addresses per `IN (...)` query."""
-
 s, m, tc, sup = subscribers, list_members, topic_choices, suppressions
 lst, top = lists, topics
-
-
-def _names(connection: Connection, table: Table) -> str:
-    """The names in `table` (lists or topics), for an error that says what exists."""
-    return (
-        ", ".join(connection.execute(select(table.c.name).order_by(table.c.name)).scalars())
-        or "none yet"
-    )
-
-
-def new_public_id() -> str:
-    """The random id that links carry; never the sequential row id."""
-    return secrets.token_urlsafe(16)
-
-
-def new_subscriber(
-    email: str,
-    hashed: str,
-    name: str,
-    first_name: str,
-    last_name: str,
-    fields: Mapping[str, Any],
-    source: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The row of someone subscribed for the first time (by `subscribe` or an import)."""
-    return {
-        "public_id": new_public_id(),
-        "email": email,
-        "email_hash": hashed,
-        "name": display_name(name, first_name, last_name),
-        "first_name": first_name,
-        "last_name": last_name,
-        "fields": fields,
-        "status": "subscribed",
-        "consent_source": source,
-        "consent_at": now,
-        "soft_bounces": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def chunked(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def not_suppressed() -> Any:
-    return ~exists().where(sup.c.email_hash == s.c.email_hash)
-
-
-def in_list(list_id: int) -> Any:
-    return exists().where(
-        m.c.subscriber_id == s.c.id, m.c.list_id == list_id, m.c.status == "active"
-    )
-
-
-def chose_any(topic_ids: Sequence[int]) -> Any:
-    return exists().where(tc.c.subscriber_id == s.c.id, tc.c.topic_id.in_(topic_ids))
-
-
-def insert_ignore(
-    connection: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on both backends (another process may have won the race)."""
-    if not rows:
-        return
-    connection.execute(insert_ignoring(connection, table, keys), rows)
 
 
 class Store:
@@ -184,13 +105,13 @@ class Store:
         """Driven by the list's memberships: their primary key (list_id, subscriber_id) is
         already in keyset order, so each chunk reads only its own rows, whatever the list's size."""
         where = [
-            m.c.list_id == self._list_id(connection, list_name),
+            m.c.list_id == queries.list_id(connection, list_name),
             m.c.status == "active",
             s.c.status == "subscribed",
-            not_suppressed(),
+            queries.not_suppressed(),
         ]
         if topic_names:
-            where.append(chose_any(self._topic_ids(connection, topic_names)))
+            where.append(queries.chose_any(queries.topic_ids(connection, topic_names)))
         return (
             select(
                 s.c.id,
@@ -234,15 +155,15 @@ class Store:
         """The ids among `ids` that may still be mailed (of `list_name`, if given; unknown list: none)."""
         found: set[int] = set()
         with self.engine.connect() as connection:
-            where = [s.c.status == "subscribed", not_suppressed()]
+            where = [s.c.status == "subscribed", queries.not_suppressed()]
             if list_name is not None:
                 list_id = connection.execute(
                     select(lst.c.id).where(lst.c.name == list_name)
                 ).scalar()
                 if list_id is None:
                     return found
-                where.append(in_list(list_id))
-            for part in chunked(list(dict.fromkeys(ids))):
+                where.append(queries.in_list(list_id))
+            for part in queries.chunked(list(dict.fromkeys(ids))):
                 found.update(
                     connection.execute(select(s.c.id).where(s.c.id.in_(part), *where)).scalars()
                 )
@@ -260,7 +181,7 @@ class Store:
     def _one(self, where: Any) -> Subscriber | None:
         with self.engine.connect() as connection:
             row = connection.execute(select(s).where(where, s.c.status != "deleted")).first()
-            return self._subscribers(connection, [row])[0] if row else None
+            return queries.load_subscribers(connection, [row])[0] if row else None
 
     def subscribers(
         self,
@@ -276,7 +197,7 @@ class Store:
             where.append(s.c.status == status)
         with self.engine.connect() as connection:
             if list_name is not None:
-                list_id = self._list_id(connection, list_name)
+                list_id = queries.list_id(connection, list_name)
                 where.append(exists().where(m.c.subscriber_id == s.c.id, m.c.list_id == list_id))
         return self._stream_subscribers(select(s).where(*where), after_id, chunk)
 
@@ -289,61 +210,11 @@ class Store:
                 rows = connection.execute(
                     query.where(s.c.id > last).order_by(s.c.id).limit(chunk)
                 ).all()
-                found = self._subscribers(connection, rows)
+                found = queries.load_subscribers(connection, rows)
             yield from found
             if len(rows) < chunk:
                 return
             last = rows[-1].id
-
-    def _subscribers(self, connection: Connection, rows: Sequence[Row[Any]]) -> list[Subscriber]:
-        """Subscribers for `rows` of the subscribers table, with lists, topics and suppression."""
-        ids = [row.id for row in rows]
-        active: dict[int, set[str]] = {i: set() for i in ids}
-        left: dict[int, set[str]] = {i: set() for i in ids}
-        chosen: dict[int, set[str]] = {i: set() for i in ids}
-        blocked: dict[str, str] = {}
-        for part in chunked(ids):
-            for sid, name, status in connection.execute(
-                select(m.c.subscriber_id, lst.c.name, m.c.status)
-                .join(lst, lst.c.id == m.c.list_id)
-                .where(m.c.subscriber_id.in_(part))
-            ):
-                (active if status == "active" else left)[sid].add(name)
-            for sid, name in connection.execute(
-                select(tc.c.subscriber_id, top.c.name)
-                .join(top, top.c.id == tc.c.topic_id)
-                .where(tc.c.subscriber_id.in_(part))
-            ):
-                chosen[sid].add(name)
-        hashes = [row.email_hash for row in rows if row.email_hash]
-        for part in chunked(hashes):
-            blocked.update(
-                connection.execute(
-                    select(sup.c.email_hash, sup.c.reason).where(sup.c.email_hash.in_(part))
-                ).all()
-            )
-        return [
-            Subscriber(
-                id=row.id,
-                public_id=row.public_id,
-                email=row.email or "",
-                name=row.name,
-                first_name=row.first_name,
-                last_name=row.last_name,
-                fields=dict(row.fields or {}),
-                status=row.status,
-                consent_source=row.consent_source,
-                consent_at=row.consent_at,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                soft_bounces=row.soft_bounces,
-                lists=frozenset(active[row.id]),
-                unsubscribed_lists=frozenset(left[row.id]),
-                topics=frozenset(chosen[row.id]),
-                suppressed=blocked.get(row.email_hash or ""),
-            )
-            for row in rows
-        ]
 
     def subscriber_lists(self, public_id: str) -> set[str]:
         """The lists `public_id` is an active member of (empty if unknown)."""
@@ -375,7 +246,11 @@ class Store:
             .outerjoin(links, linked)
             .outerjoin(
                 s,
-                and_(s.c.id == links.c.subscriber_id, s.c.status == "subscribed", not_suppressed()),
+                and_(
+                    s.c.id == links.c.subscriber_id,
+                    s.c.status == "subscribed",
+                    queries.not_suppressed(),
+                ),
             )
             .group_by(groups.c.name)
             .order_by(groups.c.name)
@@ -386,47 +261,12 @@ class Store:
     def ensure_list(self, name: str) -> None:
         """Create the list `name` unless it exists."""
         with self.engine.begin() as connection:
-            self._ensure(connection, lst, [name])
+            queries.ensure_names(connection, lst, [name])
 
     def ensure_topic(self, name: str) -> None:
         """Create the topic `name` unless it exists (the preferences page offers every topic)."""
         with self.engine.begin() as connection:
-            self._ensure(connection, top, [name])
-
-    @staticmethod
-    def _ensure(connection: Connection, table: Any, names: Iterable[str]) -> dict[str, int]:
-        """Ids of the named lists or topics, creating those missing."""
-        wanted = list(dict.fromkeys(name.strip() for name in names))
-        for name in wanted:
-            if not name:
-                raise UserError(f"a {table.name[:-1]} name cannot be empty")
-        insert_ignore(
-            connection, table, [{"name": name, "created_at": utcnow()} for name in wanted], ["name"]
-        )
-        return dict(
-            connection.execute(
-                select(table.c.name, table.c.id).where(table.c.name.in_(wanted))
-            ).all()
-        )
-
-    @staticmethod
-    def _list_id(connection: Connection, name: str) -> int:
-        found = connection.execute(select(lst.c.id).where(lst.c.name == name)).scalar()
-        if found is None:
-            raise UserError(f"unknown list {name!r} (lists: {_names(connection, lst)})")
-        return int(found)
-
-    @staticmethod
-    def _topic_ids(connection: Connection, names: Iterable[str]) -> list[int]:
-        wanted = set(names)
-        found = dict(
-            connection.execute(select(top.c.name, top.c.id).where(top.c.name.in_(wanted))).all()
-        )
-        if missing := sorted(wanted - found.keys()):
-            raise UserError(
-                f"unknown topic {', '.join(map(repr, missing))} (topics: {_names(connection, top)})"
-            )
-        return list(found.values())
+            queries.ensure_names(connection, top, [name])
 
     # -- subscribing ----------------------------------------------------------------------------------
 
@@ -451,11 +291,14 @@ class Store:
             address = checked_email(email)
         except EmailNotValidError as exc:
             raise UserError(f"invalid address {email!r}: {exc}") from None
+        names = {"first_name": first_name, "last_name": last_name, "name": name}
+        if problem := overlong(names, fields or {}):
+            raise UserError(problem)
         hashed = email_hash(address)
         now = utcnow()
         with self.engine.begin() as connection:
-            list_id = self._ensure(connection, lst, [list_name])[list_name.strip()]
-            topic_ids = self._ensure(connection, top, topics).values() if topics else []
+            list_id = queries.ensure_names(connection, lst, [list_name])[list_name.strip()]
+            topic_ids = queries.ensure_names(connection, top, topics).values() if topics else []
             reason = connection.execute(
                 select(sup.c.reason).where(sup.c.email_hash == hashed)
             ).scalar()
@@ -476,7 +319,7 @@ class Store:
                 first, last = one_line(first_name), one_line(last_name)
                 subscriber_id = connection.execute(
                     insert(s).returning(s.c.id),
-                    new_subscriber(
+                    queries.new_subscriber(
                         address,
                         hashed,
                         one_line(name),
@@ -487,31 +330,13 @@ class Store:
                         now,
                     ),
                 ).scalar_one()
-                self._event(connection, subscriber_id, hashed, "subscribed", source, list_name)
+                queries.log_event(
+                    connection, subscriber_id, hashed, "subscribed", source, list_name
+                )
             else:
                 subscriber_id = row.id
-            insert_ignore(
-                connection,
-                m,
-                [
-                    {
-                        "list_id": list_id,
-                        "subscriber_id": subscriber_id,
-                        "status": "active",
-                        "added_at": now,
-                    }
-                ],
-                ["list_id", "subscriber_id"],
-            )
-            insert_ignore(
-                connection,
-                tc,
-                [
-                    {"subscriber_id": subscriber_id, "topic_id": t, "chosen_at": now}
-                    for t in topic_ids
-                ],
-                ["subscriber_id", "topic_id"],
-            )
+            queries.join_lists(connection, subscriber_id, [list_id], now)
+            queries.choose_topics(connection, subscriber_id, topic_ids, now)
         found = self.find(address)
         assert found is not None
         return found
@@ -543,7 +368,7 @@ class Store:
             if row is None and not by_email:
                 raise UserError(f"no subscriber with id {key!r}")
             if list_name is not None:
-                list_id = self._list_id(connection, list_name)
+                list_id = queries.list_id(connection, list_name)
                 if (
                     row is not None
                     and connection.execute(
@@ -556,7 +381,7 @@ class Store:
                         .values(status="unsubscribed")
                     ).rowcount
                 ):
-                    self._event(
+                    queries.log_event(
                         connection,
                         row.id,
                         row.email_hash,
@@ -578,9 +403,9 @@ class Store:
                     ).rowcount
                 )
             address = row.email if row is not None else normalise_email(key)
-            changed = self._suppress(connection, address, "unsubscribed", source) or changed
+            changed = suppression.suppress(connection, address, "unsubscribed", source) or changed
             if changed:
-                self._event(
+                queries.log_event(
                     connection,
                     row.id if row else None,
                     email_hash(address),
@@ -604,9 +429,11 @@ class Store:
                     .returning(s.c.soft_bounces)
                 ).scalar_one()
             kind = "bounce_hard" if hard else "bounce_soft"
-            self._event(connection, subscriber_id, hashed, kind, source, detail)
-            if hard or bounces >= SOFT_BOUNCE_LIMIT:
-                self._block(connection, subscriber_id, normalise_email(email), "bounced", source)
+            queries.log_event(connection, subscriber_id, hashed, kind, source, detail)
+            if hard or bounces >= suppression.SOFT_BOUNCE_LIMIT:
+                suppression.block(
+                    connection, subscriber_id, normalise_email(email), "bounced", source
+                )
 
     def record_complaint(self, email: str, *, source: str, detail: str = "") -> None:
         """A spam complaint: never mail this address again."""
@@ -615,30 +442,10 @@ class Store:
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
-            self._event(connection, subscriber_id, hashed, "complaint", source, detail)
-            self._block(connection, subscriber_id, normalise_email(email), "complained", source)
-
-    def _block(
-        self,
-        connection: Connection,
-        subscriber_id: int | None,
-        email: str,
-        reason: str,
-        source: str,
-    ) -> None:
-        """Set a bounced / complained status (never weakening a stronger one) and suppress."""
-        if subscriber_id is not None:
-            weaker = [
-                status for status, strength in _STRENGTH.items() if strength < _STRENGTH[reason]
-            ]
-            connection.execute(
-                update(s)
-                .where(
-                    s.c.id == subscriber_id, or_(s.c.status == "subscribed", s.c.status.in_(weaker))
-                )
-                .values(status=reason, updated_at=utcnow())
+            queries.log_event(connection, subscriber_id, hashed, "complaint", source, detail)
+            suppression.block(
+                connection, subscriber_id, normalise_email(email), "complained", source
             )
-        self._suppress(connection, email, reason, source)
 
     @staticmethod
     def _existing(connection: Connection, public_id: str) -> Row[Any]:
@@ -667,7 +474,7 @@ class Store:
                 )
             changed = False
             if list_name is not None:
-                list_id = self._list_id(connection, list_name)
+                list_id = queries.list_id(connection, list_name)
                 changed = bool(
                     connection.execute(
                         update(m)
@@ -679,35 +486,12 @@ class Store:
                         .values(status="active", added_at=now)
                     ).rowcount
                 )
-                insert_ignore(
-                    connection,
-                    m,
-                    [
-                        {
-                            "list_id": list_id,
-                            "subscriber_id": row.id,
-                            "status": "active",
-                            "added_at": now,
-                        }
-                    ],
-                    ["list_id", "subscriber_id"],
-                )
+                queries.join_lists(connection, row.id, [list_id], now)
             if row.status != "subscribed" or reason is not None:
                 changed = True
-                connection.execute(delete(sup).where(sup.c.email_hash == row.email_hash))
-                connection.execute(
-                    update(s)
-                    .where(s.c.id == row.id)
-                    .values(
-                        status="subscribed",
-                        consent_source=source,
-                        consent_at=now,
-                        soft_bounces=0,
-                        updated_at=now,
-                    )
-                )
+                suppression.lift(connection, [row.email_hash], source=source, now=now)
             if changed:
-                self._event(
+                queries.log_event(
                     connection, row.id, row.email_hash, "resubscribed", source, list_name or ""
                 )
 
@@ -731,8 +515,8 @@ class Store:
         now = utcnow()
         with self.engine.begin() as connection:
             row = self._existing(connection, public_id)
-            list_ids = {name_: self._list_id(connection, name_) for name_ in sorted(lists)}
-            topic_ids = set(self._topic_ids(connection, topics)) if topics else set()
+            list_ids = {name_: queries.list_id(connection, name_) for name_ in sorted(lists)}
+            topic_ids = set(queries.topic_ids(connection, topics)) if topics else set()
             current = dict(
                 connection.execute(
                     select(m.c.list_id, m.c.status).where(m.c.subscriber_id == row.id)
@@ -753,15 +537,7 @@ class Store:
                     .where(m.c.subscriber_id == row.id, m.c.list_id.in_(joined))
                     .values(status="active", added_at=now)
                 )
-                insert_ignore(
-                    connection,
-                    m,
-                    [
-                        {"list_id": i, "subscriber_id": row.id, "status": "active", "added_at": now}
-                        for i in joined
-                    ],
-                    ["list_id", "subscriber_id"],
-                )
+                queries.join_lists(connection, row.id, joined, now)
             if left:
                 connection.execute(
                     update(m)
@@ -774,15 +550,7 @@ class Store:
                 connection.execute(
                     delete(tc).where(tc.c.subscriber_id == row.id, tc.c.topic_id.not_in(topic_ids))
                 )
-                insert_ignore(
-                    connection,
-                    tc,
-                    [
-                        {"subscriber_id": row.id, "topic_id": t, "chosen_at": now}
-                        for t in topic_ids - chosen
-                    ],
-                    ["subscriber_id", "topic_id"],
-                )
+                queries.choose_topics(connection, row.id, topic_ids - chosen, now)
                 changes.append("topics: " + ", ".join(sorted(topics)))
             names = {
                 column: one_line(value)
@@ -798,7 +566,7 @@ class Store:
                 changes.append("name")
             if changes:
                 connection.execute(update(s).where(s.c.id == row.id).values(updated_at=now))
-                self._event(
+                queries.log_event(
                     connection,
                     row.id,
                     row.email_hash,
@@ -807,105 +575,19 @@ class Store:
                     "; ".join(changes),
                 )
 
-    def delete(self, email: str, *, source: str = "delete") -> None:
-        """Erase a person's data; keep only the hash of the address as a suppression, so it stays blocked."""
+    def delete(self, email: str, *, source: str = "delete", secret: str = "") -> bool:
+        """Erase a person's data everywhere, the send ledger included (which keeps its counts
+        and a hash keyed with `secret`); keep the hash of the address as a suppression, so it
+        stays blocked. Returns whether a subscriber's data was erased (else only the block is new)."""
+        from campaign.send import ledger  # not at the top: campaign.send imports this module
+
         hashed = email_hash(email)
         with self.engine.begin() as connection:
             subscriber_id = connection.execute(
                 select(s.c.id).where(s.c.email_hash == hashed)
             ).scalar()
-            self._suppress(connection, None, "deleted", source, hashed=hashed)
-            connection.execute(
-                update(events)
-                .where(
-                    events.c.email_hash == hashed
-                    if subscriber_id is None
-                    else or_(events.c.email_hash == hashed, events.c.subscriber_id == subscriber_id)
-                )
-                .values(detail="")
-            )
-            if subscriber_id is not None:
-                connection.execute(delete(m).where(m.c.subscriber_id == subscriber_id))
-                connection.execute(delete(tc).where(tc.c.subscriber_id == subscriber_id))
-                connection.execute(
-                    update(s)
-                    .where(s.c.id == subscriber_id)
-                    .values(
-                        email=None,
-                        email_hash=None,
-                        name="",
-                        first_name="",
-                        last_name="",
-                        fields={},
-                        status="deleted",
-                        consent_source=None,
-                        consent_at=None,
-                        updated_at=utcnow(),
-                    )
-                )
-            self._event(connection, subscriber_id, hashed, "deleted", source)
-
-    # -- shared writes --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _suppress(
-        connection: Connection,
-        email: str | None,
-        reason: str,
-        source: str,
-        *,
-        hashed: str | None = None,
-    ) -> bool:
-        """Block an address (or raise its reason to a stronger one); whether anything changed."""
-        hashed = hashed or email_hash(email or "")
-        now = utcnow()
-        current = connection.execute(
-            select(sup.c.reason).where(sup.c.email_hash == hashed)
-        ).scalar()
-        if current is None:
-            insert_ignore(
-                connection,
-                sup,
-                [
-                    {
-                        "email_hash": hashed,
-                        "email": email,
-                        "reason": reason,
-                        "source": source,
-                        "created_at": now,
-                    }
-                ],
-                ["email_hash"],
-            )
-            return True
-        if _STRENGTH[reason] > _STRENGTH[current]:
-            values: dict[str, Any] = {"reason": reason, "source": source, "created_at": now}
-            if reason == "deleted":
-                values["email"] = None
-            connection.execute(update(sup).where(sup.c.email_hash == hashed).values(**values))
-            return True
-        return False
-
-    @staticmethod
-    def _event(
-        connection: Connection,
-        subscriber_id: int | None,
-        hashed: str | None,
-        kind: str,
-        source: str,
-        *details: str,
-    ) -> None:
-        connection.execute(
-            insert(events),
-            {
-                "subscriber_id": subscriber_id,
-                "email_hash": hashed,
-                "kind": kind,
-                "detail": ": ".join(d for d in details if d),
-                "source": source,
-                "created_at": utcnow(),
-            },
-        )
+            ledger.erase(connection, subscriber_id, normalise(email), secret)
+            return suppression.erase(connection, hashed, source)
 
     def history(self, email: str) -> list[dict[str, Any]]:
         """The events log of one address (by its hash, so an erased address still shows its history)."""

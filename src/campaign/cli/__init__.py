@@ -12,6 +12,8 @@ from campaign.cli.catalog import register_summaries
 from campaign.errors import BuildError, CampaignError
 
 COMMANDS: dict[str, str] = {
+    "init": "init",
+    "layouts": "layouts",
     "build": "build",
     "new": "build",
     "schema": "build",
@@ -48,10 +50,16 @@ def _command_name(args: Sequence[str]) -> str | None:
 
 def register(args: Sequence[str] | None = None) -> None:
     """Import the module of the command in `args` (every module when there is none)."""
-    name = _command_name(sys.argv[1:] if args is None else args)
-    if name is None and register_summaries(app, set(COMMANDS)):
-        return  # help only: the list of commands, none of their modules
-    modules = [COMMANDS[name]] if name in COMMANDS else sorted(set(COMMANDS.values()))
+    args = sys.argv[1:] if args is None else args
+    name = _command_name(args)
+    if name in COMMANDS:
+        modules = [COMMANDS[name]]
+    elif "--version" in args:
+        modules = []  # it prints and exits before any command
+    elif name is None and register_summaries(app, set(COMMANDS)):
+        modules = []  # help only: the list of commands, none of their modules
+    else:
+        modules = sorted(set(COMMANDS.values()))
     for module in modules:
         import_module(f"campaign.cli.{module}")
 

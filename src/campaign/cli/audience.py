@@ -15,6 +15,7 @@ from campaign.audience.export import export_csv
 from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
 from campaign.cli.progress import Steps
+from campaign.config import SECRET_KEY_ENV
 from campaign.errors import UserError
 
 subscribers = typer.Typer(
@@ -55,6 +56,10 @@ def import_command(
         str | None,
         typer.Option("--reason", help="Why --resubscribe is right (logged for each person)."),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="The file's encoding if not UTF-8 (cp1252 for Excel's plain CSV)."),
+    ] = None,
 ) -> None:
     """Import subscribers from a CSV file into a list."""
     if resubscribe != (reason is not None):
@@ -64,7 +69,13 @@ def import_command(
     steps = Steps(f"importing {file.name}", console)
     try:
         report = import_csv(
-            _store(), file, list_name, topic or [], resubscribe_reason=reason, progress=steps
+            _store(),
+            file,
+            list_name,
+            topic or [],
+            resubscribe_reason=reason,
+            encoding=encoding,
+            on_progress=steps,
         )
     finally:
         steps.stop()
@@ -82,6 +93,10 @@ def _print_report(report: ImportReport) -> None:
     for title, rows in (
         ("invalid, not imported", report.invalid),
         ("duplicates of an earlier line, skipped", report.duplicates),
+        (
+            "imported, but not ASCII before the @: only SMTP servers with SMTPUTF8 can send to them",
+            report.needs_smtputf8,
+        ),
         (
             "unsubscribed, bounced or complained, skipped (use --resubscribe --reason TEXT)",
             report.suppressed_skipped,
@@ -226,10 +241,18 @@ def delete_command(
     """Erase a subscriber's personal data; the address stays blocked (as a hash)."""
     if not yes and not typer.confirm(f"Erase everything stored about {email}?"):
         raise typer.Exit(1)
-    _store().delete(email, source="cli")
-    console.print(
-        f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
-    )
+    config = get_config()
+    # Without a signing key nothing was sent, so the ledger has nothing to key.
+    secret = config.env.get(SECRET_KEY_ENV, "").strip()
+    if Store.open(config).delete(email, source="cli", secret=secret):
+        console.print(
+            f"{email} erased; only a hash of the address is kept, so it stays blocked", markup=False
+        )
+    else:
+        console.print(
+            f"{email}: no subscriber has this address, nothing to erase; it is blocked from now on",
+            markup=False,
+        )
 
 
 @app.command("lists")

@@ -18,6 +18,8 @@ SUMMARIES: dict[str, str] = {
     "new": "Start a campaign from the layout's scaffold/ folder; it builds as it is.",
     "schema": "Print the JSON Schema of campaign.yaml (for editors' YAML validation), with every\n"
     "section kind of the layouts present (outside a workspace: the built-in ones).",
+    "init": "Start a workspace: campaign.toml, .env with a new signing key, .gitignore, layouts/,\n"
+    "and a first campaign that builds. Asks for what the options do not give.",
     "dkim": "Print the DKIM DNS record for [provider.dkim] (making the key file if there is none).",
     "mailbox": "Read the bounce mailbox once: bounces, feedback reports, unsubscribe requests. "
     "For cron.",
@@ -31,8 +33,10 @@ SUMMARIES: dict[str, str] = {
     "unknown, skipped.",
     "serve": "Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.",
     "subscribers": "Import, list, show, export, unsubscribe and delete subscribers.",
+    "layouts": "List the layouts campaigns may use, built-in or the workspace's own in layouts/, "
+    "and which one is used; `layouts copy NAME` copies a built-in one to change it.",
 }
-"""Each command's summary, in the order the modules register them."""
+"""Each command's summary, in the order help lists them (commands, then groups)."""
 
 
 def _listed_only() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from email_validator import EmailNotValidError, validate_email
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from campaign.assets import store_assets
+from campaign.audience import addresses
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.schedule import schedule_instead
 from campaign.compiled import Compiled
@@ -30,7 +30,8 @@ from campaign.db import connect
 from campaign.errors import UserError
 from campaign.placeholders import shown
 from campaign.schedule import resolve_time
-from campaign.send import ledger
+from campaign.send import ledger, recovery
+from campaign.send.lease import Keeper
 from campaign.send.ledger import Summary
 
 if TYPE_CHECKING:
@@ -70,10 +71,8 @@ def _addresses(values: list[str]) -> list[str]:
         for part in value.split(","):
             if part.strip():
                 try:
-                    found.append(
-                        validate_email(part.strip(), check_deliverability=False).normalized
-                    )
-                except EmailNotValidError as exc:
+                    found.append(addresses.checked(part))
+                except addresses.InvalidAddress as exc:
                     raise UserError(f"--test {part.strip()!r}: {exc}") from None
     return found
 
@@ -156,6 +155,14 @@ def send_command(
             "--resend-unknown", help="Send again to recipients whose delivery is unknown."
         ),
     ] = False,
+    retry_failed: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-failed",
+            metavar="KINDS",
+            help="Send failed deliveries again: all, or by kind (--retry-failed=rejected,temporary).",
+        ),
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option(
@@ -207,7 +214,15 @@ def send_command(
         return
     if schedule_instead(config, compiled, list_name, topics, at):
         return
-    _send(config, compiled, list_name, topics, yes=yes, resend_unknown=resend_unknown)
+    _send(
+        config,
+        compiled,
+        list_name,
+        topics,
+        yes=yes,
+        resend_unknown=resend_unknown,
+        retry_kinds=recovery.parse_kinds(retry_failed) if retry_failed is not None else (),
+    )
 
 
 def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
@@ -293,6 +308,7 @@ def _send(
     *,
     yes: bool,
     resend_unknown: bool,
+    retry_kinds: tuple[str, ...] = (),
 ) -> None:
     from campaign.audience import Store
     from campaign.send import send_campaign
@@ -309,18 +325,23 @@ def _send(
         )
     if not yes:
         _confirm("Send now?")
+    for line in recovery.before_send(config, engine, compiled.slug, retry_kinds, resend_unknown):
+        _say(line)
     reporter = _Reporter(count)
+    worker_id = ledger.new_worker_id()
     try:
-        summary = asyncio.run(
-            send_campaign(
-                config,
-                compiled,
-                list_name=list_name,
-                topics=topics,
-                resend_unknown=resend_unknown,
-                progress=reporter,
+        with Keeper(engine, worker_id, config.send.lease_seconds):
+            summary = asyncio.run(
+                send_campaign(
+                    config,
+                    compiled,
+                    list_name=list_name,
+                    topics=topics,
+                    resend_unknown=resend_unknown,
+                    progress=reporter,
+                    worker_id=worker_id,
+                )
             )
-        )
     finally:
         reporter.stop()
     if summary.content_changed:
@@ -333,7 +354,7 @@ def _send(
             f"{summary.interrupted} deliveries were in flight when an earlier run stopped: now unknown",
             "yellow",
         )
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, compiled.slug):
         _say(line)
     if not summary.ok:
         raise typer.Exit(1)
@@ -342,13 +363,20 @@ def _send(
 @app.command("status")
 def status_command(
     campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
+    ] = False,
 ) -> None:
     """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped."""
     config = get_config()
     slug = Path(campaign.rstrip("/\\")).name or campaign
-    summary = ledger.summary(connect(config.database_url), slug)
+    engine = connect(config.database_url)
+    summary = ledger.summary(engine, slug)
     if summary is None:
         _say(f"{slug}: not sent yet")
         return
-    for line in summary_lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, slug):
         _say(line)
+    if failed:
+        for failure in recovery.failed(engine, slug):
+            _say(f"{failure.email}  {failure.kind}  {failure.reason}")

@@ -27,18 +27,17 @@ def serve(
     Run it behind a reverse proxy that terminates HTTPS (see the README). Webhook
     secrets come from environment variables such as POSTMARK_WEBHOOK_AUTH.
     """
-    import uvicorn
-
     from campaign.web.app import create_app
+    from campaign.web.preview import listen
+    from campaign.web.serving import run
 
     config = get_config()
-    application = create_app(config)
     host = host or config.web.host
     port = port or config.web.port
+    sock = listen(host, port)  # a port in use is a plain error, before anything starts
+    application = create_app(config)
     console.print(
         f"Serving {config.organisation.name} on http://{host}:{port} (public URL {config.public_base_url})",
         soft_wrap=True,
     )
-    uvicorn.run(
-        application, host=host, port=port, proxy_headers=True, log_level="info", server_header=False
-    )
+    run(application, sock)

@@ -8,6 +8,7 @@ from pathlib import Path
 from campaign.compiled import Asset, fingerprint
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location
+from campaign.guards import image_problem
 from campaign.load import shown_path
 
 REMOTE = ("http://", "https://")
@@ -75,6 +76,9 @@ class Session:
             self.error(f"image {ref} is not a file of {self.shown(base)}", where)
             return None
         data = path.read_bytes()
+        if problem := image_problem(data, ref):
+            self.error(problem, where)
+            return None
         self.record(path, data)
         name = f"{path.stem}.{fingerprint(data)}{path.suffix.lower()}"
         url = f"{self.config.assets_url}/{name}"

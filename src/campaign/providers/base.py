@@ -140,6 +140,11 @@ class Provider(ABC):
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         """Deliver `batch` (at most `max_batch` messages); one Result per message, same order."""
 
+    async def known(self, send_ids: Sequence[str]) -> set[str]:
+        """Which of `send_ids` (deliveries whose outcome is unknown) the service has taken,
+        asked of its API before they are resent. Default: none known, so all are resent."""
+        return set()
+
     async def aclose(self) -> None:
         """Release connections."""
 

@@ -9,6 +9,7 @@ with Postmark's message.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +22,8 @@ from campaign.providers import base
 from campaign.providers.batching import STAMPED_BY_SERVICE
 
 TOKEN_ENV = "POSTMARK_SERVER_TOKEN"
+SEARCHES_AT_ONCE = 8
+"""Concurrent message searches when asking which unknown deliveries Postmark has."""
 
 REJECTED_CODES = {300: "invalid email request", 406: "inactive recipient"}
 """Refused for this recipient only: never retried."""
@@ -172,3 +175,24 @@ class PostmarkProvider(base.HTTPProvider):
             # Nothing went out, and nothing will until the account is fixed: stop the send.
             raise ProviderError(stop)
         return results
+
+    async def known(self, send_ids: Sequence[str]) -> set[str]:
+        """Postmark's outbound message search by our send id in the metadata
+        (`GET /messages/outbound?metadata_send_id=...`), a few searches at a time."""
+        turns = asyncio.Semaphore(SEARCHES_AT_ONCE)
+
+        async def taken(send_id: str) -> bool:
+            async with turns:
+                response = await self.client.get(
+                    "/messages/outbound",
+                    params={"count": 1, "offset": 0, "metadata_send_id": send_id},
+                )
+            if response.status_code != 200:
+                raise ProviderError(
+                    f"postmark's message search answered {response.status_code}: "
+                    f"{self.error_message(response)}; nothing was resent"
+                )
+            return bool(response.json().get("TotalCount"))
+
+        found = await asyncio.gather(*(taken(send_id) for send_id in send_ids))
+        return {send_id for send_id, yes in zip(send_ids, found, strict=True) if yes}

@@ -1,7 +1,8 @@
 """The send ledger: one row per (campaign, recipient), so each is mailed exactly once.
 
     pending ──claim──> sending ──reply──> sent | failed | pending (retry later)
-                          └── process died mid-request ──> unknown (resent only on request)
+                          └── lease ran out mid-request ──> unknown ──webhook──> sent
+                                                      (resent only on request)
 
 A row is marked `sending` and committed before the provider is called, so a crash
 can never make us send it twice without knowing: such rows become `unknown`.
@@ -13,13 +14,15 @@ so a webhook or a provider's log points back at it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +41,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     func,
     literal,
     literal_column,
@@ -51,6 +55,7 @@ from campaign.audience.tables import UTCDateTime, subscribers, utcnow
 from campaign.compiled import Compiled
 from campaign.db import insert_ignoring, metadata
 from campaign.errors import UserError
+from campaign.send import lease
 
 SEND_STATUSES = ("running", "paused", "finished", "failed")
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "skipped")
@@ -92,6 +97,7 @@ deliveries = Table(
     Column("event", String(32)),
     Column("event_detail", Text),
     Column("event_at", UTCDateTime),
+    Column("resolved_by", String(64)),
     UniqueConstraint("send", "subscriber_id", name="uq_deliveries_send_subscriber"),
     Index("ix_deliveries_send_status", "send", "status", "subscriber_id"),
     Index("ix_deliveries_provider_id", "provider_id"),
@@ -101,7 +107,8 @@ d = deliveries
 
 
 def new_worker_id() -> str:
-    """host:pid:nonce. A resumed send can tell a dead process on this host from a live one."""
+    """host:pid:nonce: unique, and it tells a person where a claim came from. Whether that
+    worker is alive is judged by its lease (`campaign.send.lease`), never by the pid."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -368,44 +375,26 @@ def _random_id(connection: Connection) -> Any:
     return func.lower(func.hex(func.randomblob(16)))
 
 
-def _worker_is_dead(worker: str, last_claim: datetime | None, stale_before: datetime) -> bool:
-    host, _, rest = worker.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        pid = int(pid_text)
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-    return last_claim is None or last_claim < stale_before
-
-
 def prepare(
     engine: Engine,
     send: int,
     *,
     resend_unknown: bool = False,
-    stale_after: timedelta = timedelta(minutes=15),
 ) -> int:
-    """Before (re)starting a send: rows left `sending` by a dead process become `unknown`
-    (a process on this host is checked by pid; one elsewhere is dead once its last claim is
-    older than `stale_after`); failures that were retryable get a fresh set of attempts;
-    with `resend_unknown`, unknown rows are queued again. Returns the rows made unknown."""
+    """Before (re)starting a send: rows left `sending` by a worker whose lease ran out become
+    `unknown`; failures that were retryable get a fresh set of attempts; with `resend_unknown`,
+    unknown rows are queued again. Returns the rows made unknown."""
     now = utcnow()
     with write(engine) as connection:
-        workers = connection.execute(
-            select(d.c.claimed_by, func.max(d.c.claimed_at))
-            .where(d.c.send == send, d.c.status == "sending")
-            .group_by(d.c.claimed_by)
-        ).all()
-        dead = [
-            w for w, last in workers if w is None or _worker_is_dead(w, last, now - stale_after)
-        ]
+        workers = (
+            connection.execute(
+                select(d.c.claimed_by).where(d.c.send == send, d.c.status == "sending").distinct()
+            )
+            .scalars()
+            .all()
+        )
+        alive = lease.live(connection, workers, now)
+        dead = [w for w in workers if w not in alive]
         made_unknown = 0
         if dead:
             made_unknown = connection.execute(
@@ -480,6 +469,7 @@ def claim(
         rows = connection.execute(query).all()
         if not rows:
             return []
+        lease.touch(connection, worker, now)
         # A subscriber erased since the send began has no row left: skipped like the unsubscribed.
         known = [row.subscriber_id for row in rows if row.public_id is not None]
         keep = mailable(known) if mailable else set(known)
@@ -646,6 +636,10 @@ def summary(engine: Engine, campaign: str) -> Summary | None:
     )
 
 
+RESOLVABLE = ("unknown", "pending")
+"""Statuses an event about the delivery settles as sent: a pending row here is one queued again
+(`--resend-unknown`) or for a retry, and the event says the service has it already."""
+
 _EVENT_RANK = {
     "delivered": 1,
     "opened": 2,
@@ -666,14 +660,26 @@ def record_event(
 ) -> bool:
     """Note what a webhook reported about one delivery (delivered, bounced, complained, opened...),
     found by our send id or the provider's message id. A weaker event never hides a stronger one
-    (a late "delivered" after "bounced"). Returns whether a delivery matched."""
+    (a late "delivered" after "bounced"). An event of a delivery that is `unknown` (or queued
+    again to resend it) proves the service took it: the row becomes `sent`, `resolved_by` the
+    event. Returns whether a delivery matched."""
     if send_id is None and provider_id is None:
         raise ValueError("record_event needs send_id or provider_id")
     where = d.c.send_id == send_id if send_id is not None else d.c.provider_id == provider_id
     with write(engine) as connection:
-        row = connection.execute(select(d.c.send_id, d.c.event).where(where).limit(1)).first()
+        row = connection.execute(
+            select(d.c.send_id, d.c.event, d.c.status).where(where).limit(1)
+        ).first()
         if row is None:
             return False
+        if row.status in RESOLVABLE and event in _EVENT_RANK:
+            connection.execute(
+                update(d)
+                .where(d.c.send_id == row.send_id, d.c.status.in_(RESOLVABLE))
+                .values(
+                    status="sent", reason="", resolved_by=f"{event} webhook", updated_at=utcnow()
+                )
+            )
         if _EVENT_RANK.get(row.event or "", 0) <= _EVENT_RANK.get(event, 0):
             connection.execute(
                 update(d)
@@ -681,3 +687,31 @@ def record_event(
                 .values(event=event, event_detail=detail[:1000], event_at=utcnow())
             )
     return True
+
+
+def erase(connection: Connection, subscriber_id: int | None, address: str, secret: str) -> None:
+    """Take one person out of the ledger (`subscribers delete`): each of their deliveries keeps
+    its status (the campaign's counts stay right) and, in place of the address, a hash of it
+    keyed with the workspace's `secret` (no one without the key can test an address against
+    it); name, merge fields and any service message naming them go. Pending ones are skipped."""
+    key = hashlib.sha256(b"campaign.ledger.erase:" + secret.encode()).digest()
+    keyed = "erased:" + hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
+    theirs = d.c.email == address
+    if subscriber_id is not None:
+        theirs = or_(theirs, d.c.subscriber_id == subscriber_id)
+    connection.execute(
+        update(d)
+        .where(theirs, d.c.status == "pending")
+        .values(status="skipped", reason="erased", updated_at=utcnow())
+    )
+    naming = func.lower(d.c.reason).contains(address, autoescape=True)
+    connection.execute(
+        update(d)
+        .where(theirs)
+        .values(
+            email=keyed,
+            recipient={},
+            event_detail=None,
+            reason=case((naming, "erased"), else_=d.c.reason),
+        )
+    )

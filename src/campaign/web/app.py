@@ -1,7 +1,8 @@
 """`create_app(config)`: the ASGI app of `campaign serve`, composed in one place.
 
     routes        archive, assets, unsubscribe, preferences, forward, webhooks, healthz
-    middleware    security headers (no referrer: the URLs hold tokens; no framing; no scripts)
+    middleware    security headers (no referrer: the URLs hold tokens; no framing; no scripts);
+                  body limits (serving.BodyLimit: webhooks 5 MB, forms 64 KB, chunked or not)
 
 The app keeps no session and sets no cookie. It shares the database with the
 sender: SQLite when both run on one machine, PostgreSQL when they do not.
@@ -27,15 +28,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from campaign import db
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.web import public
+from campaign.web import durable, public
 from campaign.web.assets import asset
+from campaign.web.serving import BodyLimit
 from campaign.web.site import Site
-from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused, record
+from campaign.web.webhooks import NORMALISERS, Incoming, Malformed, Refused
 
 log = logging.getLogger("campaign.web")
-
-MAX_WEBHOOK_BODY = 5 * 1024 * 1024
-"""Largest webhook body read (SendGrid batches run to a few hundred KB)."""
 
 SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
@@ -98,8 +97,6 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"error": "unknown service"}, status_code=404)
     if request.method == "HEAD":  # Mandrill checks that the URL exists before it saves a webhook
         return Response(status_code=200)
-    if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
-        return JSONResponse({"error": "body too large"}, status_code=413)
     body = await request.body()
     incoming = Incoming(
         url=site.config.public_base_url + request.url.path,
@@ -113,8 +110,9 @@ async def webhook(request: Request) -> Response:
         return JSONResponse({"error": "unauthorised"}, status_code=401)
     except Malformed as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    outcome = await site.db(record, site.engine, events, site.store)
-    return JSONResponse({"recorded": outcome.recorded, "replayed": outcome.replayed})
+    outcome, queued = await durable.record_webhook(site, events)
+    reply = {"recorded": outcome.recorded, "replayed": outcome.replayed}
+    return JSONResponse(reply | ({"queued": queued} if queued else {}))
 
 
 async def user_error(request: Request, exc: Exception) -> Response:
@@ -149,12 +147,13 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with durable.maintained(site):
+            yield
         await site.aclose()
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={UserError: user_error, 404: not_found},
         lifespan=lifespan,
     )

@@ -21,22 +21,22 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, insert, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from campaign.audience import addresses
 from campaign.audience.models import Subscriber
 from campaign.links import BadLink, Claims, Purpose
 from campaign.message import CAMPAIGN_HEADER, Message
+from campaign.web import durable
 from campaign.web.csrf import FIELD as CSRF_FIELD
+from campaign.web.forwards import claim_forward, strip_links
 from campaign.web.site import Site
-from campaign.web.tables import forward_log
 from campaign.web.webcopy import WebCopy
 
 MAX_FRIENDS = 5
@@ -46,23 +46,10 @@ ONE_CLICK = ("List-Unsubscribe", "One-Click")
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 """Also recognised without a form content type: some senders of the POST omit it."""
 
-_LINKISH = re.compile(
-    r"(?:[a-z][a-z0-9+.-]*://\S*)|(?:www\.\S*)|(?:mailto:\S*)|(?:\S+@\S+)|(?:\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b(?:/\S*)?)",
-    re.IGNORECASE,
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 def site_of(request: Request) -> Site:
     site: Site = request.app.state.site
     return site
-
-
-def strip_links(text: str) -> str:
-    """Plain text with anything a mail client would make a link removed (URLs, bare
-    domains, addresses), so a forward cannot carry a stranger's link."""
-    text = _CONTROL.sub("", text.replace("\r\n", "\n"))
-    return re.sub(r"[ \t]{2,}", " ", _LINKISH.sub("", text)).strip()
 
 
 def masked(email: str) -> str:
@@ -196,9 +183,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
-            await site.db(
-                site.store.unsubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "unsubscribe",
+                public_id_or_email=subscriber.public_id,
                 source="one-click",
                 list_name=None,
                 detail=f"campaign {claims.campaign}",
@@ -209,9 +197,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
             list_name = this_list if scope == "list" else None
-            await site.db(
-                site.store.unsubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "unsubscribe",
+                public_id_or_email=subscriber.public_id,
                 source="unsubscribe page",
                 list_name=list_name,
                 detail=f"campaign {claims.campaign}",
@@ -220,9 +209,10 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
             # Back on this list too, if they had left it.
             list_name = this_list if this_list and this_list not in subscriber.lists else None
-            await site.db(
-                site.store.resubscribe,
-                subscriber.public_id,
+            await durable.write(
+                site,
+                "resubscribe",
+                public_id=subscriber.public_id,
                 source="unsubscribe page",
                 list_name=list_name,
             )
@@ -276,11 +266,12 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         # A new first or last name replaces the whole name, so the To header and the
         # greeting ({{ first_name }}) both follow it.
         changed = (first, last) != _names(subscriber)
-        await site.db(
-            site.store.set_preferences,
-            subscriber.public_id,
-            lists=chosen_lists,
-            topics=chosen_topics,
+        await durable.write(
+            site,
+            "preferences",
+            public_id=subscriber.public_id,
+            lists=sorted(chosen_lists),
+            topics=sorted(chosen_topics),
             name="" if changed else None,
             first_name=first if changed else None,
             last_name=last if changed else None,
@@ -333,8 +324,8 @@ def read_forward_form(form: FormData) -> ForwardForm:
     raw = [_str(v).strip() for v in form.getlist("friend")]
     for value in (v for v in raw if v):
         try:
-            address = validate_email(value, check_deliverability=False).normalized.lower()
-        except EmailNotValidError:
+            address = addresses.checked(value)
+        except addresses.InvalidAddress:
             errors.append(f"“{value[:80]}” is not an email address.")
             continue
         if address not in friends:
@@ -383,7 +374,7 @@ def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str
         send_id=send_id,
         campaign=copy.slug,
         from_=copy.from_,
-        to_email=friend,
+        to_email=addresses.transport(friend, smtputf8=True),
         to_name="",
         subject=f"Fwd: {copy.subject}",
         html=html,
@@ -395,38 +386,6 @@ def forward_message(site: Site, copy: WebCopy, friend: str, name: str, note: str
             CAMPAIGN_HEADER: copy.slug,
         },
     )
-
-
-def _within_limits(site: Site, subscriber_hash: str, ip_hash: str, count: int) -> bool:
-    """Record a forward of `count` messages unless it would pass either hourly limit.
-    Rows older than an hour are deleted on the way: nothing is kept longer than the limit needs."""
-    since = datetime.now(UTC) - timedelta(hours=1)
-    with site.engine.begin() as connection:
-        connection.execute(delete(forward_log).where(forward_log.c.sent_at < since))
-
-        def used(column: Any, value: str) -> int:
-            query = select(func.coalesce(func.sum(forward_log.c.recipients), 0)).where(
-                column == value, forward_log.c.sent_at >= since
-            )
-            return int(connection.execute(query).scalar_one())
-
-        web = site.config.web
-        if (
-            used(forward_log.c.subscriber_hash, subscriber_hash) + count
-            > web.forward_per_subscriber_per_hour
-        ):
-            return False
-        if used(forward_log.c.ip_hash, ip_hash) + count > web.forward_per_ip_per_hour:
-            return False
-        connection.execute(
-            insert(forward_log).values(
-                subscriber_hash=subscriber_hash,
-                ip_hash=ip_hash,
-                recipients=count,
-                sent_at=datetime.now(UTC),
-            )
-        )
-    return True
 
 
 @signed_link("forward")
@@ -462,11 +421,14 @@ async def forward(request: Request, visit: LinkVisit) -> Response:
     recipients = [f for f in parsed.friends if not await site.db(site.suppressed, f)]
     ip = request.client.host if request.client else "unknown"
     allowed = await site.db(
-        _within_limits,
-        site,
+        durable.retrying,
+        claim_forward,
+        site.engine,
         site.keyed_hash("subscriber", subscriber.public_id),
         site.keyed_hash("ip", ip),
         len(parsed.friends),
+        per_subscriber=site.config.web.forward_per_subscriber_per_hour,
+        per_ip=site.config.web.forward_per_ip_per_hour,
     )
     if not allowed:
         return site.message(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from campaign.audience import Store
+from campaign.audience import Store, addresses
 from campaign.send import ledger
 from campaign.web.tables import webhook_events, webhook_tokens
 from campaign.web.webhooks.base import Event
@@ -96,7 +96,7 @@ def record(engine: Engine, events: list[Event], store: Store | None = None) -> O
     store = store or Store(engine)
     outcome = Outcome()
     for event in events:
-        if "@" not in event.email or not event.event_id:
+        if not addresses.is_valid(event.email) or not event.event_id:
             continue  # nothing we could suppress or match
         if not _claim(engine, event):
             outcome.replayed += 1

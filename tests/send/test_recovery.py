@@ -1,0 +1,188 @@
+"""After a send: failed rows sent again by kind, exactly once; unknowns settled by a webhook or
+by the service's own log before anything is resent (the local Postmark's message search)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from campaign.audience import Store
+from campaign.db import connect
+from campaign.errors import UserError
+from campaign.providers import create
+from campaign.send import ledger, recovery, send_campaign
+from campaign.send.ledger import deliveries
+from tests.conftest import run_cli
+from tests.send.conftest import compiled, make_config, populate
+from tests.servers import serve
+from tests.servers.postmark import TOKEN, PostmarkServer, Reply
+
+
+@pytest.fixture
+def postmark() -> Iterator[tuple[PostmarkServer, str]]:
+    server = PostmarkServer()
+    with serve(server.app) as url:
+        yield server, url
+
+
+def _toml(url: str) -> str:
+    return (
+        f'base_url = "{url}"\n[send]\nbatch_size = 10\nconcurrency = 1\n'
+        "backoff_seconds = 0.02\nmax_attempts = 1\n"
+    )
+
+
+def _statuses(db_url: str) -> dict[str, str]:
+    with connect(db_url).connect() as c:
+        return dict(c.execute(select(deliveries.c.email, deliveries.c.status)).all())
+
+
+def test_parse_kinds() -> None:
+    assert recovery.parse_kinds("all") == recovery.parse_kinds("") == ("rejected", "temporary")
+    assert recovery.parse_kinds("temporary, rejected,temporary") == ("temporary", "rejected")
+    with pytest.raises(UserError, match="unknown kind bounced"):
+        recovery.parse_kinds("rejected,bounced")
+
+
+def test_retry_failed_by_kind_sends_each_once(
+    db_url: str, postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
+    server, url = postmark
+    populate(db_url, tmp_path, 30)
+    config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=_toml(url))
+    engine = connect(db_url)
+    server.inactive = {"user13@example.com", "user14@example.com"}
+    server.then(Reply(500))  # the first batch: out of attempts at once
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.failed == 12
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.failed == {"rejected": 2, "temporary": 10}
+    lines = "\n".join(found.lines())
+    assert "2 failed as rejected" in lines
+    assert "`campaign send c1 --list news --retry-failed=rejected`" in lines
+    assert [f.email for f in recovery.failed(engine, "c1") if f.kind == "rejected"] == [
+        "user13@example.com",
+        "user14@example.com",
+    ]
+    # The temporary ones come back by themselves on the next run; the rejected only on request.
+    server.inactive = set()
+    assert recovery.retry_failed(engine, "c1", ["rejected"]) == 2
+    assert recovery.retry_failed(engine, "c1", ["rejected"]) == 0  # queued once, not twice
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.ok and summary.sent == 30
+    assert recovery.retry_failed(engine, "c1") == 0  # nothing failed: nothing touched
+    counts = server.deliveries()
+    assert len(counts) == 30 and set(counts.values()) == {1}
+
+
+def test_a_delivery_event_settles_an_unknown_delivery(db_url: str, tmp_path: Path) -> None:
+    populate(db_url, tmp_path, 3)
+    engine = connect(db_url)
+    send = ledger.open_send(engine, compiled(), "news", [])
+    ledger.enqueue(engine, send, Store(engine).recipients("news"))
+    batch = ledger.claim(engine, send.id, worker="w", limit=3)
+    assert batch is not None
+    ledger.record(
+        engine,
+        "w",
+        [ledger.Outcome(q.send_id, "unknown", None, "timeout") for q in batch],
+    )
+    assert ledger.record_event(engine, send_id=batch[0].send_id, event="delivered")
+    assert ledger.record_event(engine, send_id=batch[1].send_id, event="bounced")
+    assert ledger.record_event(engine, send_id=batch[1].send_id, event="opened")
+    statuses = _statuses(db_url)
+    assert sorted(statuses.values()) == ["sent", "sent", "unknown"]
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"bounced webhook": 1, "delivered webhook": 1}
+    assert (
+        "unknown resolved as sent: 1 by bounced webhook, 1 by delivered webhook"
+        in found.lines()[-1]
+    )
+    # Queued again to resend, then the event arrives: the queued row is settled, never resent.
+    ledger.prepare(engine, send.id, resend_unknown=True)
+    assert ledger.record_event(engine, send_id=batch[2].send_id, event="delivered")
+    assert ledger.claim(engine, send.id, worker="w", limit=3) == []
+
+
+def test_resend_unknown_asks_postmark_first(
+    db_url: str, postmark: tuple[PostmarkServer, str], tmp_path: Path
+) -> None:
+    """Of 10 unknown deliveries Postmark has 6: only the other 4 are sent again."""
+    server, url = postmark
+    populate(db_url, tmp_path, 20)
+    config = make_config(tmp_path / "ws", db_url, provider="postmark", toml=_toml(url))
+    engine = connect(db_url)
+    server.then(Reply(drop=True))  # the first batch is taken, the reply is lost
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 10 and summary.sent == 10
+    unknown = [send_id for send_id, status in _by_send_id(db_url).items() if status == "unknown"]
+    lost = set(unknown[:4])  # as if these requests had never reached Postmark
+    server.accepted = [a for a in server.accepted if a.send_id not in lost]
+    said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+    assert said == ["6 unknown deliveries are in postmark's log: sent, not resent"]
+    assert server.searches == 10
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
+    assert summary.ok and summary.sent == 20
+    counts = server.deliveries()
+    assert len(counts) == 20 and set(counts.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"postmark's log": 6}
+
+
+def _by_send_id(db_url: str) -> dict[str, str]:
+    with connect(db_url).connect() as c:
+        return dict(c.execute(select(deliveries.c.send_id, deliveries.c.status)).all())
+
+
+def test_known_without_a_search_api_knows_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "ws", f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+    async def ask() -> set[str]:
+        async with create(config) as provider:
+            return await provider.known(["a", "b"])
+
+    assert asyncio.run(ask()) == set()
+
+
+def test_cli_retry_failed_and_status_failed(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slug = "2018-11-wsr-primer"
+    server = PostmarkServer()
+    monkeypatch.setenv("POSTMARK_SERVER_TOKEN", TOKEN)
+    with serve(server.app) as url:
+        toml = workspace / "campaign.toml"
+        toml.write_text(
+            toml.read_text().replace('name = "outbox"', f'name = "postmark"\nbase_url = "{url}"')
+        )
+        assert (
+            run_cli(capsys, "subscribers", "import", "samples/subscribers.csv", "--list", "nl")[0]
+            == 0
+        )
+        server.inactive = {"ana.lopez@example.org"}
+        code, out, _ = run_cli(capsys, "send", slug, "--list", "nl", "--yes")
+        assert code == 1 and "4 sent, 1 failed" in out
+        assert (
+            f"1 failed as rejected: after fixing the cause, `campaign send {slug} --list nl --retry-failed=rejected`"
+            in out
+        )
+        code, out, _ = run_cli(capsys, "status", slug, "--failed")
+        assert code == 0 and "ana.lopez@example.org  rejected  Postmark" in out
+        server.inactive = set()
+        code, out, _ = run_cli(
+            capsys, "send", slug, "--list", "nl", "--yes", "--retry-failed=rejected"
+        )
+        assert code == 0 and "1 failed deliveries (rejected) queued again" in out
+        assert "5 sent, 0 failed" in out
+        code, out, _ = run_cli(capsys, "send", slug, "--list", "nl", "--yes", "--retry-failed=all")
+        assert code == 0 and "0 failed deliveries (rejected, temporary) queued again" in out
+        code, _, err = run_cli(
+            capsys, "send", slug, "--list", "nl", "--yes", "--retry-failed=later"
+        )
+        assert code != 0 and "unknown kind later" in err
+    counts = server.deliveries()
+    assert len(counts) == 5 and set(counts.values()) == {1}
