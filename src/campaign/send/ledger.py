@@ -500,8 +500,8 @@ def claim(
             email=row.email,
             public_id=row.public_id,
             name=display_name(row.name, row.first_name, row.last_name),
-            fields=merge_fields(
-                row.email, row.name, row.first_name, row.last_name, row.fields or {}
+            fields=dict(  # a plain dict, as the queue held it: serialisers take it
+                merge_fields(row.email, row.name, row.first_name, row.last_name, row.fields or {})
             ),
             attempts=row.attempts + 1,
         )
