@@ -224,7 +224,6 @@ class Personaliser:
         html_values = {slot: html.escape(value) for slot, value in text_values.items()}
         html_list = self.html.values(html_values)
         text_list = self.text.values(text_values)
-        fields = {name: text_values[f"field:{name}"] for name in self._fields}
         to_email = address or addresses.transport(recipient.email, smtputf8=True)
         to_name = mime.one_line(recipient.name or "")[:MAX_NAME_LENGTH]  # a bounded To: line
         subject = self.subject.fill(self.subject.values(text_values))
