@@ -32,6 +32,7 @@ TOLERANCE = 0.20
 
 PLAN: list[tuple[str, list[str]]] = [
     ("build", ["build.py", "--runs", "10"]),
+    ("startup", ["startup.py", "--runs", "7"]),
     ("personalise", ["personalise.py", "--count", "20000"]),
     ("send", ["send.py", "--size", "100000", "--provider", "both"]),
     ("send", ["send.py", "--size", "1000000", "--provider", "postmark"]),
@@ -109,6 +110,15 @@ def read_results() -> dict[tuple[str, str], Row]:
     return rows
 
 
+NOTES = "\n## Notes"
+
+
+def kept_notes() -> str:
+    """What results.md says below its table, from `## Notes` on: written by hand, kept."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    return text[text.index(NOTES) :] if NOTES in text else ""
+
+
 def shown(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
@@ -178,7 +188,7 @@ def main() -> None:
             "# Benchmark results\n\n"
             f"Measured by `.venv/bin/python bench/run.py --write` on {date.today().isoformat()}.\n\n"
             f"Machine: {machine()}.\n\n"
-            f"{table(rows)}\n",
+            f"{table(rows)}\n{kept_notes()}",
             encoding="utf-8",
         )
         print(f"\nwrote {RESULTS}")

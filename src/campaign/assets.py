@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Column, Engine, Integer, LargeBinary, String, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.compiled import Compiled
-from campaign.db import metadata
+from campaign.db import insert_ignoring, metadata
 
 assets = Table(
     "assets",
@@ -77,10 +76,7 @@ def store_assets(engine: Engine, compiled: Compiled) -> int:
     ]
     if rows:
         with engine.begin() as connection:
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-            connection.execute(
-                dialect.insert(assets).on_conflict_do_nothing(index_elements=["name"]), rows
-            )
+            connection.execute(insert_ignoring(connection, assets, ["name"]), rows)
     return len(rows)
 
 

@@ -237,7 +237,7 @@ def test_a_send_stuck_longer_than_a_lease_is_named_and_exits_non_zero(
     engine = connect(pm_config.database_url)
     assert start_due(engine, utcnow(), timedelta(hours=6)) == [SLUG]
     send = ledger.open_send(engine, frozen_compiled(engine, SLUG), "newsletter", [])
-    ledger.enqueue(engine, send, Store.open(pm_config).recipients("newsletter"))
+    ledger.enqueue(engine, send, Store.open(pm_config).recipient_query("newsletter"))
     hung = "elsewhere:1:hung"
     assert claim_slot(engine, SLUG, hung, utcnow(), 1) == 0  # the only slot, and it is live
     assert ledger.claim(engine, send.id, worker=hung, limit=3)

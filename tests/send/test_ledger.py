@@ -22,7 +22,7 @@ def _open(db_url: str, tmp_path: Path, count: int = 10) -> tuple[ledger.SendInfo
     store = populate(db_url, tmp_path, count)
     engine = connect(db_url)
     send = ledger.open_send(engine, compiled(), "news", [])
-    assert ledger.enqueue(engine, send, store.recipients("news")) == count
+    assert ledger.enqueue(engine, send, store.recipient_query("news")) == count
     return send, store
 
 
@@ -35,7 +35,7 @@ def test_enqueue_is_idempotent_and_claims_never_overlap(db_url: str, tmp_path: P
     send, store = _open(db_url, tmp_path)
     engine = connect(db_url)
     again = ledger.open_send(engine, compiled(), "news", [])
-    ledger.enqueue(engine, again, store.recipients("news"))  # type: ignore[attr-defined]
+    ledger.enqueue(engine, again, store.recipient_query("news"))  # type: ignore[attr-defined]
     assert ledger.summary(engine, "c1").pending == 10  # type: ignore[union-attr]
     first = ledger.claim(engine, send.id, worker="a", limit=4)
     second = ledger.claim(engine, send.id, worker="b", limit=4)

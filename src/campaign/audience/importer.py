@@ -17,7 +17,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,6 +346,7 @@ def import_csv(
     topics: Sequence[str] = (),
     resubscribe_reason: str | None = None,
     encoding: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import `path` into `list_name` (created if new), choosing `topics` for everyone in it.
 
@@ -356,6 +357,7 @@ def import_csv(
     Rows are written in chunks of `CHUNK`, one short transaction each, so the web's
     unsubscribes never wait behind the whole import; each chunk commits with a checkpoint,
     so a rerun of an interrupted import continues after the last chunk, its report whole.
+    `on_progress(rows done, rows)` follows each chunk.
     """
     path = Path(path)
     report = ImportReport(file=path, list_name=list_name)
@@ -378,6 +380,8 @@ def import_csv(
             done.rows_done += len(batch)
             _checkpoint(report, done)
             progress.save(connection, done)
+        if on_progress is not None:
+            on_progress(done.rows_done, len(rows))
     with store.engine.begin() as connection:
         progress.clear(connection, key)
         if connection.dialect.name == "postgresql" and report.added:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, exists, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.models import Subscriber, display_name
 from campaign.audience.tables import (
@@ -25,6 +24,7 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
+from campaign.db import insert_ignoring
 from campaign.errors import UserError
 
 IN_CHUNK = 500
@@ -93,10 +93,7 @@ def insert_ignore(
     """INSERT ... ON CONFLICT DO NOTHING on both backends (another process may have won the race)."""
     if not rows:
         return
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
-    )
+    connection.execute(insert_ignoring(connection, table, keys), rows)
 
 
 def join_lists(

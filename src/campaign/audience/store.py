@@ -95,6 +95,14 @@ class Store:
             query = self._recipients_query(connection, list_name, topics, segment)
         return self._stream(query, after_id, chunk)
 
+    def recipient_query(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> Select[Any]:
+        """`recipients` as one SELECT (columns `id`, `email`, ...), for the ledger to queue a
+        send's rows with INSERT ... SELECT instead of through Python."""
+        with self.engine.connect() as connection:
+            return self._recipients_query(connection, list_name, topics, segment)
+
     def count_recipients(
         self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
     ) -> int:

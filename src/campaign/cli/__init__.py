@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from campaign.cli.app import app, err_console
+from campaign.cli.catalog import register_summaries
 from campaign.errors import BuildError, CampaignError
 
 COMMANDS: dict[str, str] = {
@@ -59,6 +60,8 @@ def register(args: Sequence[str] | None = None) -> None:
         modules = [COMMANDS[name]]
     elif "--version" in args:
         modules = []  # it prints and exits before any command
+    elif name is None and register_summaries(app, set(COMMANDS)):
+        modules = []  # help only: the list of commands, none of their modules
     else:
         modules = sorted(set(COMMANDS.values()))
     for module in modules:

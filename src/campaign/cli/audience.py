@@ -15,6 +15,7 @@ from campaign.audience.export import export_csv
 from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
 from campaign.cli.output import Json, print_json
+from campaign.cli.progress import Steps
 from campaign.config import SECRET_KEY_ENV
 from campaign.errors import UserError
 from campaign.signup.consent import consent_records, export_consents
@@ -67,9 +68,19 @@ def import_command(
         raise UserError(
             "--resubscribe and --reason go together: say why these people may be mailed again"
         )
-    report = import_csv(
-        _store(), file, list_name, topic or [], resubscribe_reason=reason, encoding=encoding
-    )
+    steps = Steps(f"importing {file.name}", console)
+    try:
+        report = import_csv(
+            _store(),
+            file,
+            list_name,
+            topic or [],
+            resubscribe_reason=reason,
+            encoding=encoding,
+            on_progress=steps,
+        )
+    finally:
+        steps.stop()
     _print_report(report)
 
 

@@ -10,8 +10,6 @@ from typing import Annotated
 import typer
 
 from campaign.cli.app import app, console, err_console, get_config
-from campaign.compile import build, write_output
-from campaign.compile.kinds import campaign_schema
 from campaign.config import Config
 from campaign.errors import UserError
 from campaign.load import new_campaign
@@ -27,6 +25,8 @@ def build_command(
     ] = None,
 ) -> None:
     """Compile a campaign into DIR/index.html, DIR/index.txt and DIR/assets/."""
+    from campaign.compile import build, write_output  # the compiler: not for `--help`
+
     config = get_config()
     started = time.perf_counter()
     compiled = build(config, campaign)
@@ -66,6 +66,8 @@ def new_command(
 def schema_command() -> None:
     """Print the JSON Schema of campaign.yaml (for editors' YAML validation), with every
     section kind of the layouts present (outside a workspace: the built-in ones)."""
+    from campaign.compile.kinds import campaign_schema
+
     try:
         config = get_config()
     except UserError:

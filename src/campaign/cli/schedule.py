@@ -15,7 +15,6 @@ from campaign.cli.output import Json, print_json
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
-from campaign.dispatch import run_dispatch
 from campaign.schedule import (
     Listed,
     Scheduled,
@@ -29,11 +28,11 @@ from campaign.schedule import (
     schedule_send,
     unschedule,
 )
-from campaign.send import Progress
 from campaign.send.ledger import summary
 
 if TYPE_CHECKING:
     from campaign.cli.send import _Reporter
+    from campaign.send import Progress
 
 
 @app.command("schedule")
@@ -183,7 +182,7 @@ def dispatch_command(
             "--workers",
             min=1,
             help="Help with a running send while fewer than this many dispatchers work on it "
-            "(several hosts sharing PostgreSQL); each applies the rate limit on its own.",
+            "(several hosts sharing PostgreSQL); together they keep to the rate limit.",
         ),
     ] = 1,
 ) -> None:
@@ -191,6 +190,8 @@ def dispatch_command(
 
     Prints nothing when there is nothing to do; exits 1 when anything failed or was missed.
     """
+    from campaign.dispatch import run_dispatch  # the engine: only for the command that sends
+
     config = get_config()
 
     def log(line: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -26,19 +26,22 @@ from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.cli.output import Json
 from campaign.cli.schedule import schedule_instead
-from campaign.compile import build, campaign_folder
 from campaign.compiled import Compiled
 from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import UserError
 from campaign.placeholders import shown
-from campaign.preflight import preflight
-from campaign.providers import HostedService, Status, hosted
 from campaign.schedule import resolve_time
-from campaign.send import Progress as SendProgress
-from campaign.send import dry_run, ledger, recovery, send_campaign, send_test
+from campaign.send import ledger, recovery
 from campaign.send.lease import Keeper
 from campaign.send.ledger import Summary
+
+if TYPE_CHECKING:
+    from campaign.providers import HostedService
+    from campaign.send import Progress as SendProgress
+
+# The compiler, the engine and the mail services are imported by the functions that use
+# them: `campaign status` answers without loading them (tests/test_startup.py).
 
 
 def _say(line: str, style: str | None = None) -> None:
@@ -179,6 +182,10 @@ def send_command(
     ] = None,
 ) -> None:
     """Send a campaign to a list, exactly once per recipient; run again to resume."""
+    from campaign.compile import build
+    from campaign.providers import hosted
+    from campaign.send import dry_run
+
     config = get_config()
     compiled = build(config, campaign)
     for warning in compiled.warnings:
@@ -247,6 +254,9 @@ def _audience(list_name: str, topics: list[str], segment: Segment | None) -> str
 def _preflight(config: Config, compiled: Compiled, campaign: str) -> None:
     """Print every preflight check (on stderr, with the build's warnings); stop (exit 1,
     nothing sent) on an error."""
+    from campaign.compile import campaign_folder
+    from campaign.preflight import preflight
+
     report = asyncio.run(
         preflight(
             config,
@@ -301,6 +311,9 @@ def _send_hosted(
 
 
 def _send_test(config: Config, compiled: Compiled, addresses: list[str]) -> None:
+    from campaign.providers import Status
+    from campaign.send import send_test
+
     results = asyncio.run(send_test(config, compiled, addresses))
     failed = 0
     for address, result in zip(addresses, results, strict=True):
@@ -325,6 +338,7 @@ def _send(
     retry_kinds: tuple[str, ...] = (),
 ) -> None:
     from campaign.audience import Store
+    from campaign.send import send_campaign
 
     config.secret_key  # noqa: B018  (a clear error before asking anything)
     engine = connect(config.database_url)

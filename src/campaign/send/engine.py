@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Select
 
 from campaign import activity
 from campaign.assets import store_assets
@@ -68,6 +68,10 @@ class Audience(Protocol):
     def count_recipients(
         self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
     ) -> int: ...
+
+    def recipient_query(
+        self, list_name: str, topics: Sequence[str] = (), segment: Node | None = None
+    ) -> Select[Any]: ...
 
 
 @dataclass
@@ -194,7 +198,7 @@ class _Run:
         self.on_progress = on_progress
         self.size, in_memory = sizing(config, provider, send.compiled)
         self.in_memory = asyncio.Semaphore(in_memory)
-        self.limiter = RateLimiter(config.send.rate_limit)
+        self.limiter = RateLimiter(engine, send.id, config.send.rate_limit, self.size)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
         self.throttled_in_a_row = 0
@@ -209,9 +213,9 @@ class _Run:
             if (wait := self.hold_until - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
                 continue
-            async with self.in_memory:
+            async with self.in_memory, self.limiter.paced() as slot:
                 # The rate limit first, the claim after: rows waiting for their turn stay pending.
-                async with self.limiter.turn():
+                async with self.limiter.turn(slot):
                     if self.stopped or self.hold_until > time.monotonic():
                         continue
                     batch = await asyncio.to_thread(
@@ -222,7 +226,7 @@ class _Run:
                         limit=self.size,
                         mailable=self._mailable,
                     )
-                    self.limiter.took(len(batch or ()))
+                    slot.took(len(batch or ()))
                 sent = await self._send(batch) if batch else None
             if batch is None:
                 return
@@ -451,13 +455,7 @@ async def send_campaign(
         )
         await asyncio.to_thread(activity.note_run, engine, send.id, provider.name)
         if not send.enqueued:
-            recipients = store.recipients(
-                list_name,
-                topics,
-                segment=parsed(segment),
-                after_id=send.enqueued_through,
-                chunk=2000,
-            )
+            recipients = store.recipient_query(list_name, topics, parsed(segment))
             await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
         interrupted = await asyncio.to_thread(
             ledger.prepare, engine, send.id, resend_unknown=resend_unknown

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +34,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -43,15 +43,17 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal,
+    literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from campaign.audience.tables import UTCDateTime, utcnow
+from campaign.audience.models import display_name, merge_fields
+from campaign.audience.tables import UTCDateTime, subscribers, utcnow
 from campaign.compiled import Compiled
-from campaign.db import metadata
+from campaign.db import insert_ignoring, metadata
 from campaign.errors import UserError
 from campaign.send import lease
 
@@ -249,10 +251,7 @@ def _info(row: Any) -> SendInfo:
 def _insert_ignore(
     connection: Connection, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]
 ) -> None:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows
-    )
+    connection.execute(insert_ignoring(connection, table, keys), rows)
 
 
 def get_send(engine: Engine, campaign: str) -> SendInfo | None:
@@ -328,50 +327,67 @@ def open_send(
     return _info(row)
 
 
-def enqueue(engine: Engine, send: SendInfo, recipients: Iterable[Any], *, chunk: int = 2000) -> int:
-    """Add a pending row per recipient (streamed in id order), remembering how far it got so a
-    resumed send continues from there. Rows already present are left alone. Returns rows seen."""
-    seen = 0
-    batch: list[dict[str, Any]] = []
-    for recipient in recipients:
-        batch.append(
-            {
-                "send_id": new_send_id(),
-                "send": send.id,
-                "subscriber_id": recipient.id,
-                "email": recipient.email,
-                "recipient": {
-                    "public_id": recipient.public_id,
-                    "name": recipient.name,
-                    "fields": dict(recipient.fields),
-                },
-                "status": "pending",
-                "attempts": 0,
-                "reason": "",
-                "updated_at": utcnow(),
-            }
-        )
-        if len(batch) >= chunk:
-            seen += _enqueue_chunk(engine, send.id, batch)
-            batch = []
-    seen += _enqueue_chunk(engine, send.id, batch)
-    with write(engine) as connection:
-        connection.execute(update(sends).where(sends.c.id == send.id).values(enqueued=True))
-    return seen
+def enqueue(
+    engine: Engine, send: SendInfo, recipients: Select[Any], *, chunk: int = 100_000
+) -> int:
+    """Add a pending row per recipient, set-based: `recipients` (the audience's SELECT of
+    mailable members, with `id` and `email` columns) feeds INSERT ... SELECT statements of
+    `chunk` rows each, in id order. Each chunk commits with how far it got, so a resumed send
+    continues from there; rows already present are left alone. Returns the rows added.
+
+    The row's merge fields are not copied: a claim reads them from the subscriber."""
+    ids = recipients.selected_columns.id
+    added, through = 0, send.enqueued_through
+    while True:
+        with write(engine) as connection:
+            page = recipients.where(ids > through).order_by(ids).limit(chunk).subquery()
+            count, last = connection.execute(select(func.count(), func.max(page.c.id))).one()
+            if count:
+                rows = recipients.with_only_columns(
+                    _random_id(connection),
+                    literal(send.id),
+                    ids,
+                    recipients.selected_columns.email,
+                    literal_column("'{}'"),
+                    literal("pending"),
+                    literal(0),
+                    literal(""),
+                    literal(utcnow(), d.c.updated_at.type),
+                ).where(ids > through, ids <= last)
+                added += connection.execute(
+                    insert_ignoring(connection, deliveries, ["send", "subscriber_id"]).from_select(
+                        _ENQUEUED, rows
+                    ),
+                    execution_options={"preserve_rowcount": True},
+                ).rowcount
+                through = last
+            connection.execute(
+                update(sends)
+                .where(sends.c.id == send.id)
+                .values(enqueued_through=through, enqueued=not count)
+            )
+        if not count:
+            return added
 
 
-def _enqueue_chunk(engine: Engine, send: int, rows: list[dict[str, Any]]) -> int:
-    if not rows:
-        return 0
-    with write(engine) as connection:
-        _insert_ignore(connection, deliveries, rows, ["send", "subscriber_id"])
-        last = rows[-1]["subscriber_id"]
-        connection.execute(
-            update(sends)
-            .where(sends.c.id == send, sends.c.enqueued_through < last)
-            .values(enqueued_through=last)
-        )
-    return len(rows)
+_ENQUEUED = [
+    "send_id",
+    "send",
+    "subscriber_id",
+    "email",
+    "recipient",
+    "status",
+    "attempts",
+    "reason",
+    "updated_at",
+]
+
+
+def _random_id(connection: Connection) -> Any:
+    """A new send id (32 hex digits, like `new_send_id`) made by the database, per row."""
+    if connection.dialect.name == "postgresql":
+        return func.replace(func.gen_random_uuid().cast(String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
 
 
 def prepare(
@@ -443,7 +459,18 @@ def claim(
         if status != "running":
             return None
         query = (
-            select(d.c.send_id, d.c.subscriber_id, d.c.email, d.c.recipient, d.c.attempts)
+            select(
+                d.c.send_id,
+                d.c.subscriber_id,
+                d.c.email,
+                d.c.attempts,
+                subscribers.c.public_id,
+                subscribers.c.name,
+                subscribers.c.first_name,
+                subscribers.c.last_name,
+                subscribers.c.fields,
+            )
+            .select_from(d.outerjoin(subscribers, subscribers.c.id == d.c.subscriber_id))
             .where(
                 d.c.send == send,
                 d.c.status == "pending",
@@ -453,16 +480,14 @@ def claim(
             .limit(limit)
         )
         if connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, of=d)
         rows = connection.execute(query).all()
         if not rows:
             return []
         lease.touch(connection, worker, now)
-        keep = (
-            mailable([row.subscriber_id for row in rows])
-            if mailable
-            else {row.subscriber_id for row in rows}
-        )
+        # A subscriber erased since the send began has no row left: skipped like the unsubscribed.
+        known = [row.subscriber_id for row in rows if row.public_id is not None]
+        keep = mailable(known) if mailable else set(known)
         taken = [row for row in rows if row.subscriber_id in keep]
         skipped = [row.send_id for row in rows if row.subscriber_id not in keep]
         if taken:
@@ -483,21 +508,20 @@ def claim(
                 .where(d.c.send_id.in_(skipped))
                 .values(status="skipped", reason="no longer subscribed", updated_at=now)
             )
-    queued = []
-    for row in taken:
-        data = row.recipient if isinstance(row.recipient, dict) else json.loads(row.recipient)
-        queued.append(
-            Queued(
-                send_id=row.send_id,
-                id=row.subscriber_id,
-                email=row.email,
-                public_id=data["public_id"],
-                name=data.get("name", ""),
-                fields=data.get("fields", {}),
-                attempts=row.attempts + 1,
-            )
+    return [
+        Queued(
+            send_id=row.send_id,
+            id=row.subscriber_id,
+            email=row.email,
+            public_id=row.public_id,
+            name=display_name(row.name, row.first_name, row.last_name),
+            fields=dict(  # a plain dict, as the queue held it: serialisers take it
+                merge_fields(row.email, row.name, row.first_name, row.last_name, row.fields or {})
+            ),
+            attempts=row.attempts + 1,
         )
-    return queued
+        for row in taken
+    ]
 
 
 _record = (

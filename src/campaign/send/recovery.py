@@ -17,15 +17,17 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, case, func, select, update
 
 from campaign.audience.tables import utcnow
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.providers import Provider, create
 from campaign.send.ledger import deliveries, get_send, prepare, sends, write
+
+if TYPE_CHECKING:
+    from campaign.providers import Provider  # its import loads every service (`status` needs none)
 
 FAILURE_KINDS = ("rejected", "temporary")
 
@@ -218,6 +220,8 @@ def before_send(
         prepare(engine, send.id)
 
         async def ask() -> tuple[str, int]:
+            from campaign.providers import create
+
             async with create(config) as provider:
                 return provider.name, await resolve_unknown(engine, campaign, provider)
 

@@ -1,0 +1,137 @@
+"""Commands pay only for what they use: reading commands import neither the compiler, nor
+the engine's HTTP client, nor alembic; the schema check is one query, migrations only when due."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from campaign.db import alembic_config, connect, normalise_url, schema_is_current
+from campaign.migrations.heads import schema_heads
+from tests.conftest import run_cli
+
+HEAVY = ("mjml", "premailer", "alembic", "mako", "campaign.compile", "httpx")
+
+PROBE = """
+import json, sys
+from campaign.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def imported_by(workspace: Path, *args: str) -> set[str]:
+    """The modules a whole `campaign ARGS` process imported (its last stderr line)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "2018-11-wsr-primer"),
+        ("--help",),
+        ("lists",),
+        ("topics",),
+        ("schedule",),
+        ("subscribers", "list", "--help"),
+    ],
+)
+def test_reading_commands_import_no_compiler_engine_or_alembic(
+    workspace: Path, args: tuple[str, ...]
+) -> None:
+    connect(f"sqlite:///{workspace}/campaign.db")  # migrated: the command only checks
+    modules = imported_by(workspace, *args)
+    assert "campaign.cli" in modules
+    assert heavy(modules) == []
+
+
+def test_a_new_database_is_migrated_by_a_reading_command(workspace: Path) -> None:
+    modules = imported_by(workspace, "status", "2018-11-wsr-primer")
+    assert "alembic" in modules
+    assert (workspace / "campaign.db").exists()
+    assert heavy(imported_by(workspace, "status", "2018-11-wsr-primer")) == []
+
+
+def test_heads_read_from_the_files_are_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert schema_heads() == frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_schema_check_sees_a_missing_or_older_schema(db_url: str) -> None:
+    from alembic import command
+
+    engine = create_engine(normalise_url(db_url))
+    try:
+        assert not schema_is_current(engine)  # empty: no alembic_version
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001_audience")
+        assert not schema_is_current(engine)  # older
+        connect(db_url)
+        assert schema_is_current(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM deliveries")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+HELP_FROM_EVERY_MODULE = """
+from importlib import import_module
+from campaign.cli import COMMANDS, app
+for module in sorted(set(COMMANDS.values())):
+    import_module(f"campaign.cli.{module}")
+app(["--help"], prog_name="campaign")
+"""
+
+
+def test_help_lists_the_commands_as_their_modules_would() -> None:
+    """`campaign --help` registers summaries instead of importing every command's module:
+    word for word the help those modules make (a new command, or a changed docstring,
+    needs its line in campaign/cli/catalog.py)."""
+    env = {**os.environ, "COLUMNS": "100"}
+
+    def run(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    quick = run("from campaign.cli import main; main(['--help'])")
+    assert "subscribers" in quick and quick == run(HELP_FROM_EVERY_MODULE)
+
+
+def test_help_imports_no_database_layer(workspace: Path) -> None:
+    assert "sqlalchemy" not in imported_by(workspace, "--help")
+
+
+def test_a_command_after_help_in_one_process_is_the_real_one(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "lists" in out
+    code, out, _ = run_cli(capsys, "lists")
+    assert code == 0 and "Lists" not in out.splitlines()[0]
