@@ -25,16 +25,22 @@ SUMMARIES: dict[str, str] = {
     "For cron.",
     "preview": "Preview campaigns in the browser as you edit them: live reload, phone and "
     "desktop widths.",
+    "report": "How a campaign's send went: delivered, bounced, complained, unsubscribed, clicks, "
+    "failed.",
+    "reports": "Every send so far, newest first, one line each.",
     "schedule": "List scheduled, running, paused, missed and finished sends with their times.",
     "unschedule": "Cancel a scheduled send that has not started.",
     "dispatch": "Send every due schedule, resume interrupted sends, report missed ones. For cron.",
     "send": "Send a campaign to a list, exactly once per recipient; run again to resume.",
     "status": "Show what the send of a campaign has done so far: sent, failed by reason, "
     "unknown, skipped.",
+    "form": "Print the signup form of a list as HTML to paste into your website (no script "
+    "needed).",
     "serve": "Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.",
     "subscribers": "Import, list, show, export, unsubscribe and delete subscribers.",
     "layouts": "List the layouts campaigns may use, built-in or the workspace's own in layouts/, "
     "and which one is used; `layouts copy NAME` copies a built-in one to change it.",
+    "signups": "Unconfirmed signups of the hosted forms.",
 }
 """Each command's summary, in the order help lists them (commands, then groups)."""
 
