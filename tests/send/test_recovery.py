@@ -83,7 +83,7 @@ def test_a_delivery_event_settles_an_unknown_delivery(db_url: str, tmp_path: Pat
     populate(db_url, tmp_path, 3)
     engine = connect(db_url)
     send = ledger.open_send(engine, compiled(), "news", [])
-    ledger.enqueue(engine, send, Store(engine).recipients("news"))
+    ledger.enqueue(engine, send, Store(engine).recipient_query("news"))
     batch = ledger.claim(engine, send.id, worker="w", limit=3)
     assert batch is not None
     ledger.record(
