@@ -201,6 +201,10 @@ COMMANDS_OUTSIDE = [
     ["layouts", "copy", "newsletter"],
     ["dkim"],
     ["mailbox"],
+    ["report", "x"],
+    ["reports"],
+    ["form", "news"],
+    ["signups", "purge"],
 ]
 
 

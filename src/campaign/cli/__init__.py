@@ -3,6 +3,7 @@ command parses arguments, calls one package function, and prints."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -55,8 +56,13 @@ def _command_name(args: Sequence[str]) -> str | None:
 def register(args: Sequence[str] | None = None) -> None:
     """Import the module of the command in `args` (every module when there is none)."""
     args = sys.argv[1:] if args is None else args
-    name = _command_name(args)
-    if name in COMMANDS:
+    # Shell completion runs with no arguments (the words are in the environment): it needs
+    # every command's real options, so every module.
+    completing = os.environ.get("_CAMPAIGN_COMPLETE") is not None
+    name = None if completing else _command_name(args)
+    if completing:
+        modules = sorted(set(COMMANDS.values()))
+    elif name in COMMANDS:
         modules = [COMMANDS[name]]
     elif "--version" in args:
         modules = []  # it prints and exits before any command
