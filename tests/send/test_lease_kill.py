@@ -149,7 +149,9 @@ def test_pid1_sender_killed_mid_request_resumes_after_its_lease(
         confirmed = sorted(in_flight)[:6]
         asyncio.run(_deliver(workspace, confirmed))
         code, out, _ = run_cli(capsys, "status", SLUG)
-        assert code == 0 and "unknown resolved as sent: 6 by delivered webhook" in out
+        assert (
+            code == 2 and "unknown resolved as sent: 6 by delivered webhook" in out
+        )  # 4 still wait
 
         final = _send(workspace, "--resend-unknown")
         out, _ = final.communicate(timeout=120)
