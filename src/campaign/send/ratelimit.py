@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 
 from campaign.db import metadata
-from campaign.send.ledger import write
+from campaign.send.tables import write
 
 pace = Table(
     "send_pace",
