@@ -252,15 +252,15 @@ class Personaliser:
                 self._json_bodies[0].fill(html_list),
                 self._json_bodies[1].fill(text_list),
             )
-        return Message(
+        # Made only if read: a provider that sends `raw` or `json_bodies` never does.
+        return Message.deferred(
+            lambda: (self.html.fill(html_list), self.text.fill(text_list)),
             send_id=send_id,
             campaign=slug,
             from_=self.compiled.from_,
             to_email=to_email,
             to_name=to_name,
             subject=subject,
-            html=self.html.fill(html_list),
-            text=self.text.fill(text_list),
             reply_to=self.compiled.reply_to,
             headers=headers,
             merge=fields,
