@@ -42,6 +42,7 @@ def test_example_through_outbox_parses_back_with_valid_links(
     assert (
         f"{SLUG}: finished; 5 recipients: 5 sent, 0 failed, 0 unknown, 0 skipped, 0 pending" in out
     )
+    assert "queueing: 5/5 recipients" in out and re.search(r"\n5/5 done, [\d,]+/s: 5 sent", out)
     config = load_config(sample)
     store = Store.open(config)
     links = Links(SECRET_KEY, config.public_base_url)

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from campaign.db import connect, normalise_url
 from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
 from campaign.providers import Result, create
-from campaign.send import ledger, send_campaign, send_test
+from campaign.send import Progress, ledger, send_campaign, send_test
 from campaign.send.ledger import deliveries
 from tests.send.conftest import compiled, make_config, populate
 from tests.servers import serve
@@ -197,6 +198,39 @@ def test_resumed_send_keeps_its_frozen_content(tmp_path: Path) -> None:
     summary = asyncio.run(send_campaign(config, changed, list_name="news"))
     assert summary.content_changed and summary.sent == 3
     assert ledger.get_send(connect(db_url), "c1").compiled.html == compiled().html  # type: ignore[union-attr]
+
+
+def test_progress_shows_queueing_and_counts_the_rate_from_the_first_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    populate(db_url, tmp_path, 25)
+    config = make_config(tmp_path / "ws", db_url, toml="[send]\nbatch_size = 10\nconcurrency = 1\n")
+    claims: list[int] = []
+    claim = ledger.claim
+
+    def counted(*args: object, **kwargs: object) -> object:
+        claims.append(len(kwargs["outcomes"]))  # type: ignore[arg-type]
+        return claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "claim", counted)
+    monkeypatch.setattr(ledger, "settle", lambda *args: pytest.fail("a batch written on its own"))
+    seen: list[Progress] = []
+    summary = asyncio.run(
+        send_campaign(
+            config, compiled(), list_name="news", progress=lambda p: seen.append(replace(p))
+        )
+    )
+    assert summary.sent == 25
+    queueing = [p for p in seen if p.queueing]
+    assert queueing and queueing[-1].queued == 25 and not any(p.done for p in queueing)
+    sending = [p for p in seen if not p.queueing]
+    assert [p.done for p in sending] == [10, 20, 25]
+    # The clock starts at the first claim, after queueing: every rate is of sending alone.
+    assert all(p.started == sending[0].started > 0 for p in sending)
+    assert Progress(total=4, sent=4, started=10.0).rate(12.0) == 2.0
+    # Each batch's outcome went with the next claim: 3 batches, 4 claims, no lone writes.
+    assert claims == [0, 10, 10, 5]
 
 
 def test_test_send_touches_no_ledger(postmark: tuple[PostmarkServer, str], tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -85,36 +86,51 @@ class _Rate(ProgressColumn):
 
 
 class _Reporter:
-    """A rich progress bar on a terminal; otherwise a plain line every few seconds (cron, logs)."""
+    """A rich progress bar on a terminal; otherwise a plain line every few seconds (cron, logs).
+    Queueing the recipients shows first (minutes for a million); the rate counts from the
+    first message sent."""
 
     def __init__(self, total: int) -> None:
         self.terminal = console.is_terminal
-        self.started = self.last = time.monotonic()
+        self.total = total
+        self.last = time.monotonic()
         self.bar: Progress | None = None
+        self.queue: TaskID | None = None
+        self.task: TaskID | None = None
         if self.terminal:
             self.bar = Progress(
-                TextColumn("sending"),
+                TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 _Rate(),
                 TimeRemainingColumn(),
                 console=console,
             )
-            self.task = self.bar.add_task("send", total=total)
             self.bar.start()
 
     def __call__(self, progress: SendProgress) -> None:
-        if self.bar is not None:
+        if progress.queueing:
+            self._queueing(progress.queued)
+        elif self.bar is not None:
+            if self.task is None:  # its clock starts with the first batch
+                self.task = self.bar.add_task("sending", total=progress.total)
             self.bar.update(self.task, total=progress.total, completed=progress.done)
+        else:
+            now = time.monotonic()
+            if now - self.last >= 5 or progress.done == progress.total:
+                self.last = now
+                _say(
+                    f"{progress.done}/{progress.total} done, {progress.rate(now):,.0f}/s: {progress.sent} sent, "
+                    f"{f'{progress.bounced} bounced, ' if progress.bounced else ''}{progress.failed} failed, {progress.unknown} unknown, {progress.skipped} skipped"
+                )
+
+    def _queueing(self, queued: int) -> None:
+        if self.bar is None:
+            _say(f"queueing: {queued}{f'/{self.total}' if self.total else ''} recipients")
             return
-        now = time.monotonic()
-        if now - self.last >= 5 or progress.done == progress.total:
-            self.last = now
-            rate = progress.done / max(now - self.started, 1e-9)
-            _say(
-                f"{progress.done}/{progress.total} done, {rate:,.0f}/s: {progress.sent} sent, "
-                f"{f'{progress.bounced} bounced, ' if progress.bounced else ''}{progress.failed} failed, {progress.unknown} unknown, {progress.skipped} skipped"
-            )
+        if self.queue is None:
+            self.queue = self.bar.add_task("queueing", total=self.total or None)
+        self.bar.update(self.queue, completed=queued)
 
     def stop(self) -> None:
         if self.bar is not None:

@@ -14,19 +14,21 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from campaign.send.engine import (
-        DryRun,
-        Progress,
-        SendSummary,
-        dry_run,
-        send_campaign,
-        send_test,
-    )
+    from campaign.send.engine import Progress, SendSummary, send_campaign
+    from campaign.send.trials import DryRun, dry_run, send_test
 
+_HOMES = {
+    "DryRun": "trials",
+    "Progress": "engine",
+    "SendSummary": "engine",
+    "dry_run": "trials",
+    "send_campaign": "engine",
+    "send_test": "trials",
+}
 __all__ = ["DryRun", "Progress", "SendSummary", "dry_run", "send_campaign", "send_test"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(import_module("campaign.send.engine"), name)
+    if name in _HOMES:
+        return getattr(import_module(f"campaign.send.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'campaign.send' has no attribute {name!r}")

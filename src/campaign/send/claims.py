@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 
 from campaign.audience.models import display_name, merge_fields
 from campaign.audience.tables import subscribers, utcnow
@@ -100,42 +100,29 @@ def claim(
     worker: str,
     limit: int,
     mailable: Callable[[list[int]], set[int]] | None = None,
+    outcomes: Sequence[Outcome] = (),
+    back: Sequence[str] = (),
 ) -> list[Queued] | None:
     """Take up to `limit` due pending rows for `worker` and mark them `sending`, atomically.
 
     Recipients no longer mailable (unsubscribed, bounced since the send began) are marked
     `skipped` in the same transaction. None when the send is no longer running (paused or
     failed by another engine): stop claiming.
+
+    The same transaction first writes the worker's last batch: its `outcomes` (`record`) and
+    the rows to put `back` (`release`). One transaction per batch instead of two: on SQLite
+    each is a turn at the write lock and an fsync, and workers wait for both.
     """
     now = utcnow()
     with write(engine) as connection:
-        status = connection.execute(select(sends.c.status).where(sends.c.id == send)).scalar()
+        _settle(connection, worker, outcomes, back, now)
+        status = connection.execute(_status, {"send": send}).scalar()
         if status != "running":
             return None
-        query = (
-            select(
-                d.c.send_id,
-                d.c.subscriber_id,
-                d.c.email,
-                d.c.attempts,
-                subscribers.c.public_id,
-                subscribers.c.name,
-                subscribers.c.first_name,
-                subscribers.c.last_name,
-                subscribers.c.fields,
-            )
-            .select_from(d.outerjoin(subscribers, subscribers.c.id == d.c.subscriber_id))
-            .where(
-                d.c.send == send,
-                d.c.status == "pending",
-                or_(d.c.retry_at.is_(None), d.c.retry_at <= now),
-            )
-            .order_by(d.c.subscriber_id)
-            .limit(limit)
-        )
+        query = _pending.limit(limit)
         if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=d)
-        rows = connection.execute(query).all()
+        rows = connection.execute(query, {"send": send, "now": now}).all()
         if not rows:
             return []
         lease.touch(connection, worker, now)
@@ -146,15 +133,8 @@ def claim(
         skipped = [row.send_id for row in rows if row.subscriber_id not in keep]
         if taken:
             connection.execute(
-                update(d)
-                .where(d.c.send_id.in_([row.send_id for row in taken]))
-                .values(
-                    status="sending",
-                    claimed_by=worker,
-                    claimed_at=now,
-                    updated_at=now,
-                    attempts=d.c.attempts + 1,
-                )
+                _take,
+                {"keys": [row.send_id for row in taken], "worker": worker, "now": now},
             )
         if skipped:
             connection.execute(
@@ -178,6 +158,39 @@ def claim(
     ]
 
 
+# The statements of every claim, built once (SQLAlchemy caches their SQL, not their making).
+_status = select(sends.c.status).where(sends.c.id == bindparam("send"))
+_pending = (
+    select(
+        d.c.send_id,
+        d.c.subscriber_id,
+        d.c.email,
+        d.c.attempts,
+        subscribers.c.public_id,
+        subscribers.c.name,
+        subscribers.c.first_name,
+        subscribers.c.last_name,
+        subscribers.c.fields,
+    )
+    .select_from(d.outerjoin(subscribers, subscribers.c.id == d.c.subscriber_id))
+    .where(
+        d.c.send == bindparam("send"),
+        d.c.status == "pending",
+        or_(d.c.retry_at.is_(None), d.c.retry_at <= bindparam("now")),
+    )
+    .order_by(d.c.subscriber_id)
+)
+_take = (
+    update(d)
+    .where(d.c.send_id.in_(bindparam("keys", expanding=True)))
+    .values(
+        status="sending",
+        claimed_by=bindparam("worker"),
+        claimed_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        attempts=d.c.attempts + 1,
+    )
+)
 _record = (
     update(d)
     .where(
@@ -193,40 +206,65 @@ _record = (
         updated_at=bindparam("now"),
     )
 )
+_release = (
+    update(d)
+    .where(
+        d.c.send_id.in_(bindparam("keys", expanding=True)),
+        d.c.claimed_by == bindparam("worker"),
+        d.c.status == "sending",
+    )
+    .values(status="pending", attempts=d.c.attempts - 1, updated_at=bindparam("now"))
+)
+
+
+def _settle(
+    connection: Connection,
+    worker: str,
+    outcomes: Sequence[Outcome],
+    back: Sequence[str],
+    now: datetime,
+) -> None:
+    """Write a batch's `outcomes` and put its rows `back`, in the caller's transaction."""
+    if back:
+        connection.execute(_release, {"keys": list(back), "worker": worker, "now": now})
+    if outcomes:
+        connection.execute(
+            _record,
+            [
+                {
+                    "key": o.send_id,
+                    "worker": worker,
+                    "new_status": o.status,
+                    "provider_id": o.provider_id,
+                    "reason": o.reason[:1000],
+                    "retry_at": o.retry_at,
+                    "now": now,
+                }
+                for o in outcomes
+            ],
+        )
+
+
+def settle(
+    engine: Engine, worker: str, outcomes: Sequence[Outcome], back: Sequence[str] = ()
+) -> None:
+    """Write what the provider answered for a batch, and put `back` to pending the rows it
+    refused as a whole (nothing went out: no attempt used), in one transaction. Only rows this
+    worker claimed are touched; a row a resumer already called unknown still gets the real
+    outcome if it arrives after all."""
+    if outcomes or back:
+        with write(engine) as connection:
+            _settle(connection, worker, outcomes, back, utcnow())
 
 
 def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> None:
-    """Write what the provider answered. Only rows this worker claimed are touched; a row a
-    resumer already called unknown still gets the real outcome if it arrives after all."""
-    if not outcomes:
-        return
-    now = utcnow()
-    params = [
-        {
-            "key": o.send_id,
-            "worker": worker,
-            "new_status": o.status,
-            "provider_id": o.provider_id,
-            "reason": o.reason[:1000],
-            "retry_at": o.retry_at,
-            "now": now,
-        }
-        for o in outcomes
-    ]
-    with write(engine) as connection:
-        connection.execute(_record, params)
+    """Write what the provider answered (`settle` without rows to put back)."""
+    settle(engine, worker, outcomes)
 
 
 def release(engine: Engine, worker: str, send_ids: Sequence[str]) -> None:
     """Put claimed rows back to pending: the provider refused the whole request, nothing went out."""
-    with write(engine) as connection:
-        connection.execute(
-            update(d)
-            .where(
-                d.c.send_id.in_(list(send_ids)), d.c.claimed_by == worker, d.c.status == "sending"
-            )
-            .values(status="pending", attempts=d.c.attempts - 1, updated_at=utcnow())
-        )
+    settle(engine, worker, (), send_ids)
 
 
 def next_retry_at(engine: Engine, send: int) -> datetime | None:

@@ -1,11 +1,13 @@
 """The send engine: recipients -> ledger -> personalised batches -> provider, exactly once.
 
 A run opens (or resumes) the campaign's send, queues every recipient in the
-ledger, then `concurrency` workers each loop: wait for the rate limit, claim a
-batch (marked `sending`, committed), personalise it, hand it to the provider at
-once, and record each recipient's result. Claiming only when the batch can leave
-means a row is `sending` only while its request is on its way: a killed process
-leaves unknown no more than the batches in flight at that moment.
+ledger, then up to `concurrency` workers (as many batches as the in-flight memory
+budget holds) each loop: wait for the rate limit, claim a batch (marked `sending`,
+committed), personalise it, hand it to the provider at once, and write each
+recipient's result in the transaction that claims the worker's next batch.
+Claiming only when the batch can leave means a row is `sending` only while its
+request is on its way or its reply is about to be written: a killed process leaves
+unknown no more than one batch per worker.
 
 One recipient's problem is theirs: a message that cannot be made or that the service
 cannot carry (`Provider.address`, `Provider.adapt`) fails that recipient alone, with
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -41,8 +43,8 @@ from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import ProviderError
 from campaign.message import Message
-from campaign.personalise import TEST_PREFIX, Personaliser, Recipient
-from campaign.providers import Provider, Result, Status, create, provider_class
+from campaign.personalise import Personaliser, Recipient
+from campaign.providers import Provider, Result, Status, create
 from campaign.providers.batching import Unsendable
 from campaign.send import ledger
 from campaign.send.ledger import Outcome, Queued, Summary
@@ -79,7 +81,13 @@ class Progress:
     """Counts of this run, passed to the progress callback after every batch."""
 
     total: int
-    """Deliveries to do in this run (pending when it began)."""
+    """Deliveries to do in this run (pending once queueing is over)."""
+    queued: int = 0
+    """Recipients queued into the ledger by this run so far."""
+    queueing: bool = False
+    """The run is still queueing recipients (`queued` grows); nothing is sent yet."""
+    started: float = 0.0
+    """When the first batch was claimed (`time.monotonic()`): rates count from there."""
     sent: int = 0
     failed: int = 0
     unknown: int = 0
@@ -92,6 +100,10 @@ class Progress:
     @property
     def done(self) -> int:
         return self.sent + self.failed + self.unknown + self.skipped + self.bounced
+
+    def rate(self, now: float) -> float:
+        """Deliveries done per second since the first batch was claimed (0 before)."""
+        return self.done / (now - self.started) if self.started and now > self.started else 0.0
 
 
 @dataclass
@@ -109,7 +121,7 @@ class SendSummary(Summary):
 ProgressCallback = Callable[[Progress], None]
 
 
-def _open_store(engine: Engine) -> Audience:
+def open_store(engine: Engine) -> Audience:
     from campaign.audience import Store
 
     return Store(engine)
@@ -122,7 +134,8 @@ must stay flat and small for a million recipients)."""
 
 
 def sizing(config: Config, provider: Provider, compiled: Compiled) -> tuple[int, int]:
-    """Messages per provider call, and how many batches may hold their messages at once.
+    """Messages per provider call, and how many batches may hold their messages at once
+    (the number of workers).
 
     A batch is [send] batch_size capped by the provider, by one second's worth of messages
     when a rate limit is set, and by half the in-flight memory budget: two batches always
@@ -132,9 +145,9 @@ def sizing(config: Config, provider: Provider, compiled: Compiled) -> tuple[int,
     size = min(config.send.batch_size or provider.max_batch, provider.max_batch)
     if config.send.rate_limit > 0:
         size = min(size, max(1, int(config.send.rate_limit)))
-    # The strings and the request body, plus the MIME bytes or JSON bodies made for the provider.
-    copies = 3 if provider.wants_raw or provider.wants_json else 2
-    per_message = (len(compiled.html) + len(compiled.text)) * copies
+    # Two copies: the message as the provider reads it (its strings, or the MIME bytes or JSON
+    # bodies made for it: the strings are then never made) and the request body.
+    per_message = (len(compiled.html) + len(compiled.text)) * 2
     size = max(1, min(size, IN_FLIGHT_BYTES // (per_message * min(config.send.concurrency, 2))))
     return size, max(1, min(config.send.concurrency, IN_FLIGHT_BYTES // (per_message * size)))
 
@@ -196,8 +209,8 @@ class _Run:
         self.worker_id = worker_id
         self.progress = progress
         self.on_progress = on_progress
-        self.size, in_memory = sizing(config, provider, send.compiled)
-        self.in_memory = asyncio.Semaphore(in_memory)
+        self.size, self.workers = sizing(config, provider, send.compiled)
+        """Each worker holds at most one batch, from its claim to its reply."""
         self.limiter = RateLimiter(engine, send.id, config.send.rate_limit, self.size)
         self.hold_until = 0.0
         self.failures_in_a_row = 0
@@ -209,13 +222,24 @@ class _Run:
         return self.store.mailable_ids(ids, self.send.list_name)
 
     async def worker(self) -> None:
+        """Claim, send, and write the outcome with the next claim (one transaction per batch).
+        An outcome waits for that claim only while nothing else is waited for: before a hold,
+        a turn of the rate limit, a bounce or a stop it is written on its own."""
+        done: _Done | None = None
+
+        async def write_done() -> None:
+            nonlocal done
+            await self._write(done)
+            done = None
+
         while not self.stopped:
             if (wait := self.hold_until - time.monotonic()) > 0:
+                await write_done()
                 await asyncio.sleep(wait)
                 continue
-            async with self.in_memory, self.limiter.paced() as slot:
+            async with self.limiter.paced() as slot:
                 # The rate limit first, the claim after: rows waiting for their turn stay pending.
-                async with self.limiter.turn(slot):
+                async with self.limiter.turn(slot, waiting=write_done):
                     if self.stopped or self.hold_until > time.monotonic():
                         continue
                     batch = await asyncio.to_thread(
@@ -225,8 +249,14 @@ class _Run:
                         worker=self.worker_id,
                         limit=self.size,
                         mailable=self._mailable,
+                        outcomes=done.outcomes if done else (),
+                        back=done.back if done else (),
                     )
+                    self._written(done)
+                    done = None
                     slot.took(len(batch or ()))
+                if batch and not self.progress.started:
+                    self.progress.started = time.monotonic()
                 sent = await self._send(batch) if batch else None
             if batch is None:
                 return
@@ -238,22 +268,30 @@ class _Run:
                 continue
             if sent is not None:
                 answered, refused = sent
-                # Before the ledger writes, which let other workers run.
                 self._hold(answered)
                 refusal = self._refusal(answered)
                 back = {r.send_id for r in answered if r.status in PUT_BACK}
                 outcomes = self._outcomes(
                     [q for q in batch if q.send_id not in back], [*answered, *refused]
                 )
-                if back:
-                    await asyncio.to_thread(
-                        ledger.release, self.engine, self.worker_id, sorted(back)
-                    )
-                await asyncio.to_thread(ledger.record, self.engine, self.worker_id, outcomes)
-                await asyncio.to_thread(record_bounces, self.engine, batch, answered)
+                bounced = {r.send_id for r in answered if r.status is Status.BOUNCED}
+                done = _Done(outcomes, sorted(back), bounced)
+                self._judge(answered)
+                if bounced or refusal:
+                    await write_done()
+                if bounced:
+                    await asyncio.to_thread(record_bounces, self.engine, batch, answered)
                 if refusal:
                     await self._stop(ProviderError(refusal))
-                self._count(outcomes, answered)
+        await write_done()
+
+    async def _write(self, done: _Done | None) -> None:
+        """Write `done` on its own: no claim follows at once."""
+        if done is not None:
+            await asyncio.to_thread(
+                ledger.settle, self.engine, self.worker_id, done.outcomes, done.back
+            )
+            self._written(done)
 
     async def _stop(self, error: ProviderError) -> None:
         """The service refused the account: stop every worker; the send is `failed` with its words."""
@@ -371,21 +409,11 @@ class _Run:
         if waits:
             self.hold_until = max(self.hold_until, time.monotonic() + max(waits))
 
-    def _count(self, outcomes: list[Outcome], results: list[Result]) -> None:
-        progress = self.progress
-        bounced = {r.send_id for r in results if r.status is Status.BOUNCED}
-        for outcome in outcomes:
-            if outcome.send_id in bounced:
-                progress.bounced += 1
-            elif outcome.status == "pending":
-                progress.retrying += 1
-            else:
-                setattr(progress, outcome.status, getattr(progress, outcome.status) + 1)
-        accepted = any(r.status is Status.ACCEPTED for r in results)
-        # What the service answered (not recipients refused before sending): a call that
-        # delivered nothing, for good or for now, counts toward the pause.
+    def _judge(self, results: list[Result]) -> None:
+        """Pause the send after too many provider calls in a row that delivered nothing: what
+        the service answered (not recipients refused before sending), for good or for now."""
         trouble = [r for r in results if r.status in FAILING]
-        if accepted:
+        if any(r.status is Status.ACCEPTED for r in results):
             self.failures_in_a_row = 0
         elif trouble:
             self.failures_in_a_row += 1
@@ -400,8 +428,31 @@ class _Run:
                     f"(last: {trouble[-1].reason}); fix the cause and run the send again to continue"
                 )
                 ledger.set_status(self.engine, self.send.id, "paused", note)
+
+    def _written(self, done: _Done | None) -> None:
+        """Count a batch in the progress once its outcome is in the ledger."""
+        if done is None:
+            return
+        progress = self.progress
+        for outcome in done.outcomes:
+            if outcome.send_id in done.bounced:
+                progress.bounced += 1
+            elif outcome.status == "pending":
+                progress.retrying += 1
+            else:
+                setattr(progress, outcome.status, getattr(progress, outcome.status) + 1)
         if self.on_progress is not None:
             self.on_progress(progress)
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A batch's outcome not yet in the ledger: written with the worker's next claim."""
+
+    outcomes: list[Outcome]
+    back: list[str]
+    """Rows the service refused as a whole (throttled, blocked): pending again, no attempt used."""
+    bounced: set[str]
 
 
 def record_bounces(engine: Engine, batch: list[Queued], results: list[Result]) -> None:
@@ -444,7 +495,7 @@ async def send_campaign(
     send as a whole (the send is then `failed`; running again resumes it)."""
     config.secret_key  # noqa: B018  (a ConfigError now, before anything is recorded)
     engine = engine or connect(config.database_url)
-    store = store or _open_store(engine)
+    store = store or open_store(engine)
     own_provider = provider is None
     provider = provider or create(config)
     worker_id = worker_id or ledger.new_worker_id()
@@ -456,7 +507,14 @@ async def send_campaign(
         await asyncio.to_thread(activity.note_run, engine, send.id, provider.name)
         if not send.enqueued:
             recipients = store.recipient_query(list_name, topics, parsed(segment))
-            await asyncio.to_thread(ledger.enqueue, engine, send, recipients)
+            queueing = Progress(total=0, queueing=True)
+
+            def queued(added: int) -> None:
+                queueing.queued += added
+                if progress is not None:
+                    progress(queueing)
+
+            await asyncio.to_thread(ledger.enqueue, engine, send, recipients, on_chunk=queued)
         interrupted = await asyncio.to_thread(
             ledger.prepare, engine, send.id, resend_unknown=resend_unknown
         )
@@ -480,7 +538,7 @@ async def send_campaign(
             progress=Progress(total=before.count("pending")),
             on_progress=progress,
         )
-        await asyncio.gather(*(run.worker() for _ in range(config.send.concurrency)))
+        await asyncio.gather(*(run.worker() for _ in range(run.workers)))
         if run.error is not None:
             raise run.error
         if not run.stopped:
@@ -501,100 +559,3 @@ async def send_campaign(
         interrupted=interrupted,
         stopped=run.stopped,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _TestRecipient:
-    email: str
-    public_id: str = "test"
-    name: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
-
-
-async def send_test(
-    config: Config,
-    compiled: Compiled,
-    addresses: Sequence[str],
-    *,
-    provider: Provider | None = None,
-) -> list[Result]:
-    """Send the campaign to `addresses` only, "[TEST]" before the subject; the ledger is untouched.
-    Links carry a token of no subscriber, so they lead to the pages but change nothing. One
-    result per address, in order (an address the provider cannot carry: REJECTED, why)."""
-    await asyncio.to_thread(store_assets, connect(config.database_url), compiled)
-    own_provider = provider is None
-    provider = provider or create(config)
-    personaliser = Personaliser.for_config(
-        config,
-        compiled,
-        list_name="test",
-        subject_prefix=TEST_PREFIX,
-        raw=provider.wants_raw,
-        json=provider.wants_json,
-    )
-    recipients = [(_TestRecipient(a), ledger.new_send_id()) for a in addresses]
-    messages, results = prepare_messages(provider, personaliser, recipients)
-    try:
-        for start in range(0, len(messages), provider.max_batch):
-            results.extend(await provider.send(messages[start : start + provider.max_batch]))
-    finally:
-        if own_provider:
-            await provider.aclose()
-    by_id = {r.send_id: r for r in results}
-    return [by_id[send_id] for _, send_id in recipients]  # in the order of `addresses`
-
-
-@dataclass
-class DryRun:
-    """What a real send would do now."""
-
-    recipients: int
-    already_sent: int
-    bytes: int
-    sample: Message | None
-    provider: str
-    refused: list[str] = field(default_factory=list)
-    """Why each recipient the provider cannot carry would fail (the others go)."""
-
-
-def dry_run(
-    config: Config,
-    compiled: Compiled,
-    *,
-    list_name: str,
-    topics: Sequence[str] = (),
-    segment: str | None = None,
-    store: Audience | None = None,
-    engine: Engine | None = None,
-) -> DryRun:
-    """Build every message and run every check a send runs (signing key, provider settings and
-    secrets, the list, each recipient against the provider), and send nothing."""
-    config.secret_key  # noqa: B018
-    cls = provider_class(config.provider.name)
-    provider = create(config)  # validates the provider's options and secrets
-    asyncio.run(provider.aclose())
-    engine = engine or connect(config.database_url)
-    store = store or _open_store(engine)
-    existing = ledger.summary(engine, compiled.slug)
-    personaliser = Personaliser.for_config(
-        config,
-        Tracker.for_config(config).track(compiled),
-        list_name=list_name,
-        raw=cls.wants_raw,
-        json=cls.wants_json,
-    )
-    count = size = 0
-    sample = None
-    refused: list[str] = []
-    for recipient in store.recipients(list_name, topics, segment=parsed(segment), chunk=2000):
-        messages, failed = prepare_messages(provider, personaliser, [(recipient, "dry-run")])
-        refused += [r.reason for r in failed]
-        for message in messages:
-            size += (
-                len(message.raw)
-                if message.raw is not None
-                else len(message.html) + len(message.text)
-            )
-            sample = sample or message
-        count += 1
-    return DryRun(count, existing.sent if existing else 0, size, sample, cls.name, refused)

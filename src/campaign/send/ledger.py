@@ -18,7 +18,7 @@ claims (`campaign.send.claims`), and events after the fact (`campaign.send.event
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,7 @@ from campaign.send.claims import (
     prepare,
     record,
     release,
+    settle,
 )
 from campaign.send.events import RESOLVABLE, erase, record_event
 from campaign.send.tables import (
@@ -88,6 +89,7 @@ __all__ = [
     "sends",
     "sent_campaigns",
     "set_status",
+    "settle",
     "summary",
     "write",
 ]
@@ -265,12 +267,18 @@ def open_send(
 
 
 def enqueue(
-    engine: Engine, send: SendInfo, recipients: Select[Any], *, chunk: int = 100_000
+    engine: Engine,
+    send: SendInfo,
+    recipients: Select[Any],
+    *,
+    chunk: int = 100_000,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Add a pending row per recipient, set-based: `recipients` (the audience's SELECT of
     mailable members, with `id` and `email` columns) feeds INSERT ... SELECT statements of
     `chunk` rows each, in id order. Each chunk commits with how far it got, so a resumed send
-    continues from there; rows already present are left alone. Returns the rows added.
+    continues from there; rows already present are left alone. Returns the rows added;
+    `on_chunk` is told how many each committed chunk added (progress on a long queue).
 
     The row's merge fields are not copied: a claim reads them from the subscriber."""
     ids = recipients.selected_columns.id
@@ -291,12 +299,13 @@ def enqueue(
                     literal(""),
                     literal(utcnow(), d.c.updated_at.type),
                 ).where(ids > through, ids <= last)
-                added += connection.execute(
+                rowcount = connection.execute(
                     insert_ignoring(connection, deliveries, ["send", "subscriber_id"]).from_select(
                         _ENQUEUED, rows
                     ),
                     execution_options={"preserve_rowcount": True},
                 ).rowcount
+                added += rowcount
                 through = last
             connection.execute(
                 update(sends)
@@ -305,6 +314,8 @@ def enqueue(
             )
         if not count:
             return added
+        if on_chunk is not None:
+            on_chunk(rowcount)
 
 
 _ENQUEUED = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -146,11 +146,18 @@ class RateLimiter:
                 await asyncio.to_thread(replied, self.engine, slot.reservation, slot.messages)
 
     @asynccontextmanager
-    async def turn(self, slot: Slot) -> AsyncIterator[None]:
-        """Wait for room in the window, and hold the turn while the caller claims its batch."""
+    async def turn(
+        self, slot: Slot, waiting: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[None]:
+        """Wait for room in the window, and hold the turn while the caller claims its batch.
+        `waiting` is awaited once before any wait (the caller's chance to write what it holds
+        rather than sit on it)."""
         if self.rate <= 0:
             yield
             return
+        if waiting is not None and self._turn.locked():
+            await waiting()
+            waiting = None
         async with self._turn:
             while True:
                 slot.reservation, wait = await asyncio.to_thread(
@@ -158,5 +165,8 @@ class RateLimiter:
                 )
                 if slot.reservation is not None:
                     break
+                if waiting is not None:
+                    await waiting()
+                    waiting = None
                 await asyncio.sleep(wait)
             yield
