@@ -38,8 +38,8 @@ GITIGNORE = (
     "/.campaign/",
 )
 """What a workspace keeps out of git: the database (with SQLite's side files), the
-secrets, what `campaign build` and the outbox provider write, and `.campaign/` (the web
-server's spool of writes that met a busy database)."""
+secrets, what `campaign build` and the outbox provider write, and `.campaign/` (the build
+cache, and the web server's spool of writes that met a busy database)."""
 
 CONFIG_TEMPLATE = """\
 # Workspace settings, written by `campaign init`; the README describes every one.

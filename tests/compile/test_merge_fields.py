@@ -11,10 +11,11 @@ import pytest
 from campaign import placeholders
 from campaign.audience import Store
 from campaign.audience.importer import import_csv
-from campaign.compile import build, markdown_merge_tags
+from campaign.compile import build
 from campaign.compile.kinds import BLOCKS, PARTIALS
 from campaign.config import load_config
 from campaign.errors import BuildError
+from campaign.placeholders import markdown_merge_tags
 from tests.compile.test_pipeline import write_campaign
 from tests.conftest import own_layout
 

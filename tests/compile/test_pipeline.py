@@ -15,8 +15,10 @@ import pytest
 
 from campaign import placeholders
 from campaign.cli import main
-from campaign.compile import build, inline_css, markdown_merge_tags, plain_text
+from campaign.compile import build
+from campaign.compile.html import inline_css, plain_text
 from campaign.config import load_config
+from campaign.placeholders import markdown_merge_tags
 from tests.conftest import own_layout
 
 TOKENS = [placeholders.link(name) for name in placeholders.LINKS] + [

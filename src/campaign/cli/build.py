@@ -12,7 +12,6 @@ import typer
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.load import new_campaign
 
 
 @app.command("build")
@@ -54,6 +53,8 @@ def new_command(
     ] = "newsletter",
 ) -> None:
     """Start a campaign from the layout's scaffold/ folder; it builds as it is."""
+    from campaign.load import new_campaign
+
     folder = new_campaign(get_config(), slug, layout)
     console.print(
         f"created {folder}: edit campaign.yaml, then run: campaign build {slug}",
