@@ -30,11 +30,13 @@ import hashlib
 import os
 import sys
 import tempfile
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 
 import campaign
 from campaign.compile.inputs import AudienceCheck, listing
@@ -52,10 +54,12 @@ RACY_NS = 2_000_000_000
 _DISTRIBUTIONS = (".dist-info", ".egg-info", ".egg-link", ".pth")
 
 
-class Entry(BaseModel):
-    """One cached build and what it was built from."""
+@dataclass(frozen=True)
+class Entry:
+    """One cached build and what it was built from. A plain dataclass read with
+    pydantic_core's JSON parser: a pydantic model of it would cost more to define than
+    the whole check."""
 
-    format: int
     code: str
     settings: str
     started_ns: int
@@ -63,8 +67,35 @@ class Entry(BaseModel):
     files: list[tuple[str, int, int, str]]
     """(absolute path, size, mtime_ns, sha256) of every file read."""
     listings: dict[str, str]
-    audience: AudienceCheck | None = None
-    compiled: Compiled
+    audience: AudienceCheck | None
+    compiled: dict[str, Any]
+    """The Compiled as JSON data, validated only once the inputs are found unchanged."""
+
+    def to_json(self) -> bytes:
+        return to_json({"format": FORMAT, **asdict(self)})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Entry:
+        """The entry in `raw`; ValueError if it is not one of this format."""
+        data = from_json(raw)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError("not a build cache entry of this format")
+        audience = data["audience"]
+        return cls(
+            code=str(data["code"]),
+            settings=str(data["settings"]),
+            started_ns=int(data["started_ns"]),
+            files=[
+                (str(p), int(size), int(mtime), str(sha)) for p, size, mtime, sha in data["files"]
+            ],
+            listings={str(k): str(v) for k, v in data["listings"].items()},
+            audience=None
+            if audience is None
+            else AudienceCheck(
+                tuple(audience["fields"]), tuple(audience["unknown"]), audience["problem"]
+            ),
+            compiled=dict(data["compiled"]),
+        )
 
 
 def entry_path(config: Config, folder: Path) -> Path:
@@ -76,32 +107,33 @@ def entry_path(config: Config, folder: Path) -> Path:
 def load(config: Config, folder: Path) -> Compiled | None:
     """The last build of `folder` if every input is as it was then, else None."""
     try:
-        entry = Entry.model_validate_json(entry_path(config, folder).read_bytes())
-    except (OSError, ValidationError):
-        return None
+        entry = Entry.from_json(entry_path(config, folder).read_bytes())
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # missing, damaged, or of another format
     if (
-        entry.format != FORMAT
-        or entry.settings != settings(config)
+        entry.settings != settings(config)
         or entry.code != code()
         or any(listing(Path(f)) != digest for f, digest in entry.listings.items())
         or not all(_unchanged(*file, racy_after=entry.started_ns - RACY_NS) for file in entry.files)
         or not _same_audience(config, entry.audience)
     ):
         return None
-    return entry.compiled
+    try:
+        return Compiled.model_validate(entry.compiled)
+    except ValidationError:
+        return None
 
 
 def save(config: Config, folder: Path, compiled: Compiled, session: Session) -> None:
     """Store a successful build; a workspace that cannot be written to just has no cache."""
     entry = Entry(
-        format=FORMAT,
         code=code(),
         settings=settings(config),
         started_ns=session.started_ns,
         files=[(str(p), s.size, s.mtime_ns, s.sha256) for p, s in sorted(session.stamps.items())],
         listings={str(f): digest for f, digest in sorted(session.listings.items())},
         audience=session.audience,
-        compiled=compiled,
+        compiled=compiled.model_dump(mode="json"),
     )
     path = entry_path(config, folder)
     try:
@@ -111,7 +143,7 @@ def save(config: Config, folder: Path, compiled: Compiled, session: Session) -> 
         return
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(entry.model_dump_json().encode())
+            file.write(entry.to_json())
         os.replace(temporary, path)
     except OSError:
         Path(temporary).unlink(missing_ok=True)
