@@ -124,6 +124,23 @@ def test_the_layout_is_an_input_built_in_or_overridden(workspace: Path, builds: 
     assert missed and "All rights reserved." in compiled.html
 
 
+def test_a_file_a_template_includes_is_an_input(workspace: Path, builds: Counted) -> None:
+    config = load_config(workspace)
+    layout = own_layout(workspace)
+    template = layout / "layout.mjml.j2"
+    template.write_text(
+        template.read_text().replace(
+            "  </mj-head>", '    <mj-style>{% include "extra.css" %}</mj-style>\n  </mj-head>'
+        )
+    )
+    (layout / "extra.css").write_text(".extra-one { color: red; }\n")
+    compiled, _ = builds.build(config)
+    assert ".extra-one" in compiled.html
+    (layout / "extra.css").write_text(".extra-two { color: red; }\n")
+    compiled, missed = builds.build(config)
+    assert missed and ".extra-two" in compiled.html
+
+
 def test_a_partial_added_or_changed_is_an_input(workspace: Path, builds: Counted) -> None:
     config = load_config(workspace)
     layout = own_layout(workspace)

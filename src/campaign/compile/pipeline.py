@@ -26,12 +26,26 @@ from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location
 from campaign.load import (
     LAYOUT_TEMPLATE,
+    SCAFFOLD,
     LoadedCampaign,
     layouts,
     load_campaign,
     load_layout_settings,
 )
 from campaign.preflight import Sources, sender_problems
+
+
+def included(layout_dir: Path) -> list[Path]:
+    """The files of a layout besides its templates, which a template may include (a
+    stylesheet, say); scaffold/ (what `campaign new` copies) and dot-files aside."""
+    found = []
+    for path in sorted(layout_dir.rglob("*")):
+        parts = path.relative_to(layout_dir).parts
+        if parts[0] == SCAFFOLD or any(part.startswith((".", "__pycache__")) for part in parts):
+            continue
+        if path.suffix != ".j2" and path.is_file():
+            found.append(path)
+    return found
 
 
 class Builder:
@@ -138,8 +152,8 @@ class Builder:
             )
         session.stop_on_errors()
 
-        for template in templates.files():
-            session.record(template)
+        for path in templates.files() + included(layout_dir):
+            session.record(path)
         context = self.context(loaded, banner, footer, views)
         parts = [
             (kind.template, templates.render(kind.template, {**context, "section": view}))
