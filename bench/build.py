@@ -61,6 +61,12 @@ def process_cpu_ms(command: list[str]) -> tuple[float, float]:
     return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def process_ms(runs: int, command: list[str]) -> tuple[float, float]:
+    """Median wall time and median CPU time of running `command` `runs` times, in ms."""
+    times = [process_cpu_ms(command) for _ in range(runs)]
+    return statistics.median(w for w, _ in times), statistics.median(c for _, c in times)
+
+
 def interleaved(
     runs: int, steps: dict[str, Callable[[], tuple[float, float]]]
 ) -> dict[str, tuple[float, float]]:
