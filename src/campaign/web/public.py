@@ -174,6 +174,21 @@ def _this_list(site: Site, claims: Claims, subscriber: Subscriber) -> str | None
     return next(iter(known)) if len(known) == 1 else None
 
 
+async def _unsubscribe(visit: LinkVisit, source: str, list_name: str | None) -> None:
+    """Unsubscribe the visitor (from `list_name`, or everything), durably even when the
+    database is busy, and count it against the campaign whose link they followed."""
+    site, claims, subscriber = visit.site, visit.claims, visit.subscriber
+    await durable.write(
+        site,
+        "unsubscribe",
+        public_id_or_email=subscriber.public_id,
+        source=source,
+        list_name=list_name,
+        detail=f"campaign {claims.campaign}",
+    )
+    await site.db(note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id)
+
+
 @signed_link("unsubscribe")
 async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
     site, claims, subscriber = visit.site, visit.claims, visit.subscriber
@@ -184,34 +199,14 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
-            await durable.write(
-                site,
-                "unsubscribe",
-                public_id_or_email=subscriber.public_id,
-                source="one-click",
-                list_name=None,
-                detail=f"campaign {claims.campaign}",
-            )
-            await site.db(
-                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
-            )
+            await _unsubscribe(visit, "one-click", None)
             return PlainTextResponse("You are unsubscribed.\n")
         if not visit.genuine(form):
             return refused_form(request)
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
             list_name = this_list if scope == "list" else None
-            await durable.write(
-                site,
-                "unsubscribe",
-                public_id_or_email=subscriber.public_id,
-                source="unsubscribe page",
-                list_name=list_name,
-                detail=f"campaign {claims.campaign}",
-            )
-            await site.db(
-                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
-            )
+            await _unsubscribe(visit, "unsubscribe page", list_name)
             done = "unsubscribed"
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
             # Back on this list too, if they had left it.
