@@ -24,7 +24,7 @@ def build_command(
     ] = None,
 ) -> None:
     """Compile a campaign into DIR/index.html, DIR/index.txt and DIR/assets/."""
-    from campaign.compile import build, write_output  # the compiler: not for `--help`
+    from campaign.compile import build, write_output  # the compiler itself only on a miss
 
     config = get_config()
     started = time.perf_counter()
