@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from campaign import placeholders
@@ -31,7 +30,8 @@ from campaign.config import CONFIG_FILE, Config, Defaults, Organisation
 from campaign.errors import Location, UserError
 from campaign.load import YamlFile, read_yaml
 
-if TYPE_CHECKING:  # the build imports this module, and never loads the database layer
+if TYPE_CHECKING:  # the build imports this module: no database layer, no HTTP client
+    import httpx
     from sqlalchemy import Engine
 
 Level = Literal["ok", "warning", "error"]
@@ -303,6 +303,8 @@ def real_mail_problems(config: Config, compiled: Compiled, sources: Sources) -> 
 
 async def _unreachable(urls: list[str], transport: httpx.AsyncBaseTransport | None) -> list[str]:
     """The URLs that do not answer 2xx to HEAD (or to GET, for hosts that refuse HEAD)."""
+    import httpx
+
     async with httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(10.0), follow_redirects=True
     ) as client:
