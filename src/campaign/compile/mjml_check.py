@@ -48,7 +48,9 @@ _LENGTH = r"-?(?:\d+\.?\d*|\.\d+)(?:px|%)?"
 _LENGTHS = re.compile(rf"\s*{_LENGTH}(?:\s+{_LENGTH}){{1,3}}\s*")
 """A shorthand of 2 to 4 lengths (`padding="0 24px"`), where MRML misreads a bare 0."""
 _BARE_ZERO = re.compile(r"(?<![\w.-])0(?![\w.%])")
-_FRACTION = re.compile(r'(\s(?:width|height)="|<td\b[^>]*?\sstyle="width:)(\d+)\.\d+(px;"|(?:px)?")')
+_FRACTION = re.compile(
+    r'(\s(?:width|height)="|<td\b[^>]*?\sstyle="width:)(\d+)\.\d+(px;"|(?:px)?")'
+)
 """A width or height attribute with a fraction, or the cell MRML puts around an image."""
 _POSITION = re.compile(r"\s*at position (\d+):\d+")
 _VOID = {
@@ -92,19 +94,24 @@ class _Checker(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self.inside_ending is not None:
-            if tag == self.inside_ending:
-                self.inside_ending = None
-                ending = self.stack.pop()
-                while self.html:
-                    self.unclosed_html(self.html.pop(), ending)
-            elif tag in self.html:
-                while (innermost := self.html.pop()) != tag:
-                    self.unclosed_html(innermost, self.stack[-1])
-            else:
-                self.problem("error", f"</{tag}> inside <{self.inside_ending}> closes no open <{tag}>: mjml reads this HTML too", self.stack[-1])  # fmt: skip
-            return
-        if not _is_mjml(tag):
-            return
+            self.end_html(tag, self.stack[-1])
+        elif _is_mjml(tag):
+            self.end_mjml(tag)
+
+    def end_html(self, tag: str, ending: Element) -> None:
+        """An end tag inside an ending element: its own, or its HTML's."""
+        if tag == ending.tag:
+            self.inside_ending = None
+            self.stack.pop()
+            while self.html:
+                self.unclosed_html(self.html.pop(), ending)
+        elif tag in self.html:
+            while (inner := self.html.pop()) != tag:
+                self.unclosed_html(inner, ending)
+        else:
+            self.problem("error", f"</{tag}> inside <{ending.tag}> closes no open <{tag}>: mjml reads this HTML too", ending)  # fmt: skip
+
+    def end_mjml(self, tag: str) -> None:
         if all(open_.tag != tag for open_ in self.stack):
             self.problem("error", f"</{tag}> closes no open <{tag}>", Element(tag, {}, self.getpos()[0]))  # fmt: skip
             return
