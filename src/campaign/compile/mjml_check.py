@@ -48,9 +48,7 @@ _LENGTH = r"-?(?:\d+\.?\d*|\.\d+)(?:px|%)?"
 _LENGTHS = re.compile(rf"\s*{_LENGTH}(?:\s+{_LENGTH}){{1,3}}\s*")
 """A shorthand of 2 to 4 lengths (`padding="0 24px"`), where MRML misreads a bare 0."""
 _BARE_ZERO = re.compile(r"(?<![\w.-])0(?![\w.%])")
-_FRACTION = re.compile(
-    r'(\s(?:width|height)="|<td\b[^>]*?\sstyle="width:)(\d+)\.\d+(px;"|(?:px)?")'
-)
+_FRACTION = re.compile(r'(\s(?:width|height)="|\sstyle="width:)(\d+)\.\d+(?=(?:px)?;?")')
 """A width or height attribute with a fraction, or the cell MRML puts around an image."""
 _POSITION = re.compile(r"\s*at position (\d+):\d+")
 _VOID = {
@@ -223,7 +221,7 @@ def _reference(char: str) -> str:
 
 def after_mjml(html: str) -> str:
     """The HTML MRML wrote, with widths and heights in whole pixels as MJML writes them."""
-    return _FRACTION.sub(r"\1\2\3", html)
+    return _FRACTION.sub(r"\1\2", html)
 
 
 class MjmlError(ValueError):
