@@ -53,7 +53,8 @@ def inline_css(html: str) -> str:
 
 
 def squeeze(html: str) -> str:
-    """Drop the indentation mjml writes (a fifth of the size) outside <pre>: Gmail clips at 102 KB."""
+    """Drop indentation outside <pre>: Gmail clips at 102 KB. (MRML writes almost none; the
+    layouts' HTML inside mj-text keeps its own, under 1 % of the example.)"""
     parts = re.split(r"(<pre[\s>].*?</pre>)", html, flags=re.DOTALL | re.IGNORECASE)
     return "".join(
         part if i % 2 else re.sub(r"\n[ \t]+", "\n", part) for i, part in enumerate(parts)

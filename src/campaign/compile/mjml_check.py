@@ -12,7 +12,8 @@ Also the rewrites the build makes around MRML:
 - Characters MRML would garble are given to it as numeric references, which it passes
   through untouched: it writes attribute values the way Rust debug-prints a string (a
   no-break space becomes the text `\u{a0}`, a backslash two, a combining accent
-  `\u{301}`), and it cannot read the control characters XML forbids, anywhere.
+  `\u{301}`), and it cannot read the control characters XML forbids, anywhere. (The C1
+  controls are dropped instead: HTML reads &#128; to &#159; as Windows-1252.)
 - A bare 0 in a shorthand of lengths gets its unit (`padding="0 24px"` becomes
   `0px 24px`): MRML reads the shorthand as no padding at all, so an image 48 px too wide.
 - Widths of images (their width attribute and their cell's) are cut to whole pixels,
