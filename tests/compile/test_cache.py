@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -264,6 +265,31 @@ def test_a_damaged_entry_is_a_miss(
     compiled, missed = builds.build(config)
     assert missed and compiled.html == first.html
     assert builds.build(config)[1] is False  # rewritten whole
+
+
+def test_a_reader_never_sees_half_an_entry(workspace: Path) -> None:
+    """Entries are written to a temporary file and renamed: a build reading while another
+    writes gets the old entry or the new one, never a miss from half a file."""
+    config = load_config(workspace)
+    folder = campaign_folder(config, EXAMPLE)
+    builder = pipeline.Builder(config)
+    compiled = builder.run(folder)
+    cache.save(config, folder, compiled, builder.session)
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            cache.save(config, folder, compiled, builder.session)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        reads = [cache.load(config, folder) for _ in range(200)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(read == compiled for read in reads)
+    assert [p.name for p in entry(config).parent.iterdir()] == [entry(config).name]
 
 
 def test_deleting_the_cache_is_safe(workspace: Path, builds: Counted) -> None:
