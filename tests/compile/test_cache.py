@@ -107,6 +107,22 @@ def test_a_file_changed_within_the_same_clock_tick_is_seen(
     assert missed and "Wrkers" in compiled.html
 
 
+def test_a_copy_keeping_size_and_mtime_is_seen(
+    workspace: Path, builds: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cp -p` of a same-sized file sets the old mtime back; the ctime it cannot."""
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # the file's times are all before the build
+    config = load_config(workspace)
+    markdown = workspace / "campaigns" / EXAMPLE / "spotlight.md"
+    old = (markdown.stat().st_atime_ns, markdown.stat().st_mtime_ns - 10**10)
+    os.utime(markdown, ns=old)
+    builds.build(config)
+    markdown.write_text(markdown.read_text().replace("Worker", "Wrkers", 1))
+    os.utime(markdown, ns=old)
+    compiled, missed = builds.build(config)
+    assert missed and "Wrkers" in compiled.html
+
+
 def test_the_layout_is_an_input_built_in_or_overridden(workspace: Path, builds: Counted) -> None:
     config = load_config(workspace)
     builds.build(config)

@@ -3,8 +3,8 @@
 The inputs of a build, each checked before its last result is reused:
 
 - every file it read (campaign.yaml, Markdown, images, the layout's templates and
-  settings, the block library's partials and schemas): by size and mtime, and by
-  sha256 when either differs or when the file changed within two seconds of the
+  settings, the block library's partials and schemas): by size, mtime and ctime, and
+  by sha256 when any differs or when the file changed within two seconds of the
   build (file times are coarse: such a file could change again unseen);
 - the list of files in the folders where a new file could change the result (the
   campaign folder, its layout folder, the workspace's layouts/, the block library);
@@ -46,7 +46,7 @@ from campaign.config import Config
 if TYPE_CHECKING:
     from campaign.compile.session import Session
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when an entry's layout changes, so old entries are misses."""
 FOLDER = Path(".campaign") / "cache" / "builds"
 RACY_NS = 2_000_000_000
@@ -64,8 +64,8 @@ class Entry:
     settings: str
     started_ns: int
     """When the build began (time.time_ns()): files changed after it are rehashed."""
-    files: list[tuple[str, int, int, str]]
-    """(absolute path, size, mtime_ns, sha256) of every file read."""
+    files: list[tuple[str, int, int, int, str]]
+    """(absolute path, size, mtime_ns, ctime_ns, sha256) of every file read."""
     listings: dict[str, str]
     audience: AudienceCheck | None
     compiled: dict[str, Any]
@@ -86,7 +86,8 @@ class Entry:
             settings=str(data["settings"]),
             started_ns=int(data["started_ns"]),
             files=[
-                (str(p), int(size), int(mtime), str(sha)) for p, size, mtime, sha in data["files"]
+                (str(p), int(size), int(mtime), int(ctime), str(sha))
+                for p, size, mtime, ctime, sha in data["files"]
             ],
             listings={str(k): str(v) for k, v in data["listings"].items()},
             audience=None
@@ -130,7 +131,10 @@ def save(config: Config, folder: Path, compiled: Compiled, session: Session) -> 
         code=code(),
         settings=settings(config),
         started_ns=session.started_ns,
-        files=[(str(p), s.size, s.mtime_ns, s.sha256) for p, s in sorted(session.stamps.items())],
+        files=[
+            (str(p), s.size, s.mtime_ns, s.ctime_ns, s.sha256)
+            for p, s in sorted(session.stamps.items())
+        ],
         listings={str(f): digest for f, digest in sorted(session.listings.items())},
         audience=session.audience,
         compiled=compiled.model_dump(mode="json"),
@@ -177,14 +181,18 @@ def code() -> str:
     return digest.hexdigest()
 
 
-def _unchanged(path: str, size: int, mtime_ns: int, sha256: str, *, racy_after: int) -> bool:
+def _unchanged(
+    path: str, size: int, mtime_ns: int, ctime_ns: int, sha256: str, *, racy_after: int
+) -> bool:
     try:
         stat = os.stat(path)
     except OSError:
         return False
     if stat.st_size != size:
         return False
-    if stat.st_mtime_ns == mtime_ns and mtime_ns < racy_after:
+    if (stat.st_mtime_ns, stat.st_ctime_ns) == (mtime_ns, ctime_ns) and max(
+        mtime_ns, ctime_ns
+    ) < racy_after:
         return True
     try:
         with open(path, "rb") as file:

@@ -11,10 +11,13 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Stamp:
-    """A file as the build read it: the cache rehashes it only when size or mtime differ."""
+    """A file as the build read it: the cache rehashes it only when its size, mtime or
+    ctime differ. The ctime (inode change time) moves on every write and no tool can set
+    it back, so a copy that keeps the size and mtime (`cp -p`, `rsync -t`) is still seen."""
 
     size: int
     mtime_ns: int
+    ctime_ns: int
     sha256: str
 
 

@@ -69,7 +69,9 @@ class Session:
         digest = hashlib.sha256(data).hexdigest()
         stat = path.stat()
         self.sources[self.shown(path)] = digest
-        self.stamps[path.absolute()] = Stamp(stat.st_size, stat.st_mtime_ns, digest)
+        self.stamps[path.absolute()] = Stamp(
+            stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, digest
+        )
 
     def list_folders(self, *folders: Path) -> None:
         """Remember folders where a file added or removed may change the build."""
