@@ -295,7 +295,8 @@ def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(problems, Location(path)) from None
-    from campaign.audience.choice import check_saved  # imports the database tables
+    if config.segments:
+        from campaign.audience.choice import check_saved  # imports the database tables
 
-    check_saved(config.segments, path)
+        check_saved(config.segments, path)
     return config
