@@ -3,11 +3,14 @@ the engine's HTTP client, nor alembic; the schema check is one query, migrations
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,18 +22,20 @@ from tests.conftest import run_cli
 HEAVY = ("mjml", "premailer", "alembic", "mako", "campaign.compile", "httpx")
 
 PROBE = """
-import json, sys
+import gc, json, sys
 from campaign.cli import main
 try:
-    main(sys.argv[1:])
+    main()  # as the `campaign` script runs it: the arguments from sys.argv
 except SystemExit:
     pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+state = {"modules": sorted(sys.modules), "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}
+print(json.dumps(state), file=sys.stderr)
 """
 
 
-def imported_by(workspace: Path, *args: str) -> set[str]:
-    """The modules a whole `campaign ARGS` process imported (its last stderr line)."""
+def probe(workspace: Path, *args: str) -> dict[str, Any]:
+    """What a whole `campaign ARGS` process imported, and its garbage collector's state
+    at the end (its last stderr line)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=workspace,
@@ -39,11 +44,17 @@ def imported_by(workspace: Path, *args: str) -> set[str]:
         timeout=120,
         check=True,
     )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    state: dict[str, Any] = json.loads(done.stderr.strip().splitlines()[-1])
+    return state
 
 
-def heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+def imported_by(workspace: Path, *args: str) -> set[str]:
+    """The modules a whole `campaign ARGS` process imported."""
+    return set(probe(workspace, *args)["modules"])
+
+
+def heavy(modules: set[str], names: Sequence[str] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in names))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +75,53 @@ def test_reading_commands_import_no_compiler_engine_or_alembic(
     modules = imported_by(workspace, *args)
     assert "campaign.cli" in modules
     assert heavy(modules) == []
+
+
+SENDING = ("campaign.cli.send", "campaign.cli.schedule", "campaign.schedule", "campaign.assets")
+"""What sending and scheduling need, and reading the ledger does not."""
+
+CAMPAIGN_FILES = ("campaign.load", "yaml")
+"""What reads campaign.yaml (finding campaigns only looks for the file)."""
+
+IMPORTING = ("campaign.audience.importer", "campaign.audience.export", "rich.progress")
+"""What `subscribers import` and `export` need, and listing does not."""
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (("status", "2018-11-wsr-primer"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("report", "2018-11-wsr-primer"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("lists",), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("topics",), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("subscribers", "list"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("schedule",), ("campaign.cli.send", *CAMPAIGN_FILES, *IMPORTING)),
+    ],
+)
+def test_reading_commands_import_only_what_they_read(
+    workspace: Path, args: tuple[str, ...], absent: tuple[str, ...]
+) -> None:
+    """Beyond the heavy parts above: nor what the other commands of their area need, nor
+    typer's help renderer (Markdown, tracebacks, syntax highlighting)."""
+    connect(f"sqlite:///{workspace}/campaign.db")
+    modules = imported_by(workspace, *args)
+    assert heavy(modules, (*absent, "typer.rich_utils", "pygments", "markdown_it")) == []
+
+
+def test_the_whole_process_freezes_what_start_up_imported(workspace: Path) -> None:
+    """As the `campaign` script, the start-up's objects are frozen (no collection walks them
+    again, nor the one at exit) and the collector runs again for the command itself."""
+    connect(f"sqlite:///{workspace}/campaign.db")
+    state = probe(workspace, "status", "2018-11-wsr-primer")
+    assert state["collecting"] and state["frozen"] > 10_000
+
+
+def test_in_process_calls_leave_the_collector_alone(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frozen = gc.get_freeze_count()
+    assert run_cli(capsys, "lists")[0] == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_a_new_database_is_migrated_by_a_reading_command(workspace: Path) -> None:

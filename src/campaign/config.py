@@ -25,6 +25,9 @@ from campaign.signup.settings import ListSettings, SignupSettings
 from campaign.signup.texts import LANGUAGES
 
 CONFIG_FILE = "campaign.toml"
+CAMPAIGN_FILE = "campaign.yaml"
+"""In each campaign's folder (read by campaign.load; here, so that finding campaigns does not
+import the models that read them)."""
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
 DATABASE_URL_ENV = "CAMPAIGN_DATABASE_URL"
 WORKSPACE_ENV = "CAMPAIGN_WORKSPACE"

@@ -43,12 +43,12 @@ SUMMARIES: dict[str, str] = {
     "report": "How a campaign's send went: delivered, bounced, complained, unsubscribed, clicks, "
     "failed.",
     "reports": "Every send so far, newest first, one line each.",
+    "status": "Show what the send of a campaign has done so far: sent, failed by reason, "
+    "unknown, skipped.",
     "schedule": "List scheduled, running, paused, missed and finished sends with their times.",
     "unschedule": "Cancel a scheduled send that has not started.",
     "dispatch": "Send every due schedule, resume interrupted sends, report missed ones. For cron.",
     "send": "Send a campaign to a list, exactly once per recipient; run again to resume.",
-    "status": "Show what the send of a campaign has done so far: sent, failed by reason, "
-    "unknown, skipped.",
     "form": "Print the signup form of a list as HTML to paste into your website (no script "
     "needed).",
     "serve": "Serve the archive, unsubscribe, preferences and forward pages, and the webhooks.",
