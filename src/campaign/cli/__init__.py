@@ -86,10 +86,13 @@ def main(args: Sequence[str] | None = None) -> None:
     start-up imports run with the cyclic garbage collector paused, and what they made is then
     frozen (gc.freeze): it lives until the process ends, so no collection walks it again, nor
     the one at exit. That is a third of `campaign status`'s CPU. In-process callers (tests)
-    pass `args` and keep the collector as it is: frozen objects would outlive their use."""
+    pass `args` and keep the collector (and pydantic's plugins) as they are: frozen objects
+    would outlive their use."""
     whole_process = args is None
     if whole_process:
         gc.disable()
+        # We use no pydantic plugins; looking for them reads every installed package's metadata.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     argv = sys.argv[1:] if args is None else list(args)
     code = help_exit_code(argv, set(COMMANDS))
     if code is None:
