@@ -156,31 +156,61 @@ class Sources:
         return cls(config, read_yaml(path, config.workspace))
 
 
-def _quoted(name: str, address: str, yaml: bool) -> str:
-    """The quoted form of a From value, written as campaign.yaml or campaign.toml takes it."""
-    value = '"{}" <{}>'.format(name.replace("\\", "\\\\").replace('"', '\\"'), address)
-    if yaml:
-        return "'" + value.replace("'", "''") + "'"
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+@dataclass(frozen=True)
+class AddressProblem:
+    """Why a From or Reply-To value is not exactly one address with a domain."""
+
+    count: int
+    """How many addresses the value reads as."""
+    address: str = ""
+    """The one address it reads as, when it reads as one."""
+    reason: str = ""
+    """Why that one address is not valid (email_validator's words)."""
+    split: tuple[str, str] | None = None
+    """(name, address) when an unquoted comma in the name is what splits the value."""
 
 
-def address_problem(value: str, key: str, in_yaml: bool) -> str | None:
-    """Why a From or Reply-To value is not exactly one address with a domain; None when it is."""
+def address_problem(value: str) -> AddressProblem | None:
+    """The one check of a sender (`campaign init`, the build, preflight): None when `value`
+    parses to exactly one valid address with a domain."""
     parsed = getaddresses([value])
-    if len(parsed) == 1 and "@" in parsed[0][1]:
+    if len(parsed) == 1:
         try:
             validate_email(parsed[0][1], check_deliverability=False)
         except EmailNotValidError as exc:
-            return f"{key} {value!r}: {parsed[0][1]!r} is not an email address: {exc}"
+            return AddressProblem(1, parsed[0][1], str(exc))
         return None
     match = re.fullmatch(r"\s*(.*?)\s*<([^<>]+@[^<>]+)>\s*", value)
     if match and "," in match.group(1):
-        quoted = _quoted(match.group(1).strip('"'), match.group(2), in_yaml)
-        assign = f"{key}: {quoted}" if in_yaml else f"{key} = {quoted}"
+        return AddressProblem(len(parsed), split=(match.group(1).strip('"'), match.group(2)))
+    return AddressProblem(len(parsed))
+
+
+def _escaped(text: str) -> str:
+    """`text` inside double quotes, in a From value as in TOML."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def quoted_sender(name: str, address: str) -> str:
+    """`"name" <address>`: a From value whose name may hold a comma."""
+    return f'"{_escaped(name)}" <{address}>'
+
+
+def _address_message(problem: AddressProblem, value: str, key: str, in_yaml: bool) -> str:
+    """`problem` said for the file that sets `key`: with the quoted line to write there."""
+    if problem.split:
+        quoted = quoted_sender(*problem.split)
+        assign = (
+            f"{key}: '" + quoted.replace("'", "''") + "'"
+            if in_yaml
+            else f'{key} = "{_escaped(quoted)}"'
+        )
         return (
-            f"{key} {value!r} reads as {len(parsed)} addresses: a comma in a name splits it. "
+            f"{key} {value!r} reads as {problem.count} addresses: a comma in a name splits it. "
             f"Quote the name: {assign}"
         )
+    if "@" in problem.address:
+        return f"{key} {value!r}: {problem.address!r} is not an email address: {problem.reason}"
     return f"{key} {value!r} is not one address with a domain, such as: News <news@your-domain.org>"
 
 
@@ -201,9 +231,11 @@ def sender_problems(
             continue
         where = sources.where(key)
         if key in ("from", "reply_to"):
-            problem = address_problem(value, key, sources.in_yaml(key))
+            problem = address_problem(value)
             found.append(
-                Check("error", problem, where) if problem else Check("ok", f"{key}: {value}")
+                Check("error", _address_message(problem, value, key, sources.in_yaml(key)), where)
+                if problem
+                else Check("ok", f"{key}: {value}")
             )
         elif _LINE_BREAK.search(value):
             found.append(

@@ -257,8 +257,8 @@ class _Build:
         }
 
     def to_html(self, source: str, templates: Templates, parts: list[Span]) -> str:
-        """MJML -> inlined HTML. mjml 0.12 never validates and crashes on some input, so the
-        MJML is checked first and any crash is reported at the element's template line."""
+        """MJML -> inlined HTML. MRML renders whatever parses, so the MJML is checked first;
+        MJML it still cannot read is reported at the element's template line."""
         session = self.session
         for problem in check_mjml(source):
             where = templates.locate(problem.element, problem.element.line, parts)
@@ -266,7 +266,7 @@ class _Build:
         session.stop_on_errors()
         try:
             html = after_mjml(mjml_to_html(before_mjml(source)))
-        except Exception as exc:  # noqa: BLE001  (AssertionError, KeyError, TypeError...: all mean bad MJML)
+        except Exception as exc:  # noqa: BLE001  (MjmlError, or any other failure of MRML: bad MJML)
             element, line = crashed_on(exc)
             where = (
                 templates.locate(element, line, parts)
