@@ -80,12 +80,13 @@ def register(args: Sequence[str] | None = None) -> None:
 def main(args: Sequence[str] | None = None) -> None:
     """Run the CLI; a user's mistake ends with its message and exit code 1, never a traceback.
 
-    The top-level help is printed from the catalog, without typer (a fifth of the CPU).
+    `campaign --help` and `campaign` alone print the catalog's help (cli/catalog.py), without
+    importing typer or any command's module.
 
     Run as the whole process (the `campaign` script, `python -m campaign`: no `args`), the
     start-up imports run with the cyclic garbage collector paused, and what they made is then
     frozen (gc.freeze): it lives until the process ends, so no collection walks it again, nor
-    the one at exit. That is a third of `campaign status`'s CPU. In-process callers (tests)
+    the one at exit (measured: a third of `campaign status`'s CPU). In-process callers (tests)
     pass `args` and keep the collector (and pydantic's plugins) as they are: frozen objects
     would outlive their use."""
     whole_process = args is None

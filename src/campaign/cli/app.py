@@ -28,7 +28,7 @@ _workspace: Path | None = None
 
 def _print_version(value: bool) -> None:
     if value:
-        from importlib.metadata import version  # its import alone is a tenth of `--help`
+        from importlib.metadata import version  # costly to import: only --version pays
 
         console.print(f"campaign {version('campaign')}", markup=False)
         raise typer.Exit()
