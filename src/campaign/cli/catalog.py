@@ -35,7 +35,7 @@ SUMMARIES: dict[str, str] = {
     "section kind of the layouts present (outside a workspace: the built-in ones).",
     "init": "Start a workspace: campaign.toml, .env with a new signing key, .gitignore, layouts/,\n"
     "and a first campaign that builds. Asks for what the options do not give.",
-    "dkim": "Print the DKIM DNS record for [provider.dkim] (making the key file if there is none).",
+    "dkim": r"Print the DKIM DNS record for \[provider.dkim] (making the key file if there is none).",
     "mailbox": "Read the bounce mailbox once: bounces, feedback reports, unsubscribe requests. "
     "For cron.",
     "preview": "Preview campaigns in the browser as you edit them: live reload, phone and "
@@ -45,7 +45,7 @@ SUMMARIES: dict[str, str] = {
     "reports": "Every send so far, newest first, one line each.",
     "status": "Show what the send of a campaign has done so far: sent, failed by reason, "
     "unknown, skipped.",
-    "schedule": "List scheduled, running, paused, missed and finished sends with their times.",
+    "schedule": "List scheduled, running, paused, missed, held and finished sends with their times.",
     "unschedule": "Cancel a scheduled send that has not started.",
     "dispatch": "Send every due schedule, resume interrupted sends, report missed ones. For cron.",
     "send": "Send a campaign to a list, exactly once per recipient; run again to resume.",
