@@ -8,7 +8,8 @@ import sys
 import pytest
 import typer
 
-from campaign.cli import COMMANDS, app, main, register
+from campaign.cli import COMMANDS, main, register
+from campaign.cli.app import app
 
 
 def test_every_registered_command_is_in_the_loader_table() -> None:

@@ -3,11 +3,14 @@ the engine's HTTP client, nor alembic; the schema check is one query, migrations
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,18 +22,20 @@ from tests.conftest import run_cli
 HEAVY = ("mjml", "premailer", "alembic", "mako", "campaign.compile", "httpx")
 
 PROBE = """
-import json, sys
+import gc, json, sys
 from campaign.cli import main
 try:
-    main(sys.argv[1:])
+    main()  # as the `campaign` script runs it: the arguments from sys.argv
 except SystemExit:
     pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+state = {"modules": sorted(sys.modules), "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}
+print(json.dumps(state), file=sys.stderr)
 """
 
 
-def imported_by(workspace: Path, *args: str) -> set[str]:
-    """The modules a whole `campaign ARGS` process imported (its last stderr line)."""
+def probe(workspace: Path, *args: str) -> dict[str, Any]:
+    """What a whole `campaign ARGS` process imported, and its garbage collector's state
+    at the end (its last stderr line)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=workspace,
@@ -39,11 +44,17 @@ def imported_by(workspace: Path, *args: str) -> set[str]:
         timeout=120,
         check=True,
     )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    state: dict[str, Any] = json.loads(done.stderr.strip().splitlines()[-1])
+    return state
 
 
-def heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+def imported_by(workspace: Path, *args: str) -> set[str]:
+    """The modules a whole `campaign ARGS` process imported."""
+    return set(probe(workspace, *args)["modules"])
+
+
+def heavy(modules: set[str], names: Sequence[str] = HEAVY) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in names))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +75,53 @@ def test_reading_commands_import_no_compiler_engine_or_alembic(
     modules = imported_by(workspace, *args)
     assert "campaign.cli" in modules
     assert heavy(modules) == []
+
+
+SENDING = ("campaign.cli.send", "campaign.cli.schedule", "campaign.schedule", "campaign.assets")
+"""What sending and scheduling need, and reading the ledger does not."""
+
+CAMPAIGN_FILES = ("campaign.load", "yaml")
+"""What reads campaign.yaml (finding campaigns only looks for the file)."""
+
+IMPORTING = ("campaign.audience.importer", "campaign.audience.export", "rich.progress")
+"""What `subscribers import` and `export` need, and listing does not."""
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (("status", "2018-11-wsr-primer"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("report", "2018-11-wsr-primer"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("lists",), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("topics",), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("subscribers", "list"), (*SENDING, *CAMPAIGN_FILES, *IMPORTING)),
+        (("schedule",), ("campaign.cli.send", *CAMPAIGN_FILES, *IMPORTING)),
+    ],
+)
+def test_reading_commands_import_only_what_they_read(
+    workspace: Path, args: tuple[str, ...], absent: tuple[str, ...]
+) -> None:
+    """Beyond the heavy parts above: nor what the other commands of their area need, nor
+    typer's help renderer (Markdown, tracebacks, syntax highlighting)."""
+    connect(f"sqlite:///{workspace}/campaign.db")
+    modules = imported_by(workspace, *args)
+    assert heavy(modules, (*absent, "typer.rich_utils", "pygments", "markdown_it")) == []
+
+
+def test_the_whole_process_freezes_what_start_up_imported(workspace: Path) -> None:
+    """As the `campaign` script, the start-up's objects are frozen (no collection walks them
+    again, nor the one at exit) and the collector runs again for the command itself."""
+    connect(f"sqlite:///{workspace}/campaign.db")
+    state = probe(workspace, "status", "2018-11-wsr-primer")
+    assert state["collecting"] and state["frozen"] > 10_000
+
+
+def test_in_process_calls_leave_the_collector_alone(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frozen = gc.get_freeze_count()
+    assert run_cli(capsys, "lists")[0] == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_a_new_database_is_migrated_by_a_reading_command(workspace: Path) -> None:
@@ -99,33 +157,60 @@ def test_schema_check_sees_a_missing_or_older_schema(db_url: str) -> None:
 
 
 HELP_FROM_EVERY_MODULE = """
+import sys
 from importlib import import_module
-from campaign.cli import COMMANDS, app
+from campaign.cli import COMMANDS
+from campaign.cli.app import app
 for module in sorted(set(COMMANDS.values())):
     import_module(f"campaign.cli.{module}")
-app(["--help"], prog_name="campaign")
+app(sys.argv[1:], prog_name="campaign")
 """
 
+QUICK_HELP = "import sys; from campaign.cli import main; main(sys.argv[1:])"
 
-def test_help_lists_the_commands_as_their_modules_would() -> None:
-    """`campaign --help` registers summaries instead of importing every command's module:
-    word for word the help those modules make (a new command, or a changed docstring,
-    needs its line in campaign/cli/catalog.py)."""
-    env = {**os.environ, "COLUMNS": "100"}
 
-    def run(code: str) -> str:
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--help"], {"COLUMNS": "100"}),
+        (["--help"], {"COLUMNS": "60", "FORCE_COLOR": "1"}),
+        (["-w", ".", "--help"], {"TERMINAL_WIDTH": "130"}),
+        ([], {"COLUMNS": "90", "FORCE_COLOR": "1"}),
+    ],
+)
+def test_help_is_the_one_typer_makes_from_every_module(
+    args: list[str], env: dict[str, str]
+) -> None:
+    """`campaign --help` is drawn from campaign/cli/catalog.py, without typer or any command's
+    module: character for character (colours too) the help typer makes from the real commands
+    (a new command, or a changed docstring, needs its line in the catalog)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
+
+    def run(code: str) -> tuple[int, str]:
         done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            env={**environ, **env},
+            timeout=120,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert done.stderr == ""
+        return done.returncode, done.stdout
 
-    quick = run("from campaign.cli import main; main(['--help'])")
-    assert "subscribers" in quick and quick == run(HELP_FROM_EVERY_MODULE)
+    quick = run(QUICK_HELP)
+    assert "subscribers" in quick[1] and quick[0] == (0 if args else 2)
+    assert quick == run(HELP_FROM_EVERY_MODULE)
 
 
-def test_help_imports_no_database_layer(workspace: Path) -> None:
-    assert "sqlalchemy" not in imported_by(workspace, "--help")
+@pytest.mark.parametrize("args", [("--help",), ()])
+def test_help_imports_neither_typer_nor_the_settings(
+    workspace: Path, args: tuple[str, ...]
+) -> None:
+    modules = imported_by(workspace, *args)
+    assert "campaign.cli.catalog" in modules
+    assert heavy(modules) == []
+    assert not {"typer", "click", "pydantic", "sqlalchemy", "campaign.config"} & modules
+    assert not any(m.startswith(("importlib.metadata", "typer.", "pygments")) for m in modules)
 
 
 def test_a_command_after_help_in_one_process_is_the_real_one(

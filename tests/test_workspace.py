@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from campaign.cli import COMMANDS, app, register
+from campaign.cli import COMMANDS, register
+from campaign.cli.app import app
 from campaign.compile import build
 from campaign.config import load_config
 from campaign.errors import UserError

@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import SchemaItem
 
 from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.db import metadata
@@ -36,21 +37,27 @@ from campaign.send.ledger import deliveries, sends, write
 
 EVENT_KINDS = ("delivered", "bounced", "complained", "unsubscribed", "forwarded", "opened")
 
-send_runs = Table(
+
+def _of_send(name: str, *columns: SchemaItem) -> Table:
+    """A table whose rows each belong to one send (and go with it): an id, the send, `columns`."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("send", Integer, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+        *columns,
+    )
+
+
+send_runs = _of_send(
     "send_runs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("send", Integer, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
     Column("provider", String(64), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Index("ix_send_runs_send", "send"),
 )
 
-campaign_events = Table(
+campaign_events = _of_send(
     "campaign_events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("send", Integer, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
     Column("send_id", String(32)),
     Column("kind", String(32), nullable=False),
     Column("hard", Boolean),
@@ -59,22 +66,16 @@ campaign_events = Table(
     Index("ix_campaign_events_send_id", "send_id"),
 )
 
-link_clicks = Table(
+link_clicks = _of_send(
     "link_clicks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("send", Integer, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
     Column("link", Integer, nullable=False),
     Column("url", String(2000), nullable=False),
     Column("clicks", Integer, nullable=False),
     UniqueConstraint("send", "link", name="uq_link_clicks_send_link"),
 )
 
-link_clickers = Table(
+link_clickers = _of_send(
     "link_clickers",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("send", Integer, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
     Column("link", Integer, nullable=False),
     Column("subscriber", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),

@@ -25,6 +25,9 @@ from campaign.signup.settings import ListSettings, SignupSettings
 from campaign.signup.texts import LANGUAGES
 
 CONFIG_FILE = "campaign.toml"
+CAMPAIGN_FILE = "campaign.yaml"
+"""In each campaign's folder (read by campaign.load; here, so that finding campaigns does not
+import the models that read them)."""
 SECRET_KEY_ENV = "CAMPAIGN_SECRET_KEY"
 DATABASE_URL_ENV = "CAMPAIGN_DATABASE_URL"
 WORKSPACE_ENV = "CAMPAIGN_WORKSPACE"
@@ -295,7 +298,8 @@ def load_config(workspace: Path | None = None, environ: Mapping[str, str] | None
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(problems, Location(path)) from None
-    from campaign.audience.choice import check_saved  # imports the database tables
+    if config.segments:
+        from campaign.audience.choice import check_saved  # imports the database tables
 
-    check_saved(config.segments, path)
+        check_saved(config.segments, path)
     return config

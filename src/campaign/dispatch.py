@@ -15,6 +15,10 @@ and across hosts sharing one PostgreSQL database:
 - `workers` slots per send (default 1) let several dispatchers, on any hosts, share
   one large send: the engine claims deliveries in batches that never overlap, so
   every recipient is still sent once. Each worker applies the rate limit on its own.
+- A due schedule passes preflight again before it starts (the same checks as `campaign
+  send`): the sender, the public URL or the images may have changed since `send --at`.
+  When preflight refuses, the schedule is `held` with the reasons, nothing is sent, and
+  later runs leave it alone until it is scheduled again.
 - A schedule later than the grace period (`[schedule] grace_hours`, default 6) is
   marked missed and never sent late. A running send is resumed however late: part of
   the list already has it.
@@ -48,6 +52,7 @@ from campaign.audience.tables import UTCDateTime, utcnow
 from campaign.config import Config
 from campaign.db import connect, metadata
 from campaign.errors import CampaignError
+from campaign.preflight import Report, preflight
 from campaign.schedule import (
     Schedule,
     State,
@@ -92,14 +97,40 @@ def mark_missed(engine: Engine, now: datetime, grace: timedelta) -> list[Schedul
     return [_load(engine, slug) for slug in marked]
 
 
-def start_due(engine: Engine, now: datetime, grace: timedelta) -> list[str]:
-    """Move every due schedule to running; returns the campaigns this call started."""
-    due = (
+def _due(now: datetime, grace: timedelta) -> tuple[ColumnElement[bool], ...]:
+    return (
         schedules.c.state == State.SCHEDULED,
         schedules.c.send_at <= now,
         schedules.c.send_at >= now - grace,
     )
-    return _claim_each(engine, due, state=State.RUNNING, started_at=now)
+
+
+def start_due(engine: Engine, now: datetime, grace: timedelta) -> list[str]:
+    """Move every due schedule to running; returns the campaigns this call started."""
+    return _claim_each(engine, _due(now, grace), state=State.RUNNING, started_at=now)
+
+
+def hold_refused(
+    engine: Engine, config: Config, now: datetime, grace: timedelta
+) -> list[tuple[Schedule, Report]]:
+    """Run preflight on every due schedule's frozen build, as `campaign send` would now, and
+    mark `held` each one it refuses (only if still waiting: a dispatcher that started it
+    first has sent what its own preflight passed). Returns those this call held."""
+    with engine.connect() as connection:
+        slugs = connection.execute(select(schedules.c.campaign).where(*_due(now, grace)))
+        due = list(slugs.scalars())
+    held = []
+    for slug in due:
+        compiled = frozen_compiled(engine, slug)
+        folder = config.campaigns_dir / slug
+        report = asyncio.run(preflight(config, compiled, folder, engine=engine))
+        if not report.errors:
+            continue
+        detail = "preflight: " + "; ".join(str(check) for check in report.errors)
+        waiting = (schedules.c.campaign == slug, *_due(now, grace))
+        if _claim_each(engine, waiting, state=State.HELD, finished_at=now, detail=detail):
+            held.append((_load(engine, slug), report))
+    return held
 
 
 def _claim_each(engine: Engine, where: tuple[ColumnElement[bool], ...], **values: Any) -> list[str]:
@@ -275,6 +306,8 @@ def run_dispatch(
     while True:
         for schedule in mark_missed(engine, clock(), grace):
             record(_missed(schedule, clock(), config))
+        for schedule, refusal in hold_refused(engine, config, clock(), grace):
+            record(_held(schedule, refusal))
         start_due(engine, clock(), grace)
         todo = [slug for slug in running(engine) if slug not in tried]
         if not todo:
@@ -304,6 +337,17 @@ def _missed(schedule: Schedule, now: datetime, config: Config) -> Outcome:
         f"`campaign send {schedule.campaign} --list {schedule.list_name} --at ...`",
         ok=False,
     )
+
+
+def _held(schedule: Schedule, refusal: Report) -> Outcome:
+    slug = schedule.campaign
+    lines = [
+        f"{slug}: HELD, not sent: {refusal.heading} at dispatch (something changed since it "
+        f"was scheduled); fix it, then schedule it again with "
+        f"`campaign send {slug} --list {schedule.list_name} --at ...`",
+        *(f"  {check}" for check in refusal.errors),
+    ]
+    return Outcome(slug, State.HELD, "\n".join(lines), ok=False)
 
 
 @dataclass

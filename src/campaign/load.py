@@ -22,11 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from campaign.config import CAMPAIGN_FILE as CAMPAIGN_FILE  # its home, kept importable here
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location, UserError
 from campaign.guards import parse_yaml
 
-CAMPAIGN_FILE = "campaign.yaml"
 BUILTIN_LAYOUTS = Path(__file__).parent / "layouts"
 LAYOUT_FILE = "layout.yaml"
 LAYOUT_TEMPLATE = "layout.mjml.j2"

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from campaign import placeholders
+from campaign.compile.inputs import AudienceCheck
 from campaign.config import Config
 from campaign.errors import Diagnostic, Location
 from campaign.load import LAYOUT_TEMPLATE, LoadedCampaign, YamlFile, shown_path
@@ -30,6 +31,7 @@ class MergeFields:
         self.uses: dict[str, Location | None] = {}
         """Each merge field the campaign's texts use, and where first."""
         self.source: YamlFile | None = None
+        self.audience: AudienceCheck | None = None
 
     def convert(self, text: str, where: Location | None) -> str:
         """`text` with its merge tags as tokens; any problem reported at `where`."""
@@ -91,8 +93,12 @@ class MergeFields:
             return
         # Here, not at the top: the CLI loads the build without the database layer.
         from campaign.audience.fields import unknown_fields
+        from campaign.audience.models import CORE_FIELDS
 
         unknown, problem = unknown_fields(self.config, uses)
+        custom = tuple(sorted(set(uses) - set(CORE_FIELDS)))
+        if custom:
+            self.audience = AudienceCheck(custom, tuple(unknown), problem)
         if problem:
             self.diagnostics.append(Diagnostic("warning", problem, None))
         self.diagnostics.extend(

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import httpx
 from email_validator import EmailNotValidError, validate_email
 
 from campaign import placeholders
@@ -31,7 +30,8 @@ from campaign.config import CONFIG_FILE, Config, Defaults, Organisation
 from campaign.errors import Location, UserError
 from campaign.load import YamlFile, read_yaml
 
-if TYPE_CHECKING:  # the build imports this module, and never loads the database layer
+if TYPE_CHECKING:  # the build imports this module: no database layer, no HTTP client
+    import httpx
     from sqlalchemy import Engine
 
 Level = Literal["ok", "warning", "error"]
@@ -156,31 +156,61 @@ class Sources:
         return cls(config, read_yaml(path, config.workspace))
 
 
-def _quoted(name: str, address: str, yaml: bool) -> str:
-    """The quoted form of a From value, written as campaign.yaml or campaign.toml takes it."""
-    value = '"{}" <{}>'.format(name.replace("\\", "\\\\").replace('"', '\\"'), address)
-    if yaml:
-        return "'" + value.replace("'", "''") + "'"
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+@dataclass(frozen=True)
+class AddressProblem:
+    """Why a From or Reply-To value is not exactly one address with a domain."""
+
+    count: int
+    """How many addresses the value reads as."""
+    address: str = ""
+    """The one address it reads as, when it reads as one."""
+    reason: str = ""
+    """Why that one address is not valid (email_validator's words)."""
+    split: tuple[str, str] | None = None
+    """(name, address) when an unquoted comma in the name is what splits the value."""
 
 
-def address_problem(value: str, key: str, in_yaml: bool) -> str | None:
-    """Why a From or Reply-To value is not exactly one address with a domain; None when it is."""
+def address_problem(value: str) -> AddressProblem | None:
+    """The one check of a sender (`campaign init`, the build, preflight): None when `value`
+    parses to exactly one valid address with a domain."""
     parsed = getaddresses([value])
-    if len(parsed) == 1 and "@" in parsed[0][1]:
+    if len(parsed) == 1:
         try:
             validate_email(parsed[0][1], check_deliverability=False)
         except EmailNotValidError as exc:
-            return f"{key} {value!r}: {parsed[0][1]!r} is not an email address: {exc}"
+            return AddressProblem(1, parsed[0][1], str(exc))
         return None
     match = re.fullmatch(r"\s*(.*?)\s*<([^<>]+@[^<>]+)>\s*", value)
     if match and "," in match.group(1):
-        quoted = _quoted(match.group(1).strip('"'), match.group(2), in_yaml)
-        assign = f"{key}: {quoted}" if in_yaml else f"{key} = {quoted}"
+        return AddressProblem(len(parsed), split=(match.group(1).strip('"'), match.group(2)))
+    return AddressProblem(len(parsed))
+
+
+def _escaped(text: str) -> str:
+    """`text` inside double quotes, in a From value as in TOML."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def quoted_sender(name: str, address: str) -> str:
+    """`"name" <address>`: a From value whose name may hold a comma."""
+    return f'"{_escaped(name)}" <{address}>'
+
+
+def _address_message(problem: AddressProblem, value: str, key: str, in_yaml: bool) -> str:
+    """`problem` said for the file that sets `key`: with the quoted line to write there."""
+    if problem.split:
+        quoted = quoted_sender(*problem.split)
+        assign = (
+            f"{key}: '" + quoted.replace("'", "''") + "'"
+            if in_yaml
+            else f'{key} = "{_escaped(quoted)}"'
+        )
         return (
-            f"{key} {value!r} reads as {len(parsed)} addresses: a comma in a name splits it. "
+            f"{key} {value!r} reads as {problem.count} addresses: a comma in a name splits it. "
             f"Quote the name: {assign}"
         )
+    if "@" in problem.address:
+        return f"{key} {value!r}: {problem.address!r} is not an email address: {problem.reason}"
     return f"{key} {value!r} is not one address with a domain, such as: News <news@your-domain.org>"
 
 
@@ -201,9 +231,11 @@ def sender_problems(
             continue
         where = sources.where(key)
         if key in ("from", "reply_to"):
-            problem = address_problem(value, key, sources.in_yaml(key))
+            problem = address_problem(value)
             found.append(
-                Check("error", problem, where) if problem else Check("ok", f"{key}: {value}")
+                Check("error", _address_message(problem, value, key, sources.in_yaml(key)), where)
+                if problem
+                else Check("ok", f"{key}: {value}")
             )
         elif _LINE_BREAK.search(value):
             found.append(
@@ -271,6 +303,8 @@ def real_mail_problems(config: Config, compiled: Compiled, sources: Sources) -> 
 
 async def _unreachable(urls: list[str], transport: httpx.AsyncBaseTransport | None) -> list[str]:
     """The URLs that do not answer 2xx to HEAD (or to GET, for hosts that refuse HEAD)."""
+    import httpx
+
     async with httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(10.0), follow_redirects=True
     ) as client:

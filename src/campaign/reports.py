@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, distinct, func, select
 
 from campaign.activity import campaign_events, link_clickers, link_clicks, send_runs
+from campaign.config import CAMPAIGN_FILE
 from campaign.errors import UserError
-from campaign.load import CAMPAIGN_FILE
 from campaign.send import ledger
 from campaign.send.ledger import sends
 

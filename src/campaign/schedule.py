@@ -66,11 +66,14 @@ class State(StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     MISSED = "missed"
+    HELD = "held"
+    """Due, but preflight refused it at dispatch: nothing sent, the reasons in `detail`."""
 
 
-NOT_STARTED = (State.SCHEDULED, State.MISSED, State.FAILED)
+NOT_STARTED = (State.SCHEDULED, State.MISSED, State.FAILED, State.HELD)
 """States a schedule can be replaced or cancelled in, as long as the ledger holds no send of
-it: nothing has gone out (a send that failed before it began, e.g. a missing secret)."""
+it: nothing has gone out (a send that failed before it began, e.g. a missing secret, or one
+that preflight held back)."""
 
 
 schedules = Table(

@@ -14,16 +14,14 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from campaign.config import CONFIG_FILE, SECRET_KEY_ENV, Config
 from campaign.errors import UserError
 from campaign.load import BUILTIN_LAYOUTS, LAYOUT_TEMPLATE, layouts, new_campaign
+from campaign.preflight import address_problem, quoted_sender
 
 FIRST_LAYOUT = "newsletter"
 """The built-in layout the first campaign of a new workspace is started from."""
@@ -38,8 +36,8 @@ GITIGNORE = (
     "/.campaign/",
 )
 """What a workspace keeps out of git: the database (with SQLite's side files), the
-secrets, what `campaign build` and the outbox provider write, and `.campaign/` (the web
-server's spool of writes that met a busy database)."""
+secrets, what `campaign build` and the outbox provider write, and `.campaign/` (the build
+cache, and the web server's spool of writes that met a busy database)."""
 
 CONFIG_TEMPLATE = """\
 # Workspace settings, written by `campaign init`; the README describes every one.
@@ -104,25 +102,23 @@ def check_text(value: str, what: str) -> str:
 
 
 def check_from(value: str) -> str:
-    """A sender that parses to exactly one address with a domain.
+    """A sender that parses to exactly one address with a domain (`preflight.address_problem`,
+    so a send never refuses what `init` wrote).
 
     An unquoted comma in the name (`Council, Colorado <news@example.org>`) would
     make two addresses and lose the sender, so it is refused with the quoted form.
     """
     text = check_text(value, "the From address")
-    found = [pair for pair in getaddresses([text]) if any(pair)]
-    if len(found) != 1:
-        name, _, rest = text.rpartition("<")
-        hint = f' (quote the name: "{name.strip()}" <{rest})' if "," in name else ""
+    problem = address_problem(text)
+    if problem is None:
+        return text
+    if problem.count != 1:
+        hint = f" (quote the name: {quoted_sender(*problem.split)})" if problem.split else ""
         raise UserError(f"the From {text!r} is not one address{hint}")
-    try:
-        validate_email(found[0][1], check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise UserError(
-            f"the From {text!r} has no valid address with a domain ({exc}); "
-            "write it as Name <address@domain>"
-        ) from None
-    return text
+    raise UserError(
+        f"the From {text!r} has no valid address with a domain ({problem.reason}); "
+        "write it as Name <address@domain>"
+    )
 
 
 def check_public_url(value: str) -> str:

@@ -297,18 +297,23 @@ def layout_with(workspace: Path, body: str, head: str = "") -> None:
     write_campaign(workspace, "raw", "subject: s\npreheader: p\nlayout: raw\n")
 
 
-def test_mjml_crash_names_the_element_line(
+def test_mjml_failure_names_the_element_line(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """MRML cannot read a CDATA section in an mj-text: the error is at that mj-text's line,
+    from the byte offset MRML names."""
     layout_with(
         workspace,
-        '    <mj-section><mj-column>\n      <mj-image src="https://a.example/a.png" alt="a" />\n'
-        '      <mj-image src="https://a.example/b.png" alt="b" height="tall" />\n'
+        "    <mj-section><mj-column>\n      <mj-text>a</mj-text>\n"
+        "      <mj-text>b <![CDATA[c]]></mj-text>\n"
         "    </mj-column></mj-section>\n",
     )
     code, _, err = run("build", "raw", capsys=capsys)
     assert code == 1
-    assert "layouts/raw/layout.mjml.j2:7: error: mjml failed on <mj-image> (TypeError" in err
+    assert (
+        "layouts/raw/layout.mjml.j2:7: error: mjml failed on <mj-text> (MjmlError: unexpected token"
+        in err
+    )
 
 
 def test_mjml_checks_unknown_attributes_and_wrong_parents(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from campaign.cli import main
-from campaign.compile import MAX_HTML_BYTES, WARN_HTML_BYTES, build
+from campaign.compile import build
+from campaign.compile.checks import MAX_HTML_BYTES, WARN_HTML_BYTES
 from campaign.config import load_config
 from tests.conftest import own_layout
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from campaign import placeholders
-from campaign.compile import sent_size
+from campaign.compile.checks import sent_size
 
 
 def test_link_tokens_count_at_the_length_of_a_signed_link() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from itsdangerous import Signer
 
 from campaign.db import connect
 from campaign.links import Links
@@ -60,10 +61,24 @@ async def test_a_bounce_to_the_signed_return_path_names_its_delivery(
     )
     [soft] = reader.events(delayed)
     assert (soft.kind, soft.hard, soft.email) == ("bounced", False, "user0@example.com")
+    # An MTA that folds the return path's case still delivers a bounce that names its delivery.
+    for folded in (senders["user1@example.com"].lower(), senders["user1@example.com"].upper()):
+        [event] = reader.events(bounce_to(folded, "user1@example.com"))
+        assert (event.kind, event.email) == ("bounced", "user1@example.com")
     local, domain = senders["user1@example.com"].split("@")
-    # The signature's first character altered (its last may hold only base64 padding bits).
-    head, signature = local.rsplit(".", 1)
-    altered = ("B" if signature[0] == "A" else "A") + signature[1:]
-    forged = f"{head}.{altered}@{domain}"
+    assert len(local) <= 64  # RFC 5321's limit on a local part
+    head, signature = local.rsplit("-", 1)
+    altered = ("b" if signature[0] == "a" else "a") + signature[1:]
+    forged = f"{head}-{altered}@{domain}"
     with pytest.raises(Unreadable, match="names no delivery"):
         reader.events(bounce_to(forged, "user1@example.com"))
+    # A return path issued before (itsdangerous, base64) still counts, as given or folded.
+    send_id = head.rpartition("+")[2]
+    old = f"bounces+{Signer(SECRET_KEY, salt='campaign.verp').sign(send_id).decode()}@{domain}"
+    for issued in (old, old.lower()):
+        [event] = reader.events(bounce_to(issued, "user1@example.com"))
+        assert event.email == "user1@example.com"
+    old_head, old_signature = old.split("@")[0].rsplit(".", 1)
+    forged_old = f"{old_head}.{'B' if old_signature[0] == 'A' else 'A'}{old_signature[1:]}@{domain}"
+    with pytest.raises(Unreadable, match="names no delivery"):
+        reader.events(bounce_to(forged_old, "user1@example.com"))

@@ -9,6 +9,7 @@ import pytest
 
 from campaign.compiled import Compiled
 from campaign.config import Config, load_config
+from tests.conftest import REAL_FROM
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def make_compiled(
         slug=slug,
         subject=subject,
         preheader="What happened this month",
-        from_="Council <news@news.example.org>",
+        from_=REAL_FROM,  # a real provider's preflight (at dispatch too) refuses example domains
         layout="newsletter",
         html=(
             "<html><body><p>Hello {{{field:first_name}}}</p>"

@@ -26,7 +26,7 @@ from campaign.schedule import State, frozen_compiled, get_schedule, schedule_sen
 from campaign.send import ledger
 from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries, summary
-from tests.conftest import run_cli
+from tests.conftest import REAL_BASE_URL, real_sender, run_cli
 from tests.schedule.conftest import make_compiled
 from tests.servers import serve
 from tests.servers.postmark import TOKEN, PostmarkServer
@@ -47,11 +47,7 @@ def postmark() -> Iterator[tuple[PostmarkServer, str]]:
 def pm_config(config: Config, postmark: tuple[PostmarkServer, str]) -> Config:
     """The workspace sending through the local Postmark (campaign.toml and .env, so a
     `campaign dispatch` subprocess reads the same)."""
-    toml = config.workspace / "campaign.toml"
-    text = toml.read_text().replace(
-        '[provider]\nname = "outbox"', f'[provider]\nname = "postmark"\nbase_url = "{postmark[1]}"'
-    )
-    toml.write_text(text)
+    real_sender(config.workspace, f'[provider]\nname = "postmark"\nbase_url = "{postmark[1]}"\n')
     with (config.workspace / ".env").open("a") as env:
         env.write(f"POSTMARK_SERVER_TOKEN={TOKEN}\n")
     return load_config(config.workspace)
@@ -134,6 +130,38 @@ def test_provider_refusing_the_send_fails_the_schedule(
     assert TOKEN not in "\n".join(lines)
     assert get_schedule(connect(pm_config.database_url), SLUG).state == State.FAILED
     assert run_dispatch(pm_config).outcomes == []  # not retried every minute
+
+
+def test_preflight_at_dispatch_holds_a_schedule_whose_settings_changed(
+    pm_config: Config, postmark: tuple[PostmarkServer, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Preflight passed at `send --at`; by the due time campaign.toml's public URL points at
+    localhost. Dispatch sends nothing, holds the schedule with the reason, prints it, exits 1,
+    and later runs do not try again; scheduled again once fixed, it goes out."""
+    subscribers(pm_config, 3)
+    schedule_due(pm_config)
+    toml = pm_config.workspace / "campaign.toml"
+    good = toml.read_text()
+    toml.write_text(good.replace(REAL_BASE_URL, "http://localhost:8000"))
+    code, out, _ = run_cli(capsys, "dispatch")
+    assert code == 1
+    assert f"{SLUG}: HELD, not sent: preflight: 1 error at dispatch" in out
+    assert "campaign.toml:" in out and "public_base_url http://localhost:8000 must be" in out
+    assert postmark[0].deliveries() == {}
+    engine = connect(pm_config.database_url)
+    held = get_schedule(engine, SLUG)
+    assert held.state == State.HELD and "public_base_url http://localhost:8000" in str(held.detail)
+    assert ledger.get_send(engine, SLUG) is None
+    # Held: not tried again, nor mailed about, every minute.
+    assert run_cli(capsys, "dispatch")[:2] == (0, "")
+    code, out, _ = run_cli(capsys, "schedule", "--no-check")
+    row = out.splitlines()[1]
+    assert row.split()[:2] == [SLUG, "held"] and "public_base_url http://localhost:8000" in row
+    toml.write_text(good)
+    schedule_due(load_config(pm_config.workspace))  # fixed, and scheduled again
+    report = run_dispatch(load_config(pm_config.workspace))
+    assert report.ok and [o.state for o in report.outcomes] == [State.FINISHED]
+    assert len(postmark[0].deliveries()) == 3
 
 
 @pytest.mark.slow

@@ -289,6 +289,32 @@ async def test_preferences_change_lists_topics_and_name(
     )
 
 
+async def test_preferences_refuse_a_name_longer_than_the_field(
+    client: httpx.AsyncClient, store: Store, ana: Subscriber, links: Links
+) -> None:
+    """Past the field's maxlength (a hand-made request): a form error naming the field,
+    nothing saved, rather than the name cut at 100 characters."""
+    url = f"/preferences/{links.token('preferences', ana.public_id, SLUG)}"
+    page = await client.get(url)
+    assert 'id="first_name" name="first_name"' in page.text and 'maxlength="100"' in page.text
+    before = store.find(ana.email)
+    refused = await client.post(
+        url,
+        data={"csrf": csrf_of(page.text), "first_name": "A" * 101, "last_name": "López"},
+    )
+    assert refused.status_code == 400
+    assert "First name is 101 characters long; at most 100 fit." in refused.text
+    assert "Saved." not in refused.text and "Last name is" not in refused.text
+    assert store.find(ana.email) == before
+    fits = await client.post(
+        url,
+        data={"csrf": csrf_of(page.text), "first_name": "A" * 100, "last_name": "López"},
+    )
+    assert fits.status_code == 200 and "Saved." in fits.text
+    found = store.find(ana.email)
+    assert found is not None and found.first_name == "A" * 100
+
+
 # ---------------------------------------------------------------- forward to a friend
 
 
@@ -352,6 +378,11 @@ async def test_forward_refuses_bad_input_and_skips_suppressed_friends(
         url, data={"csrf": csrf, "friend": "f@example.net", "note": "x" * 501}
     )
     assert long_note.status_code == 400 and "at most 500 fit" in long_note.text
+    long_name = await client.post(
+        url, data={"csrf": csrf, "friend": "f@example.net", "name": "N" * 101}
+    )
+    assert long_name.status_code == 400
+    assert "Your name is 101 characters long; at most 100 fit." in long_name.text
     invalid = await client.post(url, data={"csrf": csrf, "friend": "not an address"})
     assert invalid.status_code == 400 and "is not an email address" in invalid.text
     assert forwards(workspace) == []

@@ -143,6 +143,32 @@ async def test_double_opt_in_from_form_to_audience(
     assert len(consent_records(store.engine, "carla@example.org")) == 2
 
 
+async def test_a_value_longer_than_its_field_is_refused_by_name_not_cut(
+    client: httpx.AsyncClient, config: Config, workspace: Path
+) -> None:
+    """Past the fields' maxlength (a hand-made request, or the JSON API): a form error naming
+    the field by its label, nothing stored or mailed; at the limit it goes through whole."""
+    page = await client.get("/subscribe/newsletter")
+    assert 'name="name" value="" maxlength="100"' in page.text
+    long_name = await client.post(
+        "/subscribe/newsletter", data=form(config, email="kim@example.org", name="K" * 101)
+    )
+    assert long_name.status_code == 400
+    assert "“Name (optional)” is 101 characters long; at most 100 fit." in long_name.text
+    long_city = await client.post(
+        "/subscribe/newsletter", json=form(config, email="kim@example.org", city="C" * 201)
+    )
+    assert long_city.status_code == 400
+    assert long_city.json()["error"] == "“Your city” is 201 characters long; at most 200 fit."
+    assert confirmations(workspace) == []
+    fits = await client.post(
+        "/subscribe/newsletter", data=form(config, email="kim@example.org", name="K" * 100)
+    )
+    assert fits.status_code == 200 and len(confirmations(workspace)) == 1
+    with connect(config.database_url).connect() as connection:
+        assert connection.execute(select(signups.c.name)).scalar_one() == "K" * 100
+
+
 async def test_the_answer_is_the_same_whatever_the_address(
     client: httpx.AsyncClient, config: Config, store: Store
 ) -> None:
@@ -300,6 +326,11 @@ async def test_the_snippet_posts_without_a_render_time(
     assert len(confirmations(workspace)) == 1
 
 
+SOLVED = "P1_eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9." + "x" * 1500
+"""An hCaptcha answer as long as real ones (well past 1,000 characters): it must reach the
+verifier whole."""
+
+
 async def test_captcha_verification_hook(workspace: Path, db_url: str) -> None:
     from tests.servers import serve
 
@@ -308,7 +339,7 @@ async def test_captcha_verification_hook(workspace: Path, db_url: str) -> None:
     async def verify(request: Request) -> JSONResponse:
         data = dict(await request.form())
         seen.append({k: str(v) for k, v in data.items()})
-        return JSONResponse({"success": data.get("response") == "solved"})
+        return JSONResponse({"success": data.get("response") == SOLVED})
 
     with serve(Starlette(routes=[Route("/siteverify", verify, methods=["POST"])])) as url:
         config = signup_config(
@@ -333,11 +364,11 @@ async def test_captcha_verification_hook(workspace: Path, db_url: str) -> None:
             assert wrong.status_code == 400 and confirmations(workspace) == []
             right = await client.post(
                 "/subscribe/newsletter",
-                data=form(config, email="ian@example.org", **{"h-captcha-response": "solved"}),
+                data=form(config, email="ian@example.org", **{"h-captcha-response": SOLVED}),
             )
             assert right.status_code == 200 and len(confirmations(workspace)) == 1
         await app.state.site.aclose()
-    assert seen[-1] == {"secret": "captcha-secret", "response": "solved", "sitekey": "site-1"}
+    assert seen[-1] == {"secret": "captcha-secret", "response": SOLVED, "sitekey": "site-1"}
 
 
 def test_every_signup_setting_is_documented() -> None:

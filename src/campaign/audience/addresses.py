@@ -5,8 +5,9 @@ An address has one stored form: trimmed, NFC, lowercased, its domain in Unicode
 subscriber with one hash whichever form a user, a file or a mail service gives.
 `normalise()` never refuses (a webhook's or a user's lookup must still find its
 match); `checked()` is the one validation, for anything about to be stored or mailed.
-On the wire, `transport()` gives the ASCII form (the domain in punycode); a non-ASCII
-local part has no ASCII form and needs a server that speaks SMTPUTF8.
+On the wire, `transport()` gives the ASCII form (the domain in punycode), for every
+sender and provider; a non-ASCII local part has no ASCII form and needs a server that
+speaks SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from email_validator import EmailNotValidError, validate_email
 
 class InvalidAddress(EmailNotValidError):
     """Not a usable address; the message says why, for a person to act on."""
+
+
+class NeedsSMTPUTF8(InvalidAddress):
+    """A local part (before the @) beyond ASCII, for a transport that lacks SMTPUTF8."""
 
 
 def _domain(domain: str) -> str:
@@ -61,17 +66,24 @@ def needs_smtputf8(address: str) -> bool:
 
 
 def transport(address: str, *, smtputf8: bool = False) -> str:
-    """The form for headers and SMTP envelopes: the domain in punycode, so every transport can
-    carry it. A non-ASCII local part has no such form: InvalidAddress, unless `smtputf8` (the
-    message goes to a transport that decides, by `needs_smtputf8`, whether it can carry it)."""
-    local, _, domain = normalise(address).rpartition("@")
+    """The form for headers, SMTP envelopes and mail services' APIs: the domain in IDNA
+    (punycode, lower-case), the local part as given, so every transport can carry it.
+
+    A non-ASCII local part has no such form: NeedsSMTPUTF8, unless `smtputf8` (the message
+    goes to a transport that takes SMTPUTF8, RFC 6531, or decides by `needs_smtputf8`)."""
+    local, at, domain = unicodedata.normalize("NFC", address.strip()).rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidAddress(f"{address}: not an email address")
+    if not domain.isascii() or domain != domain.lower():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise InvalidAddress(
+                f"{address}: the domain is not a valid internationalised domain ({exc})"
+            ) from None
     if not smtputf8 and not local.isascii():
-        raise InvalidAddress(
+        raise NeedsSMTPUTF8(
             f"{address}: the part before the @ is not ASCII; only a mail server that "
             "supports SMTPUTF8 can deliver it"
         )
-    try:
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidAddress(f"{address}: the domain is not a valid name ({exc})") from None
-    return f"{local}@{ascii_domain}"
+    return f"{local}@{domain}"

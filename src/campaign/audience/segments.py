@@ -29,6 +29,7 @@ number, dates with `joined` (by UTC day) or with fields holding ISO dates.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,15 @@ BUILTIN = ("email", "name", "first_name", "last_name", "status")
 NUMBER = r"\A-?[0-9]+(\.[0-9]+)?\Z"
 ISO_DATE = r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}"
 """Text fields compare with a date only where they start with one."""
-_OPS = ("=", "!=", "<", "<=", ">", ">=")
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+"""A comparison's meaning, alike for SQL expressions and for Python values."""
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<string>'(?:[^']|'')*')
@@ -199,18 +208,20 @@ class _Parser:
         return node
 
     def condition(self) -> Node:
-        items = [self.term()]
-        while self.next.word == "or":
-            self.take()
-            items.append(self.term())
-        return items[0] if len(items) == 1 else Any_(tuple(items))
+        return self.chain("or", self.term, Any_)
 
     def term(self) -> Node:
-        items = [self.factor()]
-        while self.next.word == "and":
+        return self.chain("and", self.factor, All)
+
+    def chain(
+        self, word: str, part: Callable[[], Node], joined: Callable[[tuple[Node, ...]], Node]
+    ) -> Node:
+        """`part (word part)*`: the one part, or all of them `joined`."""
+        items = [part()]
+        while self.next.word == word:
             self.take()
-            items.append(self.factor())
-        return items[0] if len(items) == 1 else All(tuple(items))
+            items.append(part())
+        return items[0] if len(items) == 1 else joined(tuple(items))
 
     def factor(self) -> Node:
         self.depth += 1
@@ -398,14 +409,7 @@ class _Sql:
 
 def _apply(left: Any, op: str, right: Any) -> ColumnElement[bool]:
     """`left op right`, where a missing left side (NULL) matches nothing, even for !=."""
-    compared: ColumnElement[bool] = {
-        "=": left == right,
-        "!=": left != right,
-        "<": left < right,
-        "<=": left <= right,
-        ">": left > right,
-        ">=": left >= right,
-    }[op]
+    compared: ColumnElement[bool] = _OPERATORS[op](left, right)
     return and_(left.is_not(None), compared)
 
 
@@ -472,30 +476,17 @@ def _compare(row: Row, field: str, op: str, value: Value) -> bool:
     if field == "joined":
         assert isinstance(value, date)
         day = row.joined.astimezone(UTC).date()
-        return _py_op(op, day, value)
+        return bool(_OPERATORS[op](day, value))
     text = row.values.get(field, "")
     if isinstance(value, str):
         return (_ascii_lower(text) == _ascii_lower(value)) == (op == "=")
     if isinstance(value, float):
         if not re.search(NUMBER, text):
             return False
-        return _py_op(op, float(text), value)
+        return bool(_OPERATORS[op](float(text), value))
     if not re.search(ISO_DATE, text):
         return False
-    return _py_op(op, text.encode(), value.isoformat().encode())
-
-
-def _py_op(op: str, left: Any, right: Any) -> bool:
-    return bool(
-        {
-            "=": left == right,
-            "!=": left != right,
-            "<": left < right,
-            "<=": left <= right,
-            ">": left > right,
-            ">=": left >= right,
-        }[op]
-    )
+    return bool(_OPERATORS[op](text.encode(), value.isoformat().encode()))
 
 
 def _ascii_lower(text: str) -> str:

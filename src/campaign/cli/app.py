@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from campaign.config import Config, load_config, require_workspace
+from campaign.cli.catalog import APP_HELP, VERSION_HELP, WORKSPACE_HELP
+
+if TYPE_CHECKING:
+    from campaign.config import Config
 
 app = typer.Typer(
     name="campaign",
-    help="Email campaigns kept as files: build, preview, send, schedule, and host their pages.",
+    help=APP_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -26,6 +28,8 @@ _workspace: Path | None = None
 
 def _print_version(value: bool) -> None:
     if value:
+        from importlib.metadata import version  # costly to import: only --version pays
+
         console.print(f"campaign {version('campaign')}", markup=False)
         raise typer.Exit()
 
@@ -34,16 +38,14 @@ def _print_version(value: bool) -> None:
 def _options(
     _version: Annotated[
         bool,
-        typer.Option(
-            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
-        ),
+        typer.Option("--version", help=VERSION_HELP, is_eager=True, callback=_print_version),
     ] = False,
     workspace: Annotated[
         Path | None,
         typer.Option(
             "--workspace",
             "-w",
-            help="Workspace folder (default: nearest folder with campaign.toml).",
+            help=WORKSPACE_HELP,
         ),
     ] = None,
 ) -> None:
@@ -53,5 +55,9 @@ def _options(
 
 def get_config() -> Config:
     """The workspace's settings, loaded for the command being run; without a workspace
-    (no campaign.toml) the command stops before it creates anything."""
+    (no campaign.toml) the command stops before it creates anything.
+
+    The settings' models are imported here, by the commands that read them: not by help."""
+    from campaign.config import load_config, require_workspace
+
     return load_config(require_workspace(_workspace))

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from campaign.audience import Store, Subscriber
-from campaign.audience.export import export_csv
-from campaign.audience.importer import ImportReport, import_csv
 from campaign.cli.app import app, console, get_config
 from campaign.cli.output import Json, print_json
-from campaign.cli.progress import Steps
 from campaign.config import SECRET_KEY_ENV
 from campaign.errors import UserError
-from campaign.signup.consent import consent_records, export_consents
+
+if TYPE_CHECKING:
+    from campaign.audience.importer import ImportReport
+
+# Importing, exporting and consent records are imported by the commands that use them:
+# `lists`, `topics` and `subscribers list` start without them.
 
 subscribers = typer.Typer(
     help="Import, list, show, export, unsubscribe and delete subscribers.", no_args_is_help=True
@@ -64,6 +66,9 @@ def import_command(
     ] = None,
 ) -> None:
     """Import subscribers from a CSV file into a list."""
+    from campaign.audience.importer import import_csv
+    from campaign.cli.progress import Steps
+
     if resubscribe != (reason is not None):
         raise UserError(
             "--resubscribe and --reason go together: say why these people may be mailed again"
@@ -163,6 +168,8 @@ def _status(sub: Subscriber) -> Text:
 @subscribers.command("show")
 def show_command(email: Annotated[str, typer.Argument(help="The subscriber's address.")]) -> None:
     """Everything stored about one subscriber, and their history."""
+    from campaign.signup.consent import consent_records
+
     store = _store()
     sub = store.find(email)
     if sub is None:
@@ -223,6 +230,9 @@ def export_command(
     ] = False,
 ) -> None:
     """Write subscribers as CSV (readable by `subscribers import`), or their consent records."""
+    from campaign.audience.export import export_csv
+    from campaign.signup.consent import export_consents
+
     store = _store()
 
     def write(handle: TextIO) -> int:

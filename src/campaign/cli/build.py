@@ -12,7 +12,6 @@ import typer
 from campaign.cli.app import app, console, err_console, get_config
 from campaign.config import Config
 from campaign.errors import UserError
-from campaign.load import new_campaign
 
 
 @app.command("build")
@@ -25,7 +24,7 @@ def build_command(
     ] = None,
 ) -> None:
     """Compile a campaign into DIR/index.html, DIR/index.txt and DIR/assets/."""
-    from campaign.compile import build, write_output  # the compiler: not for `--help`
+    from campaign.compile import build, write_output  # the compiler itself only on a miss
 
     config = get_config()
     started = time.perf_counter()
@@ -54,6 +53,8 @@ def new_command(
     ] = "newsletter",
 ) -> None:
     """Start a campaign from the layout's scaffold/ folder; it builds as it is."""
+    from campaign.load import new_campaign
+
     folder = new_campaign(get_config(), slug, layout)
     console.print(
         f"created {folder}: edit campaign.yaml, then run: campaign build {slug}",

@@ -8,7 +8,7 @@ from campaign.cli.app import app, console, get_config
 
 @app.command("dkim")
 def dkim_command() -> None:
-    """Print the DKIM DNS record for [provider.dkim] (making the key file if there is none).
+    r"""Print the DKIM DNS record for \[provider.dkim] (making the key file if there is none).
 
     Publish it as a TXT record; `campaign send` through the smtp provider then signs every
     message with the key.

@@ -1,8 +1,8 @@
-"""Commands: report, reports; and `status_of`, the body of `campaign status` (cli/send.py)."""
+"""Commands that read how sends went: status, report, reports (`campaign send` prints the
+same summary lines as `campaign status`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -11,9 +11,8 @@ import typer
 
 from campaign.cli.app import app, console, get_config
 from campaign.cli.output import Json, print_json
-from campaign.config import Config
+from campaign.config import CAMPAIGN_FILE, Config
 from campaign.db import connect
-from campaign.load import CAMPAIGN_FILE
 from campaign.reports import (
     OPENS_CAVEAT,
     Report,
@@ -22,8 +21,7 @@ from campaign.reports import (
     report,
     unknown_campaign,
 )
-from campaign.schedule import format_local
-from campaign.send import ledger
+from campaign.send import ledger, recovery
 from campaign.send.ledger import Summary
 
 
@@ -36,8 +34,29 @@ def _say(line: str) -> None:
     console.print(line, markup=False, soft_wrap=True, highlight=False)
 
 
+def summary_lines(summary: Summary) -> list[str]:
+    """The ledger summary as `campaign send` and `campaign status` print it."""
+    bounced = f"{summary.bounced} bounced (suppressed), " if summary.bounced else ""
+    lines = [
+        f"{summary.campaign}: {summary.status}; {summary.total} recipients: {summary.sent} sent, "
+        f"{bounced}{summary.failed} failed, {summary.unknown} unknown, {summary.skipped} skipped, {summary.pending} pending"
+    ]
+    lines += [f"  failed ({count}): {reason}" for reason, count in summary.failed_reasons.items()]
+    lines += [f"  unknown ({count}): {reason}" for reason, count in summary.unknown_reasons.items()]
+    if summary.unknown:
+        lines.append(
+            "  unknown: the provider may or may not have taken these; check its log, then "
+            "`campaign send ... --resend-unknown` to send them again"
+        )
+    if summary.note:
+        lines.append(f"  {summary.note}")
+    return lines
+
+
 def report_lines(config: Config, found: Report) -> list[str]:
     """One send's report as `campaign report` prints it."""
+    from campaign.schedule import format_local
+
     when = found.started_at or found.created_at
     ran = format_local(when, config.tz)
     if found.finished_at:
@@ -98,6 +117,8 @@ def report_command(
 @app.command("reports")
 def reports_command(json: Json = False) -> None:
     """Every send so far, newest first, one line each."""
+    from campaign.schedule import format_local
+
     config = get_config()
     found = all_reports(connect(config.database_url))
     if json:
@@ -115,9 +136,7 @@ def reports_command(json: Json = False) -> None:
         )
 
 
-def status_of(
-    config: Config, campaign: str, *, json: bool, lines: Callable[[Summary], list[str]]
-) -> int:
+def status_of(config: Config, campaign: str, *, json: bool) -> int:
     """`campaign status`: prints the ledger's counts; the exit code (0, or 2 while failed or
     unknown deliveries wait for a decision). No such campaign is an error (exit 1)."""
     slug = _slug(campaign)
@@ -151,7 +170,7 @@ def status_of(
             }
         print_json(data)
         return waiting
-    for line in lines(summary):
+    for line in summary_lines(summary) + recovery.lines(engine, summary.campaign):
         _say(line)
     if found is not None and (
         found.delivered or found.bounced or found.complained or found.unsubscribed
@@ -162,3 +181,22 @@ def status_of(
             f"{found.unsubscribed} unsubscribed (`campaign report {slug}` for more)"
         )
     return waiting
+
+
+@app.command("status")
+def status_command(
+    campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
+    ] = False,
+    json: Json = False,
+) -> None:
+    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped.
+
+    Exits 1 for no such campaign, 2 while failed or unknown deliveries wait for a decision."""
+    config = get_config()
+    code = status_of(config, campaign, json=json)
+    if failed and not json:
+        for failure in recovery.failed(connect(config.database_url), _slug(campaign)):
+            _say(f"{failure.email}  {failure.kind}  {failure.reason}")
+    raise typer.Exit(code)

@@ -45,7 +45,7 @@ def schedule_command(
     ] = False,
     json: Json = False,
 ) -> None:
-    """List scheduled, running, paused, missed and finished sends with their times."""
+    """List scheduled, running, paused, missed, held and finished sends with their times."""
     config = get_config()
     listed = list_schedules(config, check_source=not no_check)
     if json:

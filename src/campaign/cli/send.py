@@ -1,11 +1,10 @@
-"""Commands: send, status."""
+"""Command: send (`campaign status` is in cli/report.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,7 +24,7 @@ from campaign.assets import store_assets
 from campaign.audience import addresses
 from campaign.audience.choice import Segment, choose
 from campaign.cli.app import app, console, err_console, get_config
-from campaign.cli.output import Json
+from campaign.cli.report import summary_lines
 from campaign.cli.schedule import schedule_instead
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -35,37 +34,17 @@ from campaign.placeholders import shown
 from campaign.schedule import resolve_time
 from campaign.send import ledger, recovery
 from campaign.send.lease import Keeper
-from campaign.send.ledger import Summary
 
 if TYPE_CHECKING:
     from campaign.providers import HostedService
     from campaign.send import Progress as SendProgress
 
 # The compiler, the engine and the mail services are imported by the functions that use
-# them: `campaign status` answers without loading them (tests/test_startup.py).
+# them: `campaign send --help` and `campaign schedule` do without them.
 
 
 def _say(line: str, style: str | None = None) -> None:
     console.print(line, style=style, markup=False, soft_wrap=True, highlight=False)
-
-
-def summary_lines(summary: Summary) -> list[str]:
-    """The ledger summary as `campaign send` and `campaign status` print it."""
-    bounced = f"{summary.bounced} bounced (suppressed), " if summary.bounced else ""
-    lines = [
-        f"{summary.campaign}: {summary.status}; {summary.total} recipients: {summary.sent} sent, "
-        f"{bounced}{summary.failed} failed, {summary.unknown} unknown, {summary.skipped} skipped, {summary.pending} pending"
-    ]
-    lines += [f"  failed ({count}): {reason}" for reason, count in summary.failed_reasons.items()]
-    lines += [f"  unknown ({count}): {reason}" for reason, count in summary.unknown_reasons.items()]
-    if summary.unknown:
-        lines.append(
-            "  unknown: the provider may or may not have taken these; check its log, then "
-            "`campaign send ... --resend-unknown` to send them again"
-        )
-    if summary.note:
-        lines.append(f"  {summary.note}")
-    return lines
 
 
 def _addresses(values: list[str]) -> list[str]:
@@ -402,30 +381,3 @@ def _send(
         _say(line)
     if not summary.ok:
         raise typer.Exit(1)
-
-
-@app.command("status")
-def status_command(
-    campaign: Annotated[str, typer.Argument(help="A slug, or the path of a campaign folder.")],
-    failed: Annotated[
-        bool, typer.Option("--failed", help="List the failed addresses, with kind and reason.")
-    ] = False,
-    json: Json = False,
-) -> None:
-    """Show what the send of a campaign has done so far: sent, failed by reason, unknown, skipped.
-
-    Exits 1 for no such campaign, 2 while failed or unknown deliveries wait for a decision."""
-    from campaign.cli.report import status_of
-
-    config = get_config()
-    engine = connect(config.database_url)
-    code = status_of(
-        config,
-        campaign,
-        json=json,
-        lines=lambda summary: summary_lines(summary) + recovery.lines(engine, summary.campaign),
-    )
-    if failed and not json:
-        for failure in recovery.failed(engine, Path(campaign.rstrip("/\\")).name or campaign):
-            _say(f"{failure.email}  {failure.kind}  {failure.reason}")
-    raise typer.Exit(code)

@@ -1,63 +1,62 @@
-"""MJML checked before mjml sees it, since mjml 0.12 (pure Python) never validates:
-unknown tags and attributes, elements in the wrong parent, an mj-class with children.
+r"""MJML checked before mjml-python (MRML) sees it: MRML renders whatever parses and drops
+unknown tags and attributes without a word, and names no line when the MJML does not parse.
+So unknown tags and attributes, elements in the wrong parent, an mj-class with children,
+elements left open or closed twice, HTML elements left open inside an mj-text (MRML
+reads that HTML too, and knows no optional end tags) are found here first, each at its
+line; a failure left over is located by the byte offset MRML reports.
 
-Also the two rewrites the build makes around mjml:
+Also the rewrites the build makes around MRML:
+- Unquoted attribute values get quotes (`<div class=x>`, which MRML cannot read).
 - `<mj-style inline="inline">` becomes a plain mj-style: our premailer step inlines
-  every style anyway (mjml-python would need an extra it does not ship).
-- Escaped characters are held as private-use sentinels through mjml, which decodes
-  attribute values and writes them back unescaped (a quote in an alt text or a link
-  would end the attribute), and restored as entities after it.
+  every style anyway (mjml-python's MRML is built without its CSS inliner).
+- Characters MRML would garble are given to it as numeric references, which it passes
+  through untouched: it writes attribute values the way Rust debug-prints a string (a
+  no-break space becomes the text `\u{a0}`, a backslash two, a combining accent
+  `\u{301}`), and it cannot read the control characters XML forbids, anywhere. (The C1
+  controls are dropped instead: HTML reads &#128; to &#159; as Windows-1252.)
+- A bare 0 in a shorthand of lengths gets its unit (`padding="0 24px"` becomes
+  `0px 24px`): MRML reads the shorthand as no padding at all, so an image 48 px too wide.
+- Widths of images (their width attribute and their cell's) are cut to whole pixels,
+  as MJML takes them: a 35% column of 576 px, less 24 px of padding, gives an image
+  `width="177"` in MJML and `width="177.6"` in MRML.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
 
-from mjml.core.registry import (  # type: ignore[import-untyped]
-    components,
-    register_core_components,
-)
+from campaign.compile.mjml_spec import ATTRIBUTES, ENDING, PARENTS
 
-_COLUMN_CONTENT = {
-    "mj-accordion", "mj-button", "mj-carousel", "mj-divider", "mj-image", "mj-navbar",
-    "mj-raw", "mj-social", "mj-spacer", "mj-table", "mj-text",
-}  # fmt: skip
-PARENTS: dict[str, set[str]] = {
-    "mjml": {"mj-head", "mj-body"},
-    "mj-head": {
-        "mj-attributes",
-        "mj-breakpoint",
-        "mj-font",
-        "mj-html-attributes",
-        "mj-preview",
-        "mj-style",
-        "mj-title",
-        "mj-raw",
-    },  # fmt: skip
-    "mj-body": {"mj-section", "mj-wrapper", "mj-hero", "mj-raw"},
-    "mj-wrapper": {"mj-section", "mj-hero", "mj-raw"},
-    "mj-section": {"mj-column", "mj-group", "mj-raw"},
-    "mj-group": {"mj-column", "mj-raw"},
-    "mj-column": _COLUMN_CONTENT,
-    "mj-hero": _COLUMN_CONTENT,
-    "mj-social": {"mj-social-element", "mj-raw"},
-    "mj-navbar": {"mj-navbar-link", "mj-raw"},
-    "mj-carousel": {"mj-carousel-image"},
-    "mj-accordion": {"mj-accordion-element", "mj-raw"},
-    "mj-accordion-element": {"mj-accordion-title", "mj-accordion-text"},
-}
-"""Which MJML elements each element may hold (MJML 4's documentation)."""
-ENDING = {
-    "mj-text", "mj-button", "mj-table", "mj-raw", "mj-style", "mj-title", "mj-preview",
-    "mj-social-element", "mj-navbar-link", "mj-accordion-title", "mj-accordion-text",
-}  # fmt: skip
-"""Elements whose content is HTML, passed through as it is."""
-GLOBAL_ATTRIBUTES = {"css-class", "mj-class"}
-_SENTINELS = {"&#34;": "\ue000", "&#39;": "\ue001", "&lt;": "\ue002", "&gt;": "\ue003", "&amp;": "\ue004"}  # fmt: skip
 _INLINE_STYLE = re.compile(r"(<mj-style\b[^>]*?)\s+inline=\"inline\"", re.IGNORECASE)
+_TAG = re.compile(r"""<([a-zA-Z][^\s/>]*)((?:"[^"]*"|'[^']*'|[^'">])*)>""")
+_ATTRIBUTE = re.compile(r"""([^\s=/>]+)(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+)""")
+_TEXT_ATTRIBUTES = {
+    "alt", "title", "href", "src", "srcset", "usemap", "name", "rel", "target", "base-url",
+    "background-url", "thumbnails-src", "left-icon", "right-icon", "icon-wrapped-alt",
+    "icon-unwrapped-alt", "icon-wrapped-url", "icon-unwrapped-url",
+}  # fmt: skip
+"""The attributes of MJML elements that MRML writes out as text or URLs, so that it garbles;
+the others are lengths, colours and keywords (or CSS, where a reference would not do)."""
+_GARBLED_TOO = set("\\\u115f\u1160\u3164\uff9e\uff9f\uffa0")
+"""Besides the control, format, private-use, unassigned, mark and separator characters
+(found by passing every code point through mjml-python 1.4.2)."""
+_UNREADABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+"""The characters XML forbids: MRML fails on them wherever they are."""
+_LENGTH = r"-?(?:\d+\.?\d*|\.\d+)(?:px|%)?"
+_LENGTHS = re.compile(rf"\s*{_LENGTH}(?:\s+{_LENGTH}){{1,3}}\s*")
+"""A shorthand of 2 to 4 lengths (`padding="0 24px"`), where MRML misreads a bare 0."""
+_BARE_ZERO = re.compile(r"(?<![\w.-])0(?![\w.%])")
+_FRACTION = re.compile(r'(\s(?:width|height)="|\sstyle="width:)(\d+)\.\d+(?=(?:px)?;?")')
+"""A width or height attribute with a fraction, or the cell MRML puts around an image."""
+_POSITION = re.compile(r"\s*at position (\d+):\d+")
+_VOID = {
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+    "track", "wbr",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,20 +75,13 @@ class Problem:
     element: Element
 
 
-def _allowed() -> dict[str, set[str]]:
-    register_core_components()
-    return {
-        tag: set(component.allowed_attrs()) | set(component.default_attrs()) | GLOBAL_ATTRIBUTES
-        for tag, component in components.items()
-    }
-
-
 @dataclass
 class _Checker(HTMLParser):
-    allowed: dict[str, set[str]]
     problems: list[Problem] = field(default_factory=list)
     stack: list[Element] = field(default_factory=list)
     inside_ending: str | None = None
+    html: list[str] = field(default_factory=list)
+    """The HTML elements open inside the ending element being read."""
 
     def __post_init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -102,24 +94,55 @@ class _Checker(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self.inside_ending is not None:
-            if tag == self.inside_ending:
-                self.inside_ending = None
-                self.pop(tag)
-            return
-        self.pop(tag)
+            self.end_html(tag, self.stack[-1])
+        elif _is_mjml(tag):
+            self.end_mjml(tag)
 
-    def pop(self, tag: str) -> None:
+    def end_html(self, tag: str, ending: Element) -> None:
+        """An end tag inside an ending element: its own, or its HTML's."""
+        if tag == ending.tag:
+            self.inside_ending = None
+            self.stack.pop()
+            while self.html:
+                self.unclosed_html(self.html.pop(), ending)
+        elif tag in self.html:
+            while (inner := self.html.pop()) != tag:
+                self.unclosed_html(inner, ending)
+        else:
+            self.problem("error", f"</{tag}> inside <{ending.tag}> closes no open <{tag}>: mjml reads this HTML too", ending)  # fmt: skip
+
+    def end_mjml(self, tag: str) -> None:
+        if all(open_.tag != tag for open_ in self.stack):
+            self.problem("error", f"</{tag}> closes no open <{tag}>", Element(tag, {}, self.getpos()[0]))  # fmt: skip
+            return
+        while (innermost := self.stack.pop()).tag != tag:
+            self.unclosed(innermost)
+
+    def handle_data(self, data: str) -> None:
+        if self.inside_ending is None and self.stack and data.strip():
+            parent = self.stack[-1]
+            self.problem("error", f"text inside <{parent.tag}> ({data.strip()[:30]!r}): put it inside an mj-text", parent)  # fmt: skip
+
+    def close(self) -> None:
+        super().close()
         while self.stack:
-            if self.stack.pop().tag == tag:
-                break
+            self.unclosed(self.stack.pop())
+
+    def unclosed(self, element: Element) -> None:
+        self.problem("error", f"<{element.tag}> is not closed: add </{element.tag}>, or end the tag with />", element)  # fmt: skip
+
+    def unclosed_html(self, tag: str, ending: Element) -> None:
+        self.problem("error", f"<{tag}> inside <{ending.tag}> is not closed: mjml reads this HTML too and needs </{tag}>", ending)  # fmt: skip
 
     def open(self, tag: str, attrs: list[tuple[str, str | None]], *, closes: bool) -> None:
         if self.inside_ending is not None:
+            if not closes and tag not in _VOID:
+                self.html.append(tag)
             return
         element = Element(tag, {k: v or "" for k, v in attrs}, self.getpos()[0])
         parent = self.stack[-1] if self.stack else None
         self.check(element, parent)
-        if not closes:
+        if not closes and _is_mjml(tag):
             self.stack.append(element)
             if tag in ENDING:
                 self.inside_ending = tag
@@ -129,7 +152,7 @@ class _Checker(HTMLParser):
         if parent is not None and parent.tag in ("mj-attributes", "mj-class"):
             if parent.tag == "mj-class":
                 self.problem("error", f"an mj-class holds no elements (<{tag}> in mj-class {parent.attrs.get('name', '')!r}): set the attributes on the mj-class itself", element)  # fmt: skip
-            elif tag not in self.allowed and tag not in ("mj-all", "mj-class"):
+            elif tag not in ATTRIBUTES and tag not in ("mj-all", "mj-class"):
                 self.problem("error", f"mjml does not know the tag <{tag}>", element)
             return
         if tag == "mjml" and parent is None:
@@ -138,7 +161,7 @@ class _Checker(HTMLParser):
             if parent is not None:
                 self.problem("error", f"<{tag}> is HTML: put it inside an mj-text or mj-raw", element)  # fmt: skip
             return
-        if tag not in self.allowed:
+        if tag not in ATTRIBUTES:
             self.problem("error", f"mjml does not know the tag <{tag}>", element)
             return
         allowed_children = PARENTS.get(parent.tag if parent else "", set())
@@ -146,54 +169,92 @@ class _Checker(HTMLParser):
             where = f"<{parent.tag}>" if parent else "the top level"
             self.problem("error", f"<{tag}> cannot be inside {where}", element)
         for name in element.attrs:
-            if name not in self.allowed[tag]:
+            if name not in ATTRIBUTES[tag]:
                 self.problem("warning", f"<{tag}> has no attribute {name!r}: mjml ignores it", element)  # fmt: skip
 
     def problem(self, level: Literal["error", "warning"], message: str, element: Element) -> None:
         self.problems.append(Problem(level, message, element))
 
 
+def _is_mjml(tag: str) -> bool:
+    return tag == "mjml" or tag.startswith("mj-")
+
+
 def check_mjml(source: str) -> list[Problem]:
-    """Every problem mjml would crash on or silently ignore, with the element it is about."""
-    checker = _Checker(_allowed())
+    """Every problem MRML would fail on or silently ignore, with the element it is about."""
+    checker = _Checker()
     checker.feed(source)
     checker.close()
     return checker.problems
 
 
 def before_mjml(source: str) -> str:
-    """The MJML as mjml gets it: inline mj-style made plain, escapes held as sentinels."""
+    """The MJML as MRML gets it: inline mj-style made plain, and the characters it would
+    garble in attribute values, or cannot read anywhere, as numeric references."""
     source = _INLINE_STYLE.sub(r"\1", source)
-    for entity, sentinel in _SENTINELS.items():
-        source = source.replace(entity, sentinel)
-    return source
+    source = _TAG.sub(_prepare_tag, source)
+    return _UNREADABLE.sub(lambda found: _reference(found.group(0)), source)
+
+
+def _prepare_tag(tag: re.Match[str]) -> str:
+    """One tag with its attribute values quoted, and made safe for MRML: references for
+    what it would garble (in every value of HTML, in text and URLs of MJML), a unit for
+    a bare 0 in a shorthand of lengths."""
+    html = not _is_mjml(tag.group(1).lower())
+
+    def value(attribute: re.Match[str]) -> str:
+        name, equals, quoted = attribute.groups()
+        if quoted[0] not in "\"'":
+            quoted = f'"{quoted}"'
+        if html or name.lower() in _TEXT_ATTRIBUTES:
+            quoted = "".join(_reference(c) if _garbled(c) else c for c in quoted)
+        elif _LENGTHS.fullmatch(quoted[1:-1]):
+            quoted = _BARE_ZERO.sub("0px", quoted)
+        return name + equals + quoted
+
+    return f"<{tag.group(1)}{_ATTRIBUTE.sub(value, tag.group(2))}>"
+
+
+def _garbled(char: str) -> bool:
+    r"""Whether MRML writes `char` in an attribute value as a Rust escape (`\u{a0}`, `\\`)."""
+    return char in _GARBLED_TOO or (char != " " and unicodedata.category(char)[0] in "CMZ")
+
+
+def _reference(char: str) -> str:
+    """`char` as a numeric reference; a C1 control as nothing, since HTML reads &#128; to
+    &#159; as Windows-1252 (&#150; is a dash), and the control shows as nothing anyway."""
+    return "" if "\x80" <= char <= "\x9f" else f"&#{ord(char)};"
 
 
 def after_mjml(html: str) -> str:
-    """The HTML mjml wrote, every held escape restored as an entity."""
-    for entity, sentinel in _SENTINELS.items():
-        html = html.replace(sentinel, entity)
-    return html
+    """The HTML MRML wrote, with widths and heights in whole pixels as MJML writes them."""
+    return _FRACTION.sub(r"\1\2", html)
+
+
+class MjmlError(ValueError):
+    """MRML could not read the MJML; `element` is where it stopped, when it said."""
+
+    def __init__(self, message: str, element: Element | None) -> None:
+        super().__init__(message)
+        self.element = element
+
+
+def mjml_error(exc: ValueError, source: str) -> MjmlError:
+    """MRML's error about `source`, the byte offset it names turned into a line and the
+    MJML element there: the one whose tag starts at it, else the last one opened before."""
+    message = str(exc)
+    position = _POSITION.search(message)
+    if position is None:
+        return MjmlError(message, None)
+    data = source.encode()
+    offset = int(position.group(1))
+    tags = re.findall(rb"<(mj(?:ml|-[\w-]+))", data[:offset]) or [b"mjml"]
+    here = re.match(rb"</?(mj(?:ml|-[\w-]+))", data[offset:])
+    tag = (here.group(1) if here else tags[-1]).decode()
+    return MjmlError(_POSITION.sub("", message), Element(tag, {}, data.count(b"\n", 0, offset) + 1))
 
 
 def crashed_on(exc: BaseException) -> tuple[Element | None, int | None]:
-    """The element mjml was handling when it crashed, from the innermost frame of its
-    traceback that holds one: a parsed tag (which knows its source line), or the
-    component being rendered (its tag and attributes, no line)."""
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    for frame in reversed(frames):
-        for value in frame.f_locals.values():
-            line, name = getattr(value, "sourceline", None), getattr(value, "name", None)
-            if isinstance(line, int) and isinstance(name, str) and name.startswith("mj"):
-                attrs = {k: str(v) for k, v in getattr(value, "attrs", {}).items()}
-                return Element(name, attrs, line), line
-        this = frame.f_locals.get("self")
-        tag = getattr(this, "component_name", None)
-        if isinstance(tag, str):
-            given = getattr(this, "attrs", {}) or {}
-            return Element(tag, {k: str(v) for k, v in given.items() if v is not None}, 0), None
-    return None, None
+    """The element MRML stopped at and its line in the MJML, when it said where."""
+    element = exc.element if isinstance(exc, MjmlError) else None
+    return element, element.line if element else None

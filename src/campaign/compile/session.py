@@ -1,10 +1,13 @@
-"""One build's bookkeeping: the diagnostics found, the files read, the images used."""
+"""One build's bookkeeping: the diagnostics found, the files read, the folders listed,
+the images used: what the build cache (compile/cache.py) keys a build on."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
+from campaign.compile.inputs import AudienceCheck, Stamp, listing
 from campaign.compiled import Asset, fingerprint
 from campaign.config import Config
 from campaign.errors import BuildError, Diagnostic, Location
@@ -33,6 +36,14 @@ class Session:
         self.config = config
         self.diagnostics: list[Diagnostic] = []
         self.sources: dict[str, str] = {}
+        self.stamps: dict[Path, Stamp] = {}
+        """Every file read, by absolute path."""
+        self.listings: dict[Path, str] = {}
+        """Folders whose list of files shaped the build (a file added there may change it),
+        with the `listing` of each as the build saw it."""
+        self.audience: AudienceCheck | None = None
+        """What the build looked up in the subscribers' database, if anything."""
+        self.started_ns = time.time_ns()
         self.assets: dict[str, Asset] = {}
 
     def error(self, message: str, location: Location | None) -> None:
@@ -49,9 +60,23 @@ class Session:
         return shown_path(path, self.config.workspace)
 
     def record(self, path: Path, data: bytes | None = None) -> None:
-        """Remember a file the build read, for the source hash."""
+        """Remember a file the build read, for the source hash and the build cache.
+
+        The file is stat'ed after it was read: if it changed in between, its mtime is
+        after `started_ns`, and the cache rehashes such a file whenever it checks it.
+        """
         data = path.read_bytes() if data is None else data
-        self.sources[self.shown(path)] = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
+        stat = path.stat()
+        self.sources[self.shown(path)] = digest
+        self.stamps[path.absolute()] = Stamp(
+            stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, digest
+        )
+
+    def list_folders(self, *folders: Path) -> None:
+        """Remember folders where a file added or removed may change the build."""
+        for folder in folders:
+            self.listings[folder.absolute()] = listing(folder)
 
     def read_text(self, path: Path) -> str:
         data = path.read_bytes()

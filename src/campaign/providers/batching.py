@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-import idna
-
+from campaign.audience import addresses
 from campaign.errors import ProviderError
 from campaign.message import Message
 
@@ -47,26 +46,18 @@ ELLIPSIS = "\u2026"
 
 
 def transport_address(address: str, service: str, *, smtputf8: bool = False) -> str:
-    """`address` as a transport carries it: the domain in IDNA (punycode), lower-case; a local
-    part (before the @) beyond ASCII only where the transport takes SMTPUTF8 (RFC 6531)."""
-    local, at, domain = address.strip().rpartition("@")
-    if not at or not local or not domain:
-        raise Unsendable(f"{address}: not an email address; correct or delete this subscriber")
-    if not domain.isascii() or domain != domain.lower():
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError as exc:
-            raise Unsendable(
-                f"{address}: the domain is not a valid internationalised domain ({exc}); "
-                "correct or delete this subscriber"
-            ) from None
-    if not local.isascii() and not smtputf8:
+    """`address` as `service` carries it (`addresses.transport`); Unsendable, naming the
+    address and what to do, where it cannot."""
+    try:
+        return addresses.transport(address, smtputf8=smtputf8)
+    except addresses.NeedsSMTPUTF8:
         raise Unsendable(
             f"{address}: {service} cannot deliver to an address with non-ASCII characters "
             "before the @ (it lacks SMTPUTF8); ask the subscriber for another address, or send "
             "through an SMTP server that announces SMTPUTF8"
-        )
-    return f"{local}@{domain}"
+        ) from None
+    except addresses.InvalidAddress as exc:
+        raise Unsendable(f"{exc}; correct or delete this subscriber") from None
 
 
 def fit_name(name: str, limit: int, forbidden: str = "") -> str:

@@ -31,6 +31,7 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
+from campaign.db import insert_ignoring
 from campaign.signup.consent import record_consent
 from campaign.signup.tables import signup_limits, signups
 
@@ -190,25 +191,30 @@ class _Row:
 
 def _subscriber(connection: Connection, row: Any, now: datetime) -> int:
     """The subscriber of a confirmed signup: new, or the existing one brought back (its
-    suppression lifted: this is the person's own confirmed request), fields merged."""
+    suppression lifted: this is the person's own confirmed request), fields merged.
+
+    A new address is inserted ON CONFLICT DO NOTHING: the same address confirmed on another
+    list at the same instant may have inserted it since we looked (PostgreSQL otherwise
+    fails the second with a unique violation); then it is the existing one."""
     source = "signup confirmed"
-    found = connection.execute(
-        select(s.c.id, s.c.status, s.c.name, s.c.fields).where(s.c.email_hash == row.email_hash)
-    ).first()
+    query = select(s.c.id, s.c.status, s.c.name, s.c.fields).where(s.c.email_hash == row.email_hash)
+    found = connection.execute(query).first()
     if found is None:
-        subscriber_id: int = connection.execute(
-            insert(s).returning(s.c.id),
+        subscriber_id: int | None = connection.execute(
+            insert_ignoring(connection, s, ["email_hash"]).returning(s.c.id),
             new_subscriber(
                 row.email, row.email_hash, row.name, "", "", dict(row.fields), source, now
             ),
-        ).scalar_one()
-        _event(connection, subscriber_id, row.email_hash, "subscribed", source, now)
-        lifted = connection.execute(
-            delete(suppressions).where(suppressions.c.email_hash == row.email_hash)
-        ).rowcount
-        if lifted:
-            _event(connection, subscriber_id, row.email_hash, "resubscribed", source, now)
-        return subscriber_id
+        ).scalar()
+        if subscriber_id is not None:
+            _event(connection, subscriber_id, row.email_hash, "subscribed", source, now)
+            lifted = connection.execute(
+                delete(suppressions).where(suppressions.c.email_hash == row.email_hash)
+            ).rowcount
+            if lifted:
+                _event(connection, subscriber_id, row.email_hash, "resubscribed", source, now)
+            return subscriber_id
+        found = connection.execute(query).one()  # the other confirmation's, committed
     lifted = connection.execute(
         delete(suppressions).where(suppressions.c.email_hash == row.email_hash)
     ).rowcount

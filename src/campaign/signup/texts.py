@@ -36,6 +36,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mail_subject": "Please confirm your subscription to {org}",
         "mail_text": "Someone, hopefully you, asked to receive emails from {org} at this address.\n\nTo confirm, open this link and press the button (it works for {days} days):\n\n{url}\n\nIf it was not you, ignore this email: you will not hear from us again.",
         "captcha": "Please complete the check that you are human.",
+        "too_long": "“{field}” is {length} characters long; at most {limit} fit.",
     },
     "es": {
         "thanks_title": "Gracias",
@@ -64,6 +65,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mail_subject": "Confirme su suscripción a {org}",
         "mail_text": "Alguien, esperamos que usted, pidió recibir correos de {org} en esta dirección.\n\nPara confirmarlo, abra este enlace y pulse el botón (válido {days} días):\n\n{url}\n\nSi no fue usted, ignore este correo: no volverá a saber de nosotros.",
         "captcha": "Complete la comprobación de que es una persona.",
+        "too_long": "«{field}» tiene {length} caracteres; caben como máximo {limit}.",
     },
     "fr": {
         "thanks_title": "Merci",
@@ -92,6 +94,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mail_subject": "Confirmez votre abonnement à {org}",
         "mail_text": "Quelqu’un, vous sans doute, a demandé à recevoir les e-mails de {org} à cette adresse.\n\nPour confirmer, ouvrez ce lien et appuyez sur le bouton (valable {days} jours) :\n\n{url}\n\nSi ce n’était pas vous, ignorez cet e-mail : vous n’aurez plus de nouvelles de nous.",
         "captcha": "Veuillez confirmer que vous êtes une personne.",
+        "too_long": "« {field} » compte {length} caractères ; {limit} au maximum.",
     },
     "de": {
         "thanks_title": "Danke",
@@ -120,6 +123,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "mail_subject": "Bitte bestätigen Sie Ihr Abonnement bei {org}",
         "mail_text": "Jemand, hoffentlich Sie, möchte an diese Adresse E-Mails von {org} erhalten.\n\nZum Bestätigen öffnen Sie diesen Link und drücken den Knopf ({days} Tage gültig):\n\n{url}\n\nWaren Sie es nicht, ignorieren Sie diese E-Mail: Sie hören nicht wieder von uns.",
         "captcha": "Bitte bestätigen Sie, dass Sie ein Mensch sind.",
+        "too_long": "„{field}“ ist {length} Zeichen lang; höchstens {limit} passen.",
     },
 }
 LANGUAGES: Final = tuple(TEXTS)

@@ -174,6 +174,21 @@ def _this_list(site: Site, claims: Claims, subscriber: Subscriber) -> str | None
     return next(iter(known)) if len(known) == 1 else None
 
 
+async def _unsubscribe(visit: LinkVisit, source: str, list_name: str | None) -> None:
+    """Unsubscribe the visitor (from `list_name`, or everything), durably even when the
+    database is busy, and count it against the campaign whose link they followed."""
+    site, claims, subscriber = visit.site, visit.claims, visit.subscriber
+    await durable.write(
+        site,
+        "unsubscribe",
+        public_id_or_email=subscriber.public_id,
+        source=source,
+        list_name=list_name,
+        detail=f"campaign {claims.campaign}",
+    )
+    await site.db(note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id)
+
+
 @signed_link("unsubscribe")
 async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
     site, claims, subscriber = visit.site, visit.claims, visit.subscriber
@@ -184,34 +199,14 @@ async def unsubscribe(request: Request, visit: LinkVisit) -> Response:
         form = await request.form()  # an unreadable body is answered 400 by Starlette
         if form.get(ONE_CLICK[0]) == ONE_CLICK[1] or body.strip() == ONE_CLICK_BODY:
             # RFC 8058: the mail client posts this without the page; answer 200, plainly.
-            await durable.write(
-                site,
-                "unsubscribe",
-                public_id_or_email=subscriber.public_id,
-                source="one-click",
-                list_name=None,
-                detail=f"campaign {claims.campaign}",
-            )
-            await site.db(
-                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
-            )
+            await _unsubscribe(visit, "one-click", None)
             return PlainTextResponse("You are unsubscribed.\n")
         if not visit.genuine(form):
             return refused_form(request)
         action, scope = form.get("action"), form.get("scope")
         if action == "unsubscribe" and scope in ("list", "all"):
             list_name = this_list if scope == "list" else None
-            await durable.write(
-                site,
-                "unsubscribe",
-                public_id_or_email=subscriber.public_id,
-                source="unsubscribe page",
-                list_name=list_name,
-                detail=f"campaign {claims.campaign}",
-            )
-            await site.db(
-                note_by_campaign, site.engine, claims.campaign, "unsubscribed", subscriber.id
-            )
+            await _unsubscribe(visit, "unsubscribe page", list_name)
             done = "unsubscribed"
         elif action == "resubscribe" and subscriber.status in ("subscribed", "unsubscribed"):
             # Back on this list too, if they had left it.
@@ -261,15 +256,33 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
     lists = sorted(subscriber.lists | subscriber.unsubscribed_lists)
     topics = sorted(await site.db(_topic_names, site))
     saved = False
+    page: dict[str, Any] = {
+        "subscriber": subscriber,
+        "address": masked(subscriber.email),
+        "lists": lists,
+        "topics": topics,
+        "csrf": visit.csrf,
+        "action": request.url.path,
+        "unsubscribe_url": visit.page_url("unsubscribe"),
+        "errors": [],
+    }
     if request.method == "POST":
         form = await request.form()
         if not visit.genuine(form):
             return refused_form(request)
         chosen_lists = {str(v) for v in form.getlist("list")} & set(lists)
         chosen_topics = {str(v) for v in form.getlist("topic")} & set(topics)
-        first, last = (
-            " ".join(_str(form.get(key)).split())[:MAX_NAME] for key in ("first_name", "last_name")
-        )
+        first, last = (" ".join(_str(form.get(key)).split()) for key in ("first_name", "last_name"))
+        errors = [
+            error
+            for label, value in (("First name", first), ("Last name", last))
+            if (error := too_long(label, value, MAX_NAME))
+        ]
+        if errors:  # past the fields' maxlength: a hand-made request, refused rather than cut
+            page["errors"] = errors
+            return site.page(
+                request, "preferences.html", 400, **page, names=(first, last), saved=False
+            )
         # A new first or last name replaces the whole name, so the To header and the
         # greeting ({{ first_name }}) both follow it.
         changed = (first, last) != _names(subscriber)
@@ -285,19 +298,8 @@ async def preferences(request: Request, visit: LinkVisit) -> Response:
         )
         subscriber = await visit.reloaded()
         saved = True
-    return site.page(
-        request,
-        "preferences.html",
-        subscriber=subscriber,
-        names=_names(subscriber),
-        address=masked(subscriber.email),
-        lists=lists,
-        topics=topics,
-        saved=saved,
-        csrf=visit.csrf,
-        action=request.url.path,
-        unsubscribe_url=visit.page_url("unsubscribe"),
-    )
+    page["subscriber"] = subscriber
+    return site.page(request, "preferences.html", **page, names=_names(subscriber), saved=saved)
 
 
 def _names(subscriber: Subscriber) -> tuple[str, str]:
@@ -341,11 +343,20 @@ def read_forward_form(form: FormData) -> ForwardForm:
         errors.append("Enter at least one address.")
     if len(friends) > MAX_FRIENDS:
         errors.append(f"Enter at most {MAX_FRIENDS} addresses.")
-    note = _str(form.get("note"))
-    if len(note) > MAX_NOTE:
-        errors.append(f"The note is {len(note)} characters long; at most {MAX_NOTE} fit.")
-    name = " ".join(strip_links(_str(form.get("name"))).split())[:MAX_NAME]
-    return ForwardForm(friends, name, strip_links(note)[:MAX_NOTE], errors)
+    note = _str(form.get("note")).replace("\r\n", "\n")  # a browser counts a line break as one
+    name = " ".join(_str(form.get("name")).split())
+    for label, value, limit in (("Your name", name, MAX_NAME), ("The note", note, MAX_NOTE)):
+        if error := too_long(label, value, limit):
+            errors.append(error)
+    return ForwardForm(friends, " ".join(strip_links(name).split()), strip_links(note), errors)
+
+
+def too_long(label: str, value: str, limit: int) -> str | None:
+    """The form error for a field longer than its `maxlength` (only a hand-made request
+    sends one): named by its label, never cut short without a word."""
+    if len(value) <= limit:
+        return None
+    return f"{label} is {len(value)} characters long; at most {limit} fit."
 
 
 def _escape(text: str) -> str:

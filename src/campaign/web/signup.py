@@ -44,7 +44,9 @@ log = logging.getLogger("campaign.web")
 
 OUTBOX_CAMPAIGN = "signup"
 """The X-Campaign of confirmation emails (the outbox's folder for them)."""
-MAX_FIELD = 200
+MAX_EMAIL, MAX_NAME, MAX_FIELD = 320, 100, 200
+"""The maxlength of the form's email, name and other fields (_signup_fields.html): a longer
+value comes only from a hand-made request or the JSON API, and is refused, never cut."""
 
 
 def consent_text(site: Site, list_name: str, settings: ListSettings) -> str:
@@ -122,8 +124,19 @@ async def _read(request: Request) -> tuple[dict[str, Any], bool]:
 
 
 def _text(data: dict[str, Any], key: str) -> str:
+    """A submitted value on one line; whole: a CAPTCHA's answer runs past 1,000 characters."""
     value = data.get(key)
-    return " ".join(value.split())[:MAX_FIELD] if isinstance(value, str) else ""
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _too_long(words: dict[str, str], settings: ListSettings, values: dict[str, Any]) -> str | None:
+    """The form error for the first value longer than its field allows, named by its label."""
+    fields = [("email", words["email"], MAX_EMAIL), ("name", words["name"], MAX_NAME)]
+    fields += [(key, label, MAX_FIELD) for key, label in settings.fields.items()]
+    for key, label, limit in fields:
+        if len(values[key]) > limit:
+            return words["too_long"].format(field=label, length=len(values[key]), limit=limit)
+    return None
 
 
 async def subscribe(request: Request) -> Response:
@@ -138,6 +151,8 @@ async def subscribe(request: Request) -> Response:
     data, json = await _read(request)
     values: dict[str, Any] = {key: _text(data, key) for key in ("email", "name", *settings.fields)}
     values["topics"] = [t for t in data["topics"] if t in settings.topics]
+    if error := _too_long(words, settings, values):
+        return _form_error(request, json, list_name, settings, values, error)
     try:
         email = validate_email(values["email"], check_deliverability=False).normalized
     except EmailNotValidError:

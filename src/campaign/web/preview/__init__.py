@@ -1,6 +1,7 @@
 """`campaign preview`: a local server that shows each campaign as a subscriber will see it.
 
-Each campaign is built by the same `campaign.compile.build` a send uses and
+Each campaign is built by the same `campaign.compile.build` a send uses (so an
+unchanged campaign comes from the same build cache as `campaign build`) and
 personalised for a sample subscriber by the send engine's `Personaliser`, then
 shown in iframes at desktop and phone widths. Saving a source file rebuilds it and
 reloads the open pages (see `campaign.web.watch`).

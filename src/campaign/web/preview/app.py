@@ -19,8 +19,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from campaign import compile as compiler
 from campaign import placeholders
+from campaign.compile.checks import MAX_HTML_BYTES
 from campaign.config import Config
 from campaign.schedule import format_local
 from campaign.web.preview import pages, reports
@@ -58,7 +58,7 @@ def _templates(preview: Preview) -> Environment:
         undefined=StrictUndefined,
     )
     templates.globals.update(
-        gmail_clip=compiler.MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
+        gmail_clip=MAX_HTML_BYTES, desktop_width=DESKTOP_WIDTH, mobile_width=MOBILE_WIDTH
     )
     templates.filters["where"] = preview.where
     templates.filters["merge_tags"] = placeholders.shown
