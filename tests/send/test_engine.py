@@ -57,9 +57,11 @@ def test_429_then_500s_then_success_everyone_once_rate_respected(
     assert len(counts) == 300 and set(counts.values()) == {1}
     # Retry-After held every worker: nothing was accepted in the half second after the 429.
     assert min(a.at for a in server.accepted) - started >= 0.5
-    # The rate: 400/s in batches of 50, so 300 messages span at least (300 - 50) / 400 s.
+    # The rate: 400/s in batches of 50, so 300 messages span at least (300 - 50) / 400 s,
+    # less the jitter between a batch's turn and its arrival at the server on a loaded
+    # machine (claim, HTTP); without the limit they all arrive within a few milliseconds.
     times = sorted(a.at for a in server.accepted)
-    assert times[-1] - times[0] >= (300 - 50) / 400 - 0.02
+    assert times[-1] - times[0] >= (300 - 50) / 400 - 0.1
     for second in range(int(times[-1] - times[0]) + 1):
         window = [t for t in times if times[0] + second <= t < times[0] + second + 1]
         assert len(window) <= 400 + 50
