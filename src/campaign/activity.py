@@ -28,11 +28,10 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import SchemaItem
 
 from campaign.audience.tables import UTCDateTime, utcnow
-from campaign.db import metadata
+from campaign.db import dialect_insert, metadata
 from campaign.send.ledger import deliveries, sends, write
 
 EVENT_KINDS = ("delivered", "bounced", "complained", "unsubscribed", "forwarded", "opened")
@@ -171,8 +170,9 @@ def count_click(engine: Engine, send: int, link: int, url: str, subscriber: str 
     """One click on link number `link` of `send`; `subscriber` only under "per-subscriber".
     One upsert, so two first clicks at once both count."""
     with write(engine) as connection:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        first = dialect.insert(link_clicks).values(send=send, link=link, url=url[:2000], clicks=1)
+        first = dialect_insert(connection, link_clicks).values(
+            send=send, link=link, url=url[:2000], clicks=1
+        )
         connection.execute(
             first.on_conflict_do_update(
                 index_elements=["send", "link"], set_={"clicks": link_clicks.c.clicks + 1}

@@ -42,12 +42,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def dialect_insert(connection: Connection, table: Table) -> Any:
+    """The INSERT of the connection's dialect, which has ON CONFLICT (an upsert). Only that
+    dialect's module is imported: PostgreSQL's costs a SQLite command a fifth of its start-up."""
+    return import_module(f"sqlalchemy.dialects.{connection.dialect.name}").insert(table)
+
+
 def insert_ignoring(connection: Connection, table: Table, keys: Sequence[str]) -> Any:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING in the connection's dialect (another process may
-    have won the race). Only that dialect's module is imported: PostgreSQL's costs a SQLite
-    command a fifth of its start-up."""
-    dialect = import_module(f"sqlalchemy.dialects.{connection.dialect.name}")
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    """INSERT ... ON CONFLICT (keys) DO NOTHING (another process may have won the race)."""
+    return dialect_insert(connection, table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

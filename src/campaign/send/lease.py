@@ -16,11 +16,10 @@ from datetime import datetime, timedelta
 from types import TracebackType
 
 from sqlalchemy import Column, Connection, Engine, Float, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaign.audience.tables import UTCDateTime, utcnow
-from campaign.db import metadata
+from campaign.db import dialect_insert, metadata
 
 DEFAULT_SECONDS = 60.0
 """How long a claim outlives its last sign of life: longer than any one provider request."""
@@ -52,9 +51,8 @@ def touch(connection: Connection, worker_id: str, now: datetime) -> None:
 def renew(connection: Connection, worker_id: str, now: datetime, seconds: float) -> None:
     """Push `worker_id`'s lease to now + `seconds`, in the caller's transaction."""
     values = {"seconds": seconds, "lease_until": now + timedelta(seconds=seconds)}
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(
-        dialect.insert(send_leases)
+        dialect_insert(connection, send_leases)
         .values(worker_id=worker_id, **values)
         .on_conflict_do_update(index_elements=["worker_id"], set_=values)
     )

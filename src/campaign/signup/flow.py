@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from campaign.audience.models import email_hash, one_line
 from campaign.audience.queries import insert_ignore, new_subscriber
@@ -31,7 +30,7 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
-from campaign.db import insert_ignoring
+from campaign.db import dialect_insert, insert_ignoring
 from campaign.signup.consent import record_consent
 from campaign.signup.tables import signup_limits, signups
 
@@ -71,9 +70,8 @@ def pending(engine: Engine, signup: Signup, now: datetime | None = None) -> str 
     }
     with engine.begin() as connection:
         _ensure(connection, lists, signup.list_name)  # a send to it finds it, with no one yet
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
-            dialect.insert(signups)
+            dialect_insert(connection, signups)
             .values(
                 token=secrets.token_urlsafe(16),
                 list_name=signup.list_name,
@@ -314,9 +312,8 @@ def within_limit(engine: Engine, key: str, limit: int, now: datetime | None = No
     row = signup_limits.c
     fresh = row.window_start < now - timedelta(hours=1)
     with engine.begin() as connection:
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         statement = (
-            dialect.insert(signup_limits)
+            dialect_insert(connection, signup_limits)
             .values(key=key, window_start=now, count=1)
             .on_conflict_do_update(
                 index_elements=["key"],
