@@ -15,10 +15,9 @@ from __future__ import annotations
 import unicodedata
 
 import idna
-from email_validator import EmailNotValidError, validate_email
 
 
-class InvalidAddress(EmailNotValidError):
+class InvalidAddress(ValueError):
     """Not a usable address; the message says why, for a person to act on."""
 
 
@@ -44,7 +43,12 @@ def normalise(address: str) -> str:
 
 
 def checked(address: str) -> str:
-    """The stored form of a valid address (syntax only, no DNS); InvalidAddress otherwise."""
+    """The stored form of a valid address (syntax only, no DNS); InvalidAddress otherwise.
+
+    email_validator is imported here, on first use: compiling its grammar is a tenth of the
+    start-up of a command that only reads (`campaign status` reaches this module)."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         valid = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import charset_normalizer
-from email_validator import EmailNotValidError
 from sqlalchemy import Connection, bindparam, exists, insert, literal, select, update
 
 from campaign.audience import progress
-from campaign.audience.addresses import needs_smtputf8
+from campaign.audience.addresses import InvalidAddress, needs_smtputf8
 from campaign.audience.models import CORE_FIELDS, checked_email, email_hash, one_line, overlong
 from campaign.audience.queries import chunked, ensure_names, new_subscriber
 from campaign.audience.store import Store
@@ -321,7 +320,7 @@ def _row(line: int, cells: list[str], columns: Columns, report: ImportReport) ->
         return None
     try:
         email = checked_email(raw)
-    except EmailNotValidError as exc:
+    except InvalidAddress as exc:
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         report.invalid.append((line, f"{shown!r}: {exc}"))
         return None

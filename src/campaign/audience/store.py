@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from email_validator import EmailNotValidError
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 )
 
 from campaign.audience import queries, segments
+from campaign.audience.addresses import InvalidAddress
 from campaign.audience.changes import StatusChanges
 from campaign.audience.models import (
     Recipient,
@@ -301,7 +301,7 @@ class Store(StatusChanges):
         """
         try:
             address = checked_email(email)
-        except EmailNotValidError as exc:
+        except InvalidAddress as exc:
             raise UserError(f"invalid address {email!r}: {exc}") from None
         names = {"first_name": first_name, "last_name": last_name, "name": name}
         if problem := overlong(names, fields or {}):

@@ -10,12 +10,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from email_validator import EmailNotValidError
 from jinja2 import Environment
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from campaign.audience.addresses import InvalidAddress
 from campaign.audience.models import checked_email
 from campaign.compiled import Compiled
 from campaign.config import Config
@@ -249,7 +249,7 @@ async def send_test_message(config: Config, compiled: Compiled, addresses: list[
     for address in addresses:
         try:
             checked.append(checked_email(address))
-        except EmailNotValidError as exc:
+        except InvalidAddress as exc:
             raise UserError(f"{address!r} is not an email address: {exc}") from None
     report = await preflight(
         config, compiled, config.campaigns_dir / compiled.slug, engine=connect(config.database_url)
