@@ -257,14 +257,16 @@ def test_no_secret_key_no_send(tmp_path: Path) -> None:
 def test_two_engines_on_one_send_never_overlap(
     db_url: str, postmark: tuple[PostmarkServer, str], tmp_path: Path
 ) -> None:
-    """Two engines (threads, each with its own database engine, as two hosts would be) share one send."""
+    """Two engines (threads, each with its own database engine, as two hosts would be) share one
+    send. The shared rate limit spreads it over 4 s or more, so on a loaded machine the second
+    host still starts long before the first could have sent everything alone."""
     server, url = postmark
     populate(db_url, tmp_path, 2000)
     config = make_config(
         tmp_path / "ws",
         db_url,
         provider="postmark",
-        toml=settings(url, batch_size=50, concurrency=2),
+        toml=settings(url, batch_size=50, concurrency=2, rate_limit=500),
     )
     summaries = []
 
