@@ -30,7 +30,7 @@ from campaign.audience.tables import (
     topics,
     utcnow,
 )
-from campaign.db import dialect_insert, insert_ignoring
+from campaign.db import dialect_insert
 from campaign.signup.consent import record_consent
 from campaign.signup.tables import signup_limits, signups
 
@@ -193,13 +193,15 @@ def _subscriber(connection: Connection, row: Any, now: datetime) -> int:
 
     A new address is inserted ON CONFLICT DO NOTHING: the same address confirmed on another
     list at the same instant may have inserted it since we looked (PostgreSQL otherwise
-    fails the second with a unique violation); then it is the existing one."""
+    fails the second with a unique violation); then it is the existing one. No conflict
+    target: with one (email_hash), PostgreSQL still raises on the other unique index (email)
+    when the racing row lands there first."""
     source = "signup confirmed"
     query = select(s.c.id, s.c.status, s.c.name, s.c.fields).where(s.c.email_hash == row.email_hash)
     found = connection.execute(query).first()
     if found is None:
         subscriber_id: int | None = connection.execute(
-            insert_ignoring(connection, s, ["email_hash"]).returning(s.c.id),
+            dialect_insert(connection, s).on_conflict_do_nothing().returning(s.c.id),
             new_subscriber(
                 row.email, row.email_hash, row.name, "", "", dict(row.fields), source, now
             ),
