@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from campaign.audience import Store
+from campaign.audience.tables import utcnow
 from campaign.db import connect
 from campaign.errors import UserError
 from campaign.providers import create
+from campaign.providers.base import Unknown
 from campaign.send import ledger, recovery, send_campaign
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender, run_cli
@@ -143,7 +145,8 @@ def test_known_without_a_search_api_knows_nothing(tmp_path: Path) -> None:
 
     async def ask() -> set[str]:
         async with create(config) as provider:
-            return await provider.known(["a", "b"])
+            now = utcnow()
+            return await provider.known([Unknown(i, now, now) for i in "ab"])
 
     assert asyncio.run(ask()) == set()
 

@@ -58,6 +58,17 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Unknown:
+    """A delivery whose outcome is unknown, and when its request can have reached the service."""
+
+    send_id: str
+    since: datetime
+    """When it was claimed: the request cannot have reached the service before."""
+    until: datetime
+    """By when the request had ended: marked unknown, or its sender's lease ran out."""
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     send_id: str
     status: Status
@@ -140,9 +151,10 @@ class Provider(ABC):
     async def send(self, batch: Sequence[Message]) -> list[Result]:
         """Deliver `batch` (at most `max_batch` messages); one Result per message, same order."""
 
-    async def known(self, send_ids: Sequence[str]) -> set[str]:
-        """Which of `send_ids` (deliveries whose outcome is unknown) the service has taken,
-        asked of its API before they are resent. Default: none known, so all are resent."""
+    async def known(self, unknown: Sequence[Unknown]) -> set[str]:
+        """The send ids of those `unknown` deliveries the service has taken, asked of its API
+        before they are resent. Default: none known, so all are resent. Raises ProviderError
+        when the service cannot tell (nothing is resent on a guess)."""
         return set()
 
     async def aclose(self) -> None:
@@ -290,6 +302,27 @@ class HTTPProvider(Provider):
                 f"{self.name} refused the send (403): {self.error_message(response)}"
             )
         return self.parse_response(batch, response)
+
+    async def lookup(self, what: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
+        """The JSON of a GET from the service's log (`what` names it in errors). ProviderError
+        when it does not answer 200 with JSON: `known` must not guess, or a message is sent twice."""
+        try:
+            response = await self.client.get(url, params=params)
+        except httpx.TransportError as exc:
+            raise ProviderError(
+                f"{self.name}'s {what} did not answer ({type(exc).__name__}); nothing was resent"
+            ) from None
+        if response.status_code != 200:
+            raise ProviderError(
+                f"{self.name}'s {what} answered {response.status_code}: "
+                f"{self.error_message(response)}; nothing was resent"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderError(
+                f"{self.name}'s {what} answered without JSON; nothing was resent"
+            ) from None
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -176,23 +176,20 @@ class PostmarkProvider(base.HTTPProvider):
             raise ProviderError(stop)
         return results
 
-    async def known(self, send_ids: Sequence[str]) -> set[str]:
+    async def known(self, unknown: Sequence[base.Unknown]) -> set[str]:
         """Postmark's outbound message search by our send id in the metadata
         (`GET /messages/outbound?metadata_send_id=...`), a few searches at a time."""
         turns = asyncio.Semaphore(SEARCHES_AT_ONCE)
 
         async def taken(send_id: str) -> bool:
             async with turns:
-                response = await self.client.get(
+                found = await self.lookup(
+                    "message search",
                     "/messages/outbound",
-                    params={"count": 1, "offset": 0, "metadata_send_id": send_id},
+                    {"count": 1, "offset": 0, "metadata_send_id": send_id},
                 )
-            if response.status_code != 200:
-                raise ProviderError(
-                    f"postmark's message search answered {response.status_code}: "
-                    f"{self.error_message(response)}; nothing was resent"
-                )
-            return bool(response.json().get("TotalCount"))
+            return bool(found.get("TotalCount"))
 
+        send_ids = [u.send_id for u in unknown]
         found = await asyncio.gather(*(taken(send_id) for send_id in send_ids))
         return {send_id for send_id, yes in zip(send_ids, found, strict=True) if yes}

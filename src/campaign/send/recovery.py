@@ -24,6 +24,7 @@ from sqlalchemy import Engine, case, func, select, update
 from campaign.audience.tables import utcnow
 from campaign.config import Config
 from campaign.errors import UserError
+from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries, get_send, prepare, sends, write
 
 if TYPE_CHECKING:
@@ -157,22 +158,36 @@ async def resolve_unknown(engine: Engine, campaign: str, provider: Provider) -> 
     """Ask the service which unknown deliveries of `campaign` it has; settle those as sent
     (`resolved_by` the service's log). Returns how many. A service whose API cannot tell
     knows none, and nothing changes."""
+    from campaign.providers.base import Unknown
+
     send = _send_id(engine, campaign)
     if send is None:
         return 0
+    # A sender that died held its claim no later than its lease ran out, however late the
+    # next run called its rows unknown: the window a service's log is searched in stays short.
+    until = case(
+        (send_leases.c.lease_until < deliveries.c.updated_at, send_leases.c.lease_until),
+        else_=deliveries.c.updated_at,
+    )
     with engine.connect() as connection:
-        unknown = list(
-            connection.execute(
-                select(deliveries.c.send_id).where(
-                    deliveries.c.send == send, deliveries.c.status == "unknown"
+        unknown = [
+            Unknown(*row)
+            for row in connection.execute(
+                select(deliveries.c.send_id, deliveries.c.claimed_at, until)
+                .select_from(
+                    deliveries.outerjoin(
+                        send_leases, send_leases.c.worker_id == deliveries.c.claimed_by
+                    )
                 )
-            ).scalars()
-        )
+                .where(deliveries.c.send == send, deliveries.c.status == "unknown")
+                .order_by(deliveries.c.claimed_at)
+            )
+        ]
     settled = 0
     for start in range(0, len(unknown), _CHUNK):
-        part: Sequence[str] = unknown[start : start + _CHUNK]
+        part = unknown[start : start + _CHUNK]
         known = await provider.known(part)
-        settled += _settle(engine, [send_id for send_id in part if send_id in known], provider)
+        settled += _settle(engine, [u.send_id for u in part if u.send_id in known], provider)
     return settled
 
 
