@@ -35,6 +35,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     form: list[tuple[str, str]] = field(default_factory=list)
+    query: list[tuple[str, str]] = field(default_factory=list)
     new: bool = True
     at: float = field(default_factory=time.monotonic)
     """False when the service answers from its idempotency store: nothing is sent again."""
@@ -61,6 +62,8 @@ class Delivered:
     metadata: dict[str, str] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
     """When the service took it."""
+    timestamp: float = field(default_factory=time.time)
+    """The same, in epoch seconds, as a service's event log gives it."""
 
 
 Answer = Callable[["Service", Received], Awaitable[Response]]
@@ -104,6 +107,7 @@ class Service:
             request.url.path,
             {k.lower(): v for k, v in request.headers.items()},
             body,
+            query=request.query_params.multi_items(),
         )
         if request.headers.get("content-type", "").startswith(
             ("multipart/form-data", "application/x-www-form")
