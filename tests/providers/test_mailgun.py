@@ -6,16 +6,21 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import math
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
-from campaign.providers.base import Status
-from campaign.providers.mailgun import MailgunProvider
+from campaign.message import Message
+from campaign.providers.base import Status, Unknown
+from campaign.providers.mailgun import CLOCK_MARGIN, EVENTS_SETTLE, MailgunProvider, windows
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.mailgun import DOMAIN, KEY, mailgun
+from tests.servers.scripted import DROP, Received, Service
 
 ENV = {"MAILGUN_API_KEY": KEY}
 OPTIONS = {"domain": DOMAIN}
@@ -170,6 +175,121 @@ async def test_403_is_mailguns_refusal_in_its_words_not_bad_credentials() -> Non
         with pytest.raises(ProviderError) as info:
             await provider.send(batch(2))
     assert words in str(info.value) and "credentials" not in str(info.value)
+
+
+# which unknown deliveries Mailgun took (its Events API)
+
+
+def _unknown(messages: Sequence[Message], since: datetime, until: datetime) -> list[Unknown]:
+    return [Unknown(m.send_id, since, until) for m in messages]
+
+
+def _event_pages(service_received: list[Received]) -> list[dict[str, str]]:
+    return [dict(r.query) for r in service_received if r.method == "GET"]
+
+
+def _an_hour_ago(service: Service) -> tuple[datetime, datetime]:
+    """As if the service had taken what it holds an hour ago, when the lag of its event log no
+    longer hides anything: the window those requests were made in."""
+    for copy in service.delivered:
+        copy.timestamp -= 3600
+    times = [datetime.fromtimestamp(c.timestamp, UTC) for c in service.delivered]
+    return min(times), max(times)
+
+
+async def test_known_reads_the_windows_accepted_events_page_by_page() -> None:
+    """700 accepted: the three pages of 300 and the empty one after; only those taken are known.
+    The next pages are asked of the configured host, never of the one in Mailgun's URLs."""
+    service = mailgun()
+    messages = batch(700)
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        await provider.send(messages)
+        since, until = _an_hour_ago(service)
+        lost = message(700)  # its request never reached Mailgun
+        asked = _unknown([messages[650], messages[699], lost], since, until)
+        assert await provider.known(asked) == {messages[650].send_id, messages[699].send_id}
+    first, *following = _event_pages(service.received)
+    assert first == {
+        "event": "accepted",
+        "begin": str(math.floor((since - CLOCK_MARGIN).timestamp())),
+        "end": str(math.ceil((until + CLOCK_MARGIN).timestamp())),
+        "ascending": "yes",
+        "limit": "300",
+    }
+    assert following == [{}, {}, {}]  # paging.next URLs carry the query themselves
+    assert [r.path.startswith(f"/v3/{DOMAIN}/events/") for r in service.received[2:]] == [True] * 3
+
+
+async def test_known_stops_reading_once_every_delivery_is_found() -> None:
+    service = mailgun()
+    messages = batch(700)
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages)
+        asked = _unknown(messages[:2], since, datetime.now(UTC))
+        assert await provider.known(asked) == {m.send_id for m in messages[:2]}
+    assert len(_event_pages(service.received)) == 1
+
+
+async def test_a_delivery_missing_from_a_recent_window_is_not_resent_on_its_word() -> None:
+    """Mailgun's events can take a while to show: a request of minutes ago not found there
+    may still have been taken. Nothing is resent; the message says when to ask again."""
+    service = mailgun()
+    messages = batch(2)
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages[:1])
+        until = datetime.now(UTC)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages, since, until))
+    after = until + CLOCK_MARGIN + EVENTS_SETTLE
+    assert str(info.value) == (
+        "1 unknown deliveries are not in mailgun's event log, which may show events up to "
+        f"30 minutes late; nothing was resent: run again after {after:%H:%M} UTC"
+    )
+
+
+def test_windows_merge_overlapping_requests_and_keep_distant_ones_apart() -> None:
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    unknown = [
+        Unknown("c", at + 2 * CLOCK_MARGIN, at + 2 * CLOCK_MARGIN + second),
+        Unknown("a", at, at + second),
+        Unknown("b", at + second, at + 30 * second),
+        Unknown("d", at + timedelta(hours=3), at + timedelta(hours=3, seconds=5)),
+    ]
+    assert list(windows(unknown)) == [
+        (at - CLOCK_MARGIN, at + 3 * CLOCK_MARGIN + second, {"a", "b", "c"}),
+        (
+            at + timedelta(hours=3) - CLOCK_MARGIN,
+            at + timedelta(hours=3, seconds=5) + CLOCK_MARGIN,
+            {"d"},
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (JSONResponse({"message": "Internal error"}, 500), "answered 500: Internal error"),
+        (JSONResponse({"message": "Too many requests"}, 429), "answered 429: Too many requests"),
+        (DROP, "did not answer (RemoteProtocolError)"),
+        (JSONResponse({"items": []}), "unreadable page"),
+    ],
+)
+async def test_an_event_log_that_cannot_answer_knows_nothing_and_says_so(
+    reply: JSONResponse | str, words: str
+) -> None:
+    service = mailgun()
+    messages = batch(2)
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages)
+        service.then(reply)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages, since, datetime.now(UTC)))
+    assert str(info.value).startswith("mailgun's event log") and words in str(info.value)
+    assert str(info.value).endswith("nothing was resent") and KEY not in str(info.value)
 
 
 # configuration

@@ -1,27 +1,36 @@
 """After a send: failed rows sent again by kind, exactly once; unknowns settled by a webhook or
-by the service's own log before anything is resent (the local Postmark's message search)."""
+by the service's own log before anything is resent (the local Postmark's message search, the
+local Mailgun's Events API)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
+from starlette.responses import JSONResponse
 
 from campaign.audience import Store
 from campaign.audience.tables import utcnow
+from campaign.config import Config
 from campaign.db import connect
-from campaign.errors import UserError
+from campaign.errors import ProviderError, UserError
 from campaign.providers import create
 from campaign.providers.base import Unknown
+from campaign.providers.mailgun import CLOCK_MARGIN
 from campaign.send import ledger, recovery, send_campaign
+from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender, run_cli
 from tests.send.conftest import compiled, make_config, populate
-from tests.servers import serve
+from tests.servers import mailgun, serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
+from tests.servers.scripted import DROP, Service
 
 
 @pytest.fixture
@@ -31,9 +40,16 @@ def postmark() -> Iterator[tuple[PostmarkServer, str]]:
         yield server, url
 
 
-def _toml(url: str) -> str:
+@pytest.fixture
+def mailgun_service() -> Iterator[tuple[Service, str]]:
+    service = mailgun.mailgun()
+    with serve(service) as url:
+        yield service, url
+
+
+def _toml(url: str, provider: str = "") -> str:
     return (
-        f'base_url = "{url}"\n[send]\nbatch_size = 10\nconcurrency = 1\n'
+        f'base_url = "{url}"\n{provider}[send]\nbatch_size = 10\nconcurrency = 1\n'
         "backoff_seconds = 0.02\nmax_attempts = 1\n"
     )
 
@@ -133,6 +149,110 @@ def test_resend_unknown_asks_postmark_first(
     assert len(counts) == 20 and set(counts.values()) == {1}
     found = recovery.recovery(engine, "c1")
     assert found is not None and found.resolved == {"postmark's log": 6}
+
+
+def _mailgun_config(db_url: str, tmp_path: Path, url: str) -> Config:
+    return make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="mailgun",
+        toml=_toml(url, f'domain = "{mailgun.DOMAIN}"\n'),
+        MAILGUN_API_KEY=mailgun.KEY,
+    )
+
+
+def _mailgun_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+    """20 subscribers sent in two batches through the local Mailgun; it took the first, but
+    the reply was cut off midway: 10 sent, 10 unknown."""
+    populate(db_url, tmp_path, 20)
+    config = _mailgun_config(db_url, tmp_path, url)
+    service.then(DROP)
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 10 and summary.sent == 10
+    return config
+
+
+def _an_hour_ago(db_url: str, service: Service) -> None:
+    """As if the cut-off send had been an hour ago (the ledger's times and Mailgun's events),
+    when the lag of Mailgun's event log no longer hides anything."""
+    hour = timedelta(hours=1)
+    with connect(db_url).begin() as c:
+        for send_id, claimed_at, updated_at in c.execute(
+            select(deliveries.c.send_id, deliveries.c.claimed_at, deliveries.c.updated_at)
+        ).all():
+            c.execute(
+                update(deliveries)
+                .where(deliveries.c.send_id == send_id)
+                .values(claimed_at=claimed_at - hour, updated_at=updated_at - hour)
+            )
+    for copy in service.delivered:
+        copy.timestamp -= hour.total_seconds()
+
+
+def _event_reads(service: Service) -> int:
+    return sum(r.method == "GET" and "/events" in r.path for r in service.received)
+
+
+def test_resend_unknown_asks_mailguns_event_log_first(
+    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
+) -> None:
+    """Of 10 unknown deliveries Mailgun took 6: only the other 4 are sent again; one time
+    window holds them all, read in one page and the empty one after it."""
+    service, url = mailgun_service
+    config = _mailgun_cut_off(db_url, tmp_path, url, service)
+    engine = connect(db_url)
+    unknown = [send_id for send_id, status in _by_send_id(db_url).items() if status == "unknown"]
+    lost = set(unknown[:4])  # as if these had never reached Mailgun
+    service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
+    _an_hour_ago(db_url, service)
+    said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+    assert said == ["6 unknown deliveries are in mailgun's log: sent, not resent"]
+    assert _event_reads(service) == 2
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
+    assert summary.ok and summary.sent == 20
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == 20 and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"mailgun's log": 6}
+
+
+def test_an_event_log_error_resends_nothing_and_says_why(
+    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
+) -> None:
+    service, url = mailgun_service
+    config = _mailgun_cut_off(db_url, tmp_path, url, service)
+    engine = connect(db_url)
+    service.then(JSONResponse({"message": "Internal error"}, 500))
+    with pytest.raises(
+        ProviderError, match="event log answered 500: Internal error; nothing was resent"
+    ):
+        recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+    assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
+    assert len(service.delivered) == 20  # the 10 taken, and the 10 the cut-off reply hid
+
+
+def test_a_dead_senders_window_ends_when_its_lease_ran_out(
+    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
+) -> None:
+    """A sender died an hour ago mid-request; this run calls its claims unknown. Mailgun's log
+    is read from the claim to when the sender's lease ran out, not to now."""
+    service, url = mailgun_service
+    populate(db_url, tmp_path, 3)
+    config = _mailgun_config(db_url, tmp_path, url)
+    engine = connect(db_url)
+    send = ledger.open_send(engine, compiled(), "news", [])
+    ledger.enqueue(engine, send, Store(engine).recipient_query("news"))
+    assert ledger.claim(engine, send.id, worker="w", limit=3)
+    claimed_at, lease_until = utcnow() - timedelta(hours=1), utcnow() - timedelta(minutes=59)
+    with engine.begin() as c:
+        c.execute(update(deliveries).values(claimed_at=claimed_at))
+        c.execute(update(send_leases).values(lease_until=lease_until))
+    assert recovery.before_send(config, engine, "c1", (), resend_unknown=True) == []
+    (read,) = [dict(r.query) for r in service.received if r.method == "GET"]
+    assert (read["begin"], read["end"]) == (
+        str(math.floor((claimed_at - CLOCK_MARGIN).timestamp())),
+        str(math.ceil((lease_until + CLOCK_MARGIN).timestamp())),
+    )
 
 
 def _by_send_id(db_url: str) -> dict[str, str]:

@@ -9,6 +9,13 @@ variable `send_id` (v:send_id, per recipient). A recipient whose own values hold
 `%recipient` goes alone, without recipient-variables, so Mailgun carries it as it is
 (providers.substituting).
 
+Which unknown deliveries Mailgun took (`known`) is read from its Events API (GET
+/v3/{domain}/events): the `accepted` events of the minutes each request was made in, a
+page of at most 300 at a time, matched by the send id in their user-variables. Mailgun
+filters events by recipient, subject, tags and the like, never by a variable, so a time
+window read once serves every delivery in it: the cost is the domain's traffic in those
+minutes, not one request per delivery.
+
 A 403 is Mailgun refusing the account or domain, in its words ("not allowed to send
 large batches yet", a sandbox domain's authorised recipients), not bad credentials
 (that is 401). A 429 holds the send until the Retry-After or the date in its message
@@ -18,8 +25,10 @@ large batches yet", a sandbox domain's authorised recipients), not bad credentia
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -32,6 +41,33 @@ from campaign.providers.batching import passed_headers, shared, split_headers
 from campaign.providers.substituting import Clash, SubstitutingProvider
 
 REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+EVENTS_PAGE = 300
+"""Events per page of the Events API: its `limit` maximum."""
+EVENTS_MAX_PAGES = 200
+"""Pages read before giving up (60,000 events): beyond, the windows are too busy to read."""
+CLOCK_MARGIN = timedelta(minutes=2)
+"""Each delivery's window widened both ways: our clock and Mailgun's are not the same."""
+EVENTS_SETTLE = timedelta(minutes=30)
+"""How long Mailgun's event log may lag: events reach its storage by different routes and are
+inserted into pages already served, so its docs ("Event Polling") trust a page only once its
+events are older than a threshold, half an hour in their example."""
+
+
+def windows(unknown: Sequence[base.Unknown]) -> Iterator[tuple[datetime, datetime, set[str]]]:
+    """The time windows the deliveries' requests were made in, overlapping ones merged,
+    each with its send ids: one read of the event log per window."""
+    begin = end = None
+    ids: set[str] = set()
+    for u in sorted(unknown, key=lambda u: u.since):
+        if end is not None and u.since - CLOCK_MARGIN <= end:
+            end = max(end, u.until + CLOCK_MARGIN)
+        else:
+            if begin is not None and end is not None:
+                yield begin, end, ids
+            begin, end, ids = u.since - CLOCK_MARGIN, u.until + CLOCK_MARGIN, set()
+        ids.add(u.send_id)
+    if begin is not None and end is not None:
+        yield begin, end, ids
 
 
 class Options(base.HTTPOptions):
@@ -59,11 +95,15 @@ class MailgunProvider(SubstitutingProvider):
         options: Options = self.options  # type: ignore[assignment]
         return (options.base_url or REGIONS[options.region]).rstrip("/")
 
-    def _post(self, fields: list[tuple[str, str]]) -> httpx.Request:
+    @property
+    def _domain_path(self) -> str:
         options: Options = self.options  # type: ignore[assignment]
+        return f"/v3/{quote(options.domain, safe='')}"
+
+    def _post(self, fields: list[tuple[str, str]]) -> httpx.Request:
         return self.client.build_request(
             "POST",
-            f"/v3/{quote(options.domain, safe='')}/messages",
+            f"{self._domain_path}/messages",
             files=[(name, (None, value)) for name, value in fields],
         )
 
@@ -142,3 +182,64 @@ class MailgunProvider(SubstitutingProvider):
                 f"mailgun answered 200 without a message id: {response.text[:200]}"
             ) from None
         return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=message_id) for m in batch]
+
+    async def known(self, unknown: Sequence[base.Unknown]) -> set[str]:
+        """The `accepted` events of each window (oldest first, 300 a page, following
+        `paging.next` until an empty page), matched by user-variables `send_id`; a window
+        stops being read once all its deliveries are found."""
+        found: set[str] = set()
+        pages = 0
+        for begin, end, ids in windows(unknown):
+            url: str = f"{self._domain_path}/events"
+            params: dict[str, str | int] | None = {
+                "event": "accepted",
+                "begin": math.floor(begin.timestamp()),
+                "end": math.ceil(end.timestamp()),
+                "ascending": "yes",
+                "limit": EVENTS_PAGE,
+            }
+            while not ids <= found:
+                if pages == EVENTS_MAX_PAGES:
+                    raise ProviderError(
+                        f"mailgun's event log holds more than {EVENTS_MAX_PAGES * EVENTS_PAGE} "
+                        "events in the minutes the unknown deliveries were sent; nothing was resent"
+                    )
+                pages += 1
+                items, following = _page(await self.lookup("event log", url, params))
+                if not items:
+                    break
+                for item in items:
+                    variables = item.get("user-variables") if isinstance(item, dict) else None
+                    if isinstance(variables, dict) and variables.get("send_id") in ids:
+                        found.add(variables["send_id"])
+                # The next page is asked of our own host (its path only): the key goes nowhere else.
+                url, params = httpx.URL(following).raw_path.decode("ascii"), None
+        self._settled([u for u in unknown if u.send_id not in found])
+        return found
+
+    @staticmethod
+    def _settled(missing: Sequence[base.Unknown]) -> None:
+        """Raise when deliveries not found were sent too recently for the event log to tell:
+        resending them on its word could mail someone twice."""
+        recent = max((u.until for u in missing), default=None)
+        if recent is None:
+            return
+        trusted_from = recent + CLOCK_MARGIN + EVENTS_SETTLE
+        if trusted_from > datetime.now(UTC):
+            raise ProviderError(
+                f"{len(missing)} unknown deliveries are not in mailgun's event log, which may "
+                f"show events up to {EVENTS_SETTLE.total_seconds() / 60:g} minutes late; nothing was "
+                f"resent: run again after {trusted_from:%H:%M} UTC"
+            )
+
+
+def _page(page: Any) -> tuple[list[Any], str]:
+    """A page of the Events API: its items and the next page's URL (always given, its docs say)."""
+    items = page.get("items") if isinstance(page, dict) else None
+    paging = page.get("paging") if isinstance(page, dict) else None
+    following = paging.get("next") if isinstance(paging, dict) else None
+    if not isinstance(items, list) or not isinstance(following, str):
+        raise ProviderError(
+            f"mailgun's event log answered an unreadable page: {str(page)[:200]}; nothing was resent"
+        )
+    return items, following
