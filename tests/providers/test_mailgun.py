@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
+from campaign.providers import mailgun as mailgun_provider
 from campaign.providers.base import Status, Unknown
 from campaign.providers.mailgun import CLOCK_MARGIN, EVENTS_SETTLE, MailgunProvider, windows
 from tests.providers.samples import batch, message, passed, running
@@ -184,8 +185,9 @@ def _unknown(messages: Sequence[Message], since: datetime, until: datetime) -> l
     return [Unknown(m.send_id, since, until) for m in messages]
 
 
-def _event_pages(service_received: list[Received]) -> list[dict[str, str]]:
-    return [dict(r.query) for r in service_received if r.method == "GET"]
+def _event_pages(received: list[Received]) -> list[dict[str, str]]:
+    """The query of each page of events asked for."""
+    return [dict(r.query) for r in received if r.method == "GET"]
 
 
 def _an_hour_ago(service: Service) -> tuple[datetime, datetime]:
@@ -229,6 +231,24 @@ async def test_known_stops_reading_once_every_delivery_is_found() -> None:
         asked = _unknown(messages[:2], since, datetime.now(UTC))
         assert await provider.known(asked) == {m.send_id for m in messages[:2]}
     assert len(_event_pages(service.received)) == 1
+
+
+async def test_a_window_too_busy_to_read_knows_nothing_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mailgun_provider, "EVENTS_MAX_PAGES", 2)
+    service = mailgun()
+    messages = batch(700)
+    async with running(service, MailgunProvider, OPTIONS, ENV) as provider:
+        await provider.send(messages)
+        since, until = _an_hour_ago(service)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown([message(700)], since, until))
+    assert str(info.value) == (
+        "mailgun's event log holds more than 600 events in the minutes the unknown deliveries "
+        "were sent; nothing was resent"
+    )
+    assert len(_event_pages(service.received)) == 2
 
 
 async def test_a_delivery_missing_from_a_recent_window_is_not_resent_on_its_word() -> None:
