@@ -2,7 +2,8 @@
 
 IMAP moves each processed message to the processed folder, so a rerun never sees it
 again; POP3, which has no folders, deletes it (its events are already recorded, once).
-A message left unprocessed stays exactly where it was, unread flag and all.
+A message left unprocessed stays exactly where it was: over IMAP unread flag and all, while
+a POP3 server may mark what it sent as read (dovecot does; POP3 has no way to ask it not to).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from campaign.errors import UserError
 from campaign.mailbox.settings import MailboxSettings
 
 TIMEOUT = 60.0
+
+# poplib gives up on a line longer than 2,048 bytes and then reads the rest of the message as
+# replies, ending the whole pass, on every run; mail has longer lines (a bounce quoting an HTML
+# newsletter whole). A line is never longer than its message and no mail server takes a message
+# this long, so the limit now only ends a reply that never ends. readline allocates as it reads.
+poplib._MAXLINE = 100 * 2**20  # type: ignore[attr-defined]
 
 
 class Mailbox(Protocol):
