@@ -20,7 +20,9 @@ from tests.mailbox.conftest import deliver, folder, sample, workspace
 from tests.send.conftest import compiled, populate
 from tests.servers.dovecot import Dovecot
 
-REPLY = b"From: friend@example.net\r\nTo: bounces@news.example.org\r\nSubject: Thanks!\r\n\r\nHi\r\n"
+REPLY = (
+    b"From: friend@example.net\r\nTo: bounces@news.example.org\r\nSubject: Thanks!\r\n\r\nHi\r\n"
+)
 UNREADABLE = (  # its subject is in a charset Python does not know
     b"From: someone@example.net\r\nTo: bounces@news.example.org\r\n"
     b"Subject: =?x-unknown?q?unsubscribe_me?=\r\n\r\nPlease\r\n"
@@ -104,7 +106,8 @@ def test_a_wrong_password_or_an_untrusted_certificate_is_one_clear_line(
             port = load_config(root).mailbox.effective_port  # type: ignore[union-attr]
             where = f"the mailbox at {protocol} 127.0.0.1:{port}"
             code, out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
-            assert code == 1 and f"{where} refused" in err and "Authentication failed" in err
+            assert code == 1 and "Authentication failed." in err, err
+            assert f"{where} refused: {'-ERR [AUTH]' if protocol == 'pop3' else '[AUTH'}" in err
             assert "hunter2" not in out + err and "Traceback" not in err
 
             # Without the ca_file, the self-signed certificate is refused before any login.

@@ -2,8 +2,8 @@
 
 IMAP moves each processed message to the processed folder, so a rerun never sees it
 again; POP3, which has no folders, deletes it (its events are already recorded, once).
-A message left unprocessed stays exactly where it was: over IMAP unread flag and all, while
-a POP3 server may mark what it sent as read (dovecot does; POP3 has no way to ask it not to).
+A message left unprocessed stays exactly where it was: over IMAP unread flag and all; a POP3
+server may mark a message read once RETR sent it (dovecot does).
 """
 
 from __future__ import annotations
@@ -125,9 +125,15 @@ def open_mailbox(
             finally:
                 pop.quit()  # QUIT commits the deletions
     except (imaplib.IMAP4.error, poplib.error_proto) as exc:
-        raise UserError(f"the mailbox at {where} refused: {exc}"[:300]) from None
+        raise UserError(f"the mailbox at {where} refused: {_reply(exc)}"[:300]) from None
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"could not reach the mailbox at {where}: {exc}"[:300]) from None
+
+
+def _reply(exc: Exception) -> str:
+    """The server's reply as it wrote it (imaplib and poplib raise it as bytes)."""
+    said = exc.args[0] if exc.args else ""
+    return said.decode(errors="replace") if isinstance(said, bytes) else str(said)
 
 
 def _imap(settings: MailboxSettings, context: ssl.SSLContext) -> imaplib.IMAP4:
