@@ -30,11 +30,12 @@ def imap(certificate: tuple[Path, Path]) -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def pop3(certificate: tuple[Path, Path]) -> Iterator[Dovecot]:
-    """The same dovecot, serving POP3 too (its IMAP puts messages in and reads them back)."""
+def pop3(certificate: tuple[Path, Path], request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """The same dovecot, serving POP3 too (its IMAP puts messages in and reads them back);
+    parametrised indirectly, a dict of dovecot()'s options (another password)."""
     if not available(pop3=True):
         unavailable("dovecot's POP3 is not installed (apt-get install dovecot-pop3d)")
-    with dovecot(*certificate) as server:
+    with dovecot(*certificate, **getattr(request, "param", {})) as server:
         yield server
 
 

@@ -2,7 +2,8 @@
 POP3S, then POP3 with STLS): a DSN, a bounce quoting a newsletter's long HTML line and an ARF
 report each applied once and deleted; a human reply and a message that cannot be read left
 in the mailbox and reported as over IMAP; a message seen again after a crash counts once.
-A wrong password or an untrusted certificate is one clear line, over either protocol."""
+A wrong password or an untrusted certificate is one clear line, and a password beyond ASCII
+logs in, over either protocol."""
 
 from __future__ import annotations
 
@@ -102,7 +103,9 @@ def test_a_wrong_password_or_an_untrusted_certificate_is_one_clear_line(
     db_url, root = f"sqlite:///{tmp_path}/c.db", tmp_path / "ws"
     for protocol in ("pop3", "imap"):
         for security in ("tls", "starttls"):
-            workspace(root, db_url, pop3, security, protocol=protocol, password="hunter2-wrong")
+            # Beyond ASCII over STARTTLS, where IMAP then logs in by SASL PLAIN.
+            wrong = "hunter2-wrong" if security == "tls" else "hunter2-wröng"
+            workspace(root, db_url, pop3, security, protocol=protocol, password=wrong)
             port = load_config(root).mailbox.effective_port  # type: ignore[union-attr]
             where = f"the mailbox at {protocol} 127.0.0.1:{port}"
             code, out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
@@ -115,3 +118,16 @@ def test_a_wrong_password_or_an_untrusted_certificate_is_one_clear_line(
             code, out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
             assert code == 1 and f"could not reach {where}" in err
             assert "CERTIFICATE_VERIFY_FAILED" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("pop3", [{"password": "grüße-€-passwort"}], indirect=True, ids=["utf-8"])
+def test_a_password_beyond_ascii_logs_in(
+    tmp_path: Path, pop3: Dovecot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mailbox passwords are UTF-8 (RFC 4616); imaplib's LOGIN would only send ASCII."""
+    for protocol in ("pop3", "imap"):
+        root = workspace(
+            tmp_path / "ws", f"sqlite:///{tmp_path}/c.db", pop3, "tls", protocol=protocol
+        )
+        code, out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
+        assert (code, out, err) == (0, "", ""), protocol

@@ -128,7 +128,7 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def dovecot(cert: Path, key: Path) -> Iterator[Dovecot]:
+def dovecot(cert: Path, key: Path, password: str = "imap-test-password") -> Iterator[Dovecot]:
     """dovecot in the foreground of a child process, until the block ends."""
     root = Path(tempfile.mkdtemp(prefix="campaign-dovecot-"))
     root.chmod(0o755)  # the mail processes run as another user when we are root
@@ -137,7 +137,7 @@ def dovecot(cert: Path, key: Path) -> Iterator[Dovecot]:
     os.chown(root / "home", owner.pw_uid, owner.pw_gid)
     shutil.copy(cert, root / "cert.pem")
     shutil.copy(key, root / "key.pem")
-    username, password = "bounces", "imap-test-password"
+    username = "bounces"
     (root / "passwd").write_text(f"{username}:{{PLAIN}}{password}\n")
     server = Dovecot(free_port(), free_port(), free_port(), free_port(), username, password, cert)
     config = root / "dovecot.conf"

@@ -23,8 +23,9 @@ TIMEOUT = 60.0
 
 # poplib gives up on a line longer than 2,048 bytes and then reads the rest of the message as
 # replies, ending the whole pass, on every run; mail has longer lines (a bounce quoting an HTML
-# newsletter whole). A line is never longer than its message and no mail server takes a message
-# this long, so the limit now only ends a reply that never ends. readline allocates as it reads.
+# newsletter whole). A line is never longer than its message, and hardly a mail server takes a
+# message this long: the limit now only ends a reply that never ends. readline allocates as it
+# reads.
 poplib._MAXLINE = 100 * 2**20  # type: ignore[attr-defined]
 
 
@@ -112,7 +113,7 @@ def open_mailbox(
     try:
         if settings.protocol == "imap":
             with _imap(settings, context) as imap:
-                _check(imap.login(username, password), "log in")
+                _imap_login(imap, username, password)
                 mailbox = IMAPMailbox(imap, settings)
                 mailbox.open()
                 yield mailbox
@@ -143,6 +144,16 @@ def _imap(settings: MailboxSettings, context: ssl.SSLContext) -> imaplib.IMAP4:
     imap = imaplib.IMAP4(settings.host, port, timeout=TIMEOUT)
     imap.starttls(context)
     return imap
+
+
+def _imap_login(imap: imaplib.IMAP4, username: str, password: str) -> None:
+    """LOGIN, or SASL PLAIN for a login beyond ASCII: imaplib sends LOGIN's arguments as
+    ASCII only, where PLAIN carries UTF-8 (RFC 4616), as POP3's PASS does in poplib."""
+    if f"{username}{password}".isascii():
+        _check(imap.login(username, password), "log in")
+        return
+    plain = f"\0{username}\0{password}".encode()
+    _check(imap.authenticate("PLAIN", lambda _challenge: plain), "log in")
 
 
 def _pop3(settings: MailboxSettings, context: ssl.SSLContext) -> poplib.POP3:
