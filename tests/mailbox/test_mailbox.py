@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import imaplib
 import re
-import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,74 +16,10 @@ from campaign.config import load_config
 from campaign.db import connect
 from campaign.send.engine import send_campaign
 from campaign.send.ledger import deliveries
-from tests.conftest import SECRET_KEY, run_cli, unavailable
-from tests.providers import test_smtp
-from tests.send.conftest import compiled, make_config, populate
-from tests.servers.dovecot import Dovecot, available, dovecot
-
-SAMPLES = Path(__file__).parent / "samples"
-certificate = test_smtp.certificate
-
-
-@pytest.fixture
-def imap(certificate: tuple[Path, Path]) -> Iterator[Dovecot]:
-    if not available():
-        unavailable("dovecot is not installed (apt-get install dovecot-imapd)")
-    with dovecot(*certificate) as server:
-        yield server
-
-
-def connect_imap(server: Dovecot) -> imaplib.IMAP4_SSL:
-    context = ssl.create_default_context()
-    context.load_verify_locations(str(server.ca_file))
-    client = imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=context)
-    client.login(server.username, server.password)
-    return client
-
-
-def deliver(server: Dovecot, *messages: bytes) -> None:
-    client = connect_imap(server)
-    for raw in messages:
-        assert client.append("INBOX", None, None, raw)[0] == "OK"
-    client.logout()
-
-
-def folder(server: Dovecot, name: str) -> list[str]:
-    """The subjects of the messages in `name`."""
-    client = connect_imap(server)
-    status, _ = client.select(f'"{name}"', readonly=True)
-    subjects = []
-    if status == "OK":
-        _, data = client.search(None, "ALL")
-        for number in data[0].split():
-            _, fetched = client.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            header = email.message_from_bytes(fetched[0][1], policy=email.policy.default)
-            subjects.append(str(header["Subject"]))
-    client.logout()
-    return sorted(subjects)
-
-
-def workspace(root: Path, db_url: str, server: Dovecot, security: str) -> Path:
-    port = server.imaps_port if security == "tls" else server.imap_port
-    make_config(
-        root,
-        db_url,
-        toml=(
-            '[send]\nunsubscribe_mailto = "unsubscribe@news.example.org"\n'
-            f'[mailbox]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\n'
-            f'ca_file = "{server.ca_file}"\nprocessed_folder = "Processed"\n'
-        ),
-    )
-    (root / ".env").write_text(
-        f"CAMPAIGN_SECRET_KEY={SECRET_KEY}\nMAILBOX_USERNAME={server.username}\n"
-        f"MAILBOX_PASSWORD={server.password}\n"
-    )
-    return root
-
-
-def sample(name: str, email_address: str, send_id: str) -> bytes:
-    text = (SAMPLES / name).read_text().format(email=email_address, send_id=send_id)
-    return text.replace("\n", "\r\n").encode()
+from tests.conftest import run_cli
+from tests.mailbox.conftest import deliver, folder, sample, workspace
+from tests.send.conftest import compiled, populate
+from tests.servers.dovecot import Dovecot
 
 
 async def test_bounces_complaints_and_unsubscribes_by_mail_apply_once(

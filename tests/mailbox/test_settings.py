@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from campaign.dkim_signer import DKIMOptions
+from campaign.errors import ConfigError
 from campaign.mailbox.settings import PASSWORD_ENV, USERNAME_ENV, MailboxSettings
 from tests.conftest import REPO, SECRET_KEY, run_cli
 from tests.send.conftest import make_config
@@ -45,3 +46,20 @@ def test_an_unreachable_mailbox_or_none_configured_is_one_clear_line(
     make_config(root, f"sqlite:///{tmp_path}/c.db")
     code, _out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
     assert code == 1 and "no [mailbox] section" in err
+
+
+def test_folders_set_for_pop3_are_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """POP3 would read the inbox instead, and delete what it processed instead of keeping it."""
+    assert MailboxSettings(host="h", protocol="pop3", folder="INBOX").protocol == "pop3"
+    for setting in ('folder = "Bounces"', 'processed_folder = "Archive"'):
+        root = tmp_path / "ws"
+        with pytest.raises(ConfigError, match="POP3 has no folders"):
+            make_config(
+                root,
+                f"sqlite:///{tmp_path}/c.db",
+                toml=f'[mailbox]\nhost = "127.0.0.1"\nprotocol = "pop3"\n{setting}\n',
+            )
+        code, _out, err = run_cli(capsys, "--workspace", str(root), "mailbox")
+        assert code == 1 and "POP3 has no folders" in err and "Traceback" not in err, err

@@ -14,7 +14,7 @@ from campaign.links import Links
 from campaign.mailbox.reports import Reader, Unreadable
 from campaign.send.engine import send_campaign
 from tests.conftest import SECRET_KEY
-from tests.mailbox.test_mailbox import SAMPLES
+from tests.mailbox.conftest import SAMPLES
 from tests.providers.test_smtp import Recorder
 from tests.send.conftest import compiled, make_config, populate
 from tests.send.test_smtp_bounces import smtp_server  # noqa: F401  (the loopback SMTP server)

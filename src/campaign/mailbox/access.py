@@ -2,7 +2,8 @@
 
 IMAP moves each processed message to the processed folder, so a rerun never sees it
 again; POP3, which has no folders, deletes it (its events are already recorded, once).
-A message left unprocessed stays exactly where it was, unread flag and all.
+A message left unprocessed stays exactly where it was: over IMAP unread flag and all; a POP3
+server may mark a message read once RETR sent it (dovecot does).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from campaign.errors import UserError
 from campaign.mailbox.settings import MailboxSettings
 
 TIMEOUT = 60.0
+
+# poplib gives up on a line longer than 2,048 bytes and then reads the rest of the message as
+# replies, ending the whole pass, on every run; mail has longer lines (a bounce quoting an HTML
+# newsletter whole). A line is never longer than its message, and hardly a mail server takes a
+# message this long: the limit now only ends a reply that never ends. readline allocates as it
+# reads.
+poplib._MAXLINE = 100 * 2**20  # type: ignore[attr-defined]
 
 
 class Mailbox(Protocol):
@@ -105,7 +113,7 @@ def open_mailbox(
     try:
         if settings.protocol == "imap":
             with _imap(settings, context) as imap:
-                _check(imap.login(username, password), "log in")
+                _imap_login(imap, username, password)
                 mailbox = IMAPMailbox(imap, settings)
                 mailbox.open()
                 yield mailbox
@@ -118,9 +126,15 @@ def open_mailbox(
             finally:
                 pop.quit()  # QUIT commits the deletions
     except (imaplib.IMAP4.error, poplib.error_proto) as exc:
-        raise UserError(f"the mailbox at {where} refused: {exc}"[:300]) from None
+        raise UserError(f"the mailbox at {where} refused: {_reply(exc)}"[:300]) from None
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"could not reach the mailbox at {where}: {exc}"[:300]) from None
+
+
+def _reply(exc: Exception) -> str:
+    """The server's reply as it wrote it (imaplib and poplib raise it as bytes)."""
+    said = exc.args[0] if exc.args else ""
+    return said.decode(errors="replace") if isinstance(said, bytes) else str(said)
 
 
 def _imap(settings: MailboxSettings, context: ssl.SSLContext) -> imaplib.IMAP4:
@@ -130,6 +144,16 @@ def _imap(settings: MailboxSettings, context: ssl.SSLContext) -> imaplib.IMAP4:
     imap = imaplib.IMAP4(settings.host, port, timeout=TIMEOUT)
     imap.starttls(context)
     return imap
+
+
+def _imap_login(imap: imaplib.IMAP4, username: str, password: str) -> None:
+    """LOGIN, or SASL PLAIN for a login beyond ASCII: imaplib sends LOGIN's arguments as
+    ASCII only, where PLAIN carries UTF-8 (RFC 4616), as POP3's PASS does in poplib."""
+    if f"{username}{password}".isascii():
+        _check(imap.login(username, password), "log in")
+        return
+    plain = f"\0{username}\0{password}".encode()
+    _check(imap.authenticate("PLAIN", lambda _challenge: plain), "log in")
 
 
 def _pop3(settings: MailboxSettings, context: ssl.SSLContext) -> poplib.POP3:

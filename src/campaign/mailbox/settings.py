@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 USERNAME_ENV = "MAILBOX_USERNAME"
 PASSWORD_ENV = "MAILBOX_PASSWORD"
@@ -34,6 +34,20 @@ class MailboxSettings(BaseModel):
     ca_file: str | None = Field(
         default=None, description="Certificates to trust besides the system's (a private CA)."
     )
+
+    @model_validator(mode="after")
+    def _pop3_has_no_folders(self) -> MailboxSettings:
+        """A folder set for POP3 would be ignored: the inbox read instead of it, and what it
+        processed deleted instead of kept in processed_folder."""
+        defaults = type(self).model_fields
+        if self.protocol == "pop3" and any(
+            getattr(self, name) != defaults[name].default for name in ("folder", "processed_folder")
+        ):
+            raise ValueError(
+                "POP3 has no folders (it reads the inbox and deletes what it processed): "
+                'leave out folder and processed_folder, or use protocol = "imap"'
+            )
+        return self
 
     @property
     def effective_port(self) -> int:
