@@ -12,7 +12,7 @@ import imaplib
 import poplib
 import ssl
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Protocol
 
@@ -123,8 +123,13 @@ def open_mailbox(
                 pop.user(username)
                 pop.pass_(password)
                 yield POP3Mailbox(pop)
-            finally:
-                pop.quit()  # QUIT commits the deletions
+            except BaseException:
+                # QUIT still commits what was recorded; on a broken or out-of-step connection
+                # it fails too, and that must not hide why the pass stopped.
+                with suppress(poplib.error_proto, OSError):
+                    pop.quit()
+                raise
+            pop.quit()  # QUIT commits the deletions
     except (imaplib.IMAP4.error, poplib.error_proto) as exc:
         raise UserError(f"the mailbox at {where} refused: {_reply(exc)}"[:300]) from None
     except (OSError, ssl.SSLError) as exc:
