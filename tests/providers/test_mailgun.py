@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse
 from campaign.errors import ConfigError, ProviderError
 from campaign.message import Message
 from campaign.providers import mailgun as mailgun_provider
-from campaign.providers.base import Status, Unknown
-from campaign.providers.mailgun import CLOCK_MARGIN, EVENTS_SETTLE, MailgunProvider, windows
+from campaign.providers.base import CLOCK_MARGIN, Status, Unknown, windows
+from campaign.providers.mailgun import EVENTS_SETTLE, MailgunProvider
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.mailgun import DOMAIN, KEY, mailgun
 from tests.servers.scripted import DROP, Received, Service

@@ -21,8 +21,7 @@ from campaign.config import Config
 from campaign.db import connect
 from campaign.errors import ProviderError, UserError
 from campaign.providers import create
-from campaign.providers.base import Unknown
-from campaign.providers.mailgun import CLOCK_MARGIN
+from campaign.providers.base import CLOCK_MARGIN, Unknown
 from campaign.send import ledger, recovery, send_campaign
 from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries

@@ -21,9 +21,9 @@ import email.utils
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +66,29 @@ class Unknown:
     """When it was claimed: the request cannot have reached the service before."""
     until: datetime
     """By when the request had ended: marked unknown, or its sender's lease ran out."""
+
+
+CLOCK_MARGIN = timedelta(minutes=2)
+"""Each delivery's window widened both ways when a service's log is searched by time: our
+clock and the service's are not the same."""
+
+
+def windows(unknown: Sequence[Unknown]) -> Iterator[tuple[datetime, datetime, set[str]]]:
+    """The time windows the deliveries' requests were made in (widened by CLOCK_MARGIN),
+    oldest first, overlapping ones merged, each with its send ids: a service's log read once
+    per window serves every delivery in it."""
+    begin = end = None
+    ids: set[str] = set()
+    for u in sorted(unknown, key=lambda u: u.since):
+        if end is not None and u.since - CLOCK_MARGIN <= end:
+            end = max(end, u.until + CLOCK_MARGIN)
+        else:
+            if begin is not None and end is not None:
+                yield begin, end, ids
+            begin, end, ids = u.since - CLOCK_MARGIN, u.until + CLOCK_MARGIN, set()
+        ids.add(u.send_id)
+    if begin is not None and end is not None:
+        yield begin, end, ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -37,6 +37,7 @@ import httpx
 from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
+from campaign.providers.base import CLOCK_MARGIN, windows
 from campaign.providers.batching import passed_headers, shared, split_headers
 from campaign.providers.substituting import Clash, SubstitutingProvider
 
@@ -45,29 +46,10 @@ EVENTS_PAGE = 300
 """Events per page of the Events API: its `limit` maximum."""
 EVENTS_MAX_PAGES = 200
 """Pages read before giving up (60,000 events): beyond, the windows are too busy to read."""
-CLOCK_MARGIN = timedelta(minutes=2)
-"""Each delivery's window widened both ways: our clock and Mailgun's are not the same."""
 EVENTS_SETTLE = timedelta(minutes=30)
 """How long Mailgun's event log may lag: events reach its storage by different routes and are
 inserted into pages already served, so its docs ("Event Polling") trust a page only once its
 events are older than a threshold, half an hour in their example."""
-
-
-def windows(unknown: Sequence[base.Unknown]) -> Iterator[tuple[datetime, datetime, set[str]]]:
-    """The time windows the deliveries' requests were made in, overlapping ones merged,
-    each with its send ids: one read of the event log per window."""
-    begin = end = None
-    ids: set[str] = set()
-    for u in sorted(unknown, key=lambda u: u.since):
-        if end is not None and u.since - CLOCK_MARGIN <= end:
-            end = max(end, u.until + CLOCK_MARGIN)
-        else:
-            if begin is not None and end is not None:
-                yield begin, end, ids
-            begin, end, ids = u.since - CLOCK_MARGIN, u.until + CLOCK_MARGIN, set()
-        ids.add(u.send_id)
-    if begin is not None and end is not None:
-        yield begin, end, ids
 
 
 class Options(base.HTTPOptions):
