@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 from starlette.responses import JSONResponse
 
 from campaign.errors import ConfigError, ProviderError
-from campaign.providers.base import Status
+from campaign.message import Message
+from campaign.providers import resend as resend_provider
+from campaign.providers.base import CLOCK_MARGIN, Status, Unknown
 from campaign.providers.resend import ResendProvider, idempotency_key
 from tests.providers.samples import batch, message, passed, running
 from tests.servers.resend import KEY, resend
-from tests.servers.scripted import DROP
+from tests.servers.scripted import DROP, Service
 
 ENV = {"RESEND_API_KEY": KEY}
 
@@ -170,3 +174,154 @@ async def test_429_without_retry_after_waits_for_ratelimit_reset() -> None:
     async with running(service, ResendProvider, {}, ENV) as provider:
         results = await provider.send(batch(2))
     assert {(r.status, r.retry_after) for r in results} == {(Status.THROTTLED, 4.0)}
+
+
+# which unknown deliveries Resend took (its list of sent emails)
+
+FAST = {"requests_per_second": 1000}
+
+
+def _unknown(messages: Sequence[Message], since: datetime, until: datetime) -> list[Unknown]:
+    return [Unknown(m.send_id, since, until) for m in messages]
+
+
+def _reads(service: Service) -> tuple[list[dict[str, str]], list[str]]:
+    """The query of each page of the list asked for, and the ids of the emails retrieved."""
+    pages = [dict(r.query) for r in service.received if r.path == "/emails"]
+    emails = [r.path.removeprefix("/emails/") for r in service.received if r.method == "GET"]
+    return pages, [e for e in emails if e != "/emails"]
+
+
+async def _three_hours(service: Service, provider: ResendProvider) -> list[Message]:
+    """300 emails taken two hours ago, an hour ago and now, 100 each: the middle ones are
+    returned, with the window they were sent in."""
+    messages = batch(300)
+    for hours_ago, start in ((2, 0), (1, 100), (0, 200)):
+        await provider.send(messages[start : start + 100])
+        for copy in service.delivered[start:]:
+            copy.timestamp -= hours_ago * 3600
+    return messages[100:200]
+
+
+def _window(service: Service, start: int, end: int) -> tuple[datetime, datetime]:
+    times = [datetime.fromtimestamp(c.timestamp, UTC) for c in service.delivered[start:end]]
+    return min(times), max(times)
+
+
+async def test_known_lists_back_to_the_window_and_retrieves_only_the_emails_in_it() -> None:
+    """The newest 100 are listed and passed over; the window's 100 are each retrieved for
+    their send_id tag; the first email older than the window ends the search."""
+    service = resend(requests_per_second=None)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        middle = await _three_hours(service, provider)
+        since, until = _window(service, 100, 200)
+        lost = message(300)  # its request never reached Resend
+        asked = _unknown([middle[5], middle[50], lost], since, until)
+        assert await provider.known(asked) == {middle[5].send_id, middle[50].send_id}
+    pages, retrieved = _reads(service)
+    newest = service.delivered[200:]
+    assert pages == [
+        {"limit": "100"},
+        {"limit": "100", "after": newest[0].id},  # type: ignore[attr-defined]
+        {"limit": "100", "after": service.delivered[100].id},  # type: ignore[attr-defined]
+    ]
+    assert sorted(retrieved) == sorted(c.id for c in service.delivered[100:200])  # type: ignore[attr-defined]
+
+
+async def test_known_stops_reading_once_every_delivery_is_found() -> None:
+    service = resend(requests_per_second=None)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        middle = await _three_hours(service, provider)
+        since, until = _window(service, 100, 200)
+        asked = _unknown(middle[-2:], since, until)
+        assert await provider.known(asked) == {m.send_id for m in middle[-2:]}
+    pages, retrieved = _reads(service)
+    assert len(pages) == 2 and len(retrieved) == 2
+
+
+async def test_an_account_too_busy_since_the_window_knows_nothing_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resend_provider, "LIST_MAX_PAGES", 1)
+    service = resend(requests_per_second=None)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        middle = await _three_hours(service, provider)
+        since, until = _window(service, 100, 200)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(middle[:1], since, until))
+    assert str(info.value) == (
+        "resend sent more than 100 emails since the unknown deliveries; nothing was resent"
+    )
+
+
+async def test_a_list_that_ends_before_an_old_window_may_have_dropped_it() -> None:
+    """Resend keeps emails a day or more: two days on, a list that ends within the window
+    cannot say that a delivery it lacks was never taken."""
+    service = resend(requests_per_second=None)
+    messages = batch(2)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        await provider.send(messages[:1])
+        service.delivered[0].timestamp -= 2 * 86400
+        since, until = _window(service, 0, 1)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages, since, until))
+    assert str(info.value) == (
+        f"resend's email list ends before {since - CLOCK_MARGIN:%Y-%m-%d %H:%M} UTC, when the "
+        "unknown deliveries were sent: it may have dropped them; nothing was resent"
+    )
+
+
+async def test_reads_share_the_pace_of_sends() -> None:
+    service = resend(requests_per_second=2)
+    messages = batch(3)
+    async with running(service, ResendProvider, {}, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages[:2])
+        assert await provider.known(_unknown(messages, since, datetime.now(UTC))) == {
+            m.send_id for m in messages[:2]
+        }
+    assert service.state.get("rate_limited", 0) == 0 and len(service.received) == 4
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (JSONResponse({"name": "application_error", "message": "Boom"}, 500), "answered 500: Boom"),
+        (JSONResponse({"message": "Too many requests"}, 429), "answered 429: Too many requests"),
+        (DROP, "did not answer (RemoteProtocolError)"),
+        (JSONResponse({"object": "list", "data": "x"}), "unreadable page"),
+    ],
+)
+async def test_an_email_list_that_cannot_answer_knows_nothing_and_says_so(
+    reply: JSONResponse | str, words: str
+) -> None:
+    service = resend(requests_per_second=None)
+    messages = batch(2)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages)
+        service.then(reply)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages, since, datetime.now(UTC)))
+    assert str(info.value).startswith("resend's email list") and words in str(info.value)
+    assert str(info.value).endswith("nothing was resent") and KEY not in str(info.value)
+
+
+async def test_an_email_that_cannot_be_retrieved_knows_nothing() -> None:
+    service = resend(requests_per_second=None)
+    messages = batch(2)
+    async with running(service, ResendProvider, FAST, ENV) as provider:
+        since = datetime.now(UTC)
+        await provider.send(messages)
+        service.then(
+            JSONResponse(
+                {
+                    "object": "list",
+                    "has_more": False,
+                    "data": [{"id": "gone", "created_at": datetime.now(UTC).isoformat()}],
+                }
+            )
+        )
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages, since, datetime.now(UTC)))
+    assert str(info.value) == "resend's email answered 404: Email not found; nothing was resent"

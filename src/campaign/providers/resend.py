@@ -5,6 +5,16 @@ again (after a timeout, say) within Resend's 24 hours is not delivered twice.
 Permissive batch validation lets Resend accept the valid emails of a batch and
 report the others by index. Resend allows 2 requests per second by default; the
 provider paces its own requests (`requests_per_second`) and honours Retry-After.
+
+`--resend-unknown` regroups the unknown deliveries into new batches, with new keys, so
+Resend cannot recognise them: `known` asks it first. Its list of sent emails (GET /emails,
+newest first, at most 100 a page, cursor `after`) has no filter and leaves the tags out;
+retrieving one email (GET /emails/{id}) gives them, our `send_id` among them. So the list
+is read back to the start of the earliest window the requests were made in, and each email
+created within a window is retrieved: the cost is the account's traffic since then, at the
+same pace as sending. Resend documents no delay before a sent email is listed. Its plans
+keep emails a day or more: a list that ends before reaching back to a window older than
+that cannot tell, so nothing is resent.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -25,6 +36,14 @@ from campaign.providers import base
 from campaign.providers.batching import passed_headers
 
 QUOTAS = {"daily_quota_exceeded", "monthly_quota_exceeded"}
+LIST_PAGE = 100
+"""Emails per page of GET /emails: its `limit` maximum."""
+LIST_MAX_PAGES = 10
+"""Pages read back to the earliest window (1,000 emails, then as many reads at most: some
+ten minutes at 2 requests a second) before giving up: beyond, the account is too busy."""
+RETENTION = timedelta(days=1)
+"""The shortest time Resend keeps sent emails (its free plan): a list that ends without
+reaching back to a window may only do so for a younger one."""
 
 
 class Options(base.HTTPOptions):
@@ -68,6 +87,11 @@ class ResendProvider(base.HTTPProvider):
     async def send(self, batch: Sequence[Message]) -> list[base.Result]:
         await self._pace()
         return await super().send(batch)
+
+    async def lookup(self, what: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Reads share the rate limit with sends."""
+        await self._pace()
+        return await super().lookup(what, url, params)
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
         emails = []
@@ -150,3 +174,65 @@ class ResendProvider(base.HTTPProvider):
                     )
                 )
         return results
+
+    async def known(self, unknown: Sequence[base.Unknown]) -> set[str]:
+        """The emails listed back to the earliest window; those created within a window are
+        retrieved and matched by their `send_id` tag, until every delivery is found."""
+        if not unknown:
+            return set()
+        spans = list(base.windows(unknown))
+        wanted = {_tag(u.send_id): u.send_id for u in unknown}
+        oldest = spans[0][0]
+        found: set[str] = set()
+        params: dict[str, Any] = {"limit": LIST_PAGE}
+        for _ in range(LIST_MAX_PAGES):
+            emails, more = _page(await self.lookup("email list", "/emails", params))
+            for email_id, created in emails:
+                if created < oldest:
+                    return found
+                if any(begin <= created <= end and not ids <= found for begin, end, ids in spans):
+                    send_id = wanted.get(
+                        _send_tag(await self.lookup("email", f"/emails/{email_id}"))
+                    )
+                    if send_id is not None:
+                        found.add(send_id)
+                        if len(found) == len(wanted):
+                            return found
+            if not more:
+                if datetime.now(UTC) - oldest > RETENTION:
+                    raise ProviderError(
+                        f"resend's email list ends before {oldest:%Y-%m-%d %H:%M} UTC, when the "
+                        "unknown deliveries were sent: it may have dropped them; nothing was resent"
+                    )
+                return found
+            params = {"limit": LIST_PAGE, "after": emails[-1][0]}
+        raise ProviderError(
+            f"resend sent more than {LIST_MAX_PAGES * LIST_PAGE} emails since the unknown "
+            "deliveries; nothing was resent"
+        )
+
+
+def _page(page: Any) -> tuple[list[tuple[str, datetime]], bool]:
+    """A page of GET /emails: each email's id and creation time, and whether more follow."""
+    try:
+        emails = [(str(e["id"]), _time(e["created_at"])) for e in page["data"]]
+        return emails, bool(page["has_more"])
+    except (KeyError, TypeError, ValueError):
+        raise ProviderError(
+            f"resend's email list answered an unreadable page: {str(page)[:200]}; nothing was resent"
+        ) from None
+
+
+def _time(value: str) -> datetime:
+    """Resend's created_at ("2023-04-03 22:13:42.674981+00" in its OpenAPI, or ISO 8601)."""
+    when = datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _send_tag(email: Any) -> str:
+    """The `send_id` tag of a retrieved email ("" if none)."""
+    tags = email.get("tags") if isinstance(email, dict) else None
+    for tag in tags if isinstance(tags, list) else []:
+        if isinstance(tag, dict) and tag.get("name") == "send_id":
+            return str(tag.get("value"))
+    return ""
