@@ -27,7 +27,7 @@ from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender, run_cli
 from tests.send.conftest import compiled, make_config, populate
-from tests.servers import mailgun, serve
+from tests.servers import mailgun, resend, serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
 from tests.servers.scripted import DROP, Service
 
@@ -252,6 +252,63 @@ def test_a_dead_senders_window_ends_when_its_lease_ran_out(
         str(math.floor((claimed_at - CLOCK_MARGIN).timestamp())),
         str(math.ceil((lease_until + CLOCK_MARGIN).timestamp())),
     )
+
+
+@pytest.fixture
+def resend_service() -> Iterator[tuple[Service, str]]:
+    service = resend.resend(requests_per_second=None)
+    with serve(service) as url:
+        yield service, url
+
+
+def _resend_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+    """20 subscribers sent in two batches through the local Resend; it took both, but the
+    first reply was cut off midway: 10 sent, 10 unknown."""
+    populate(db_url, tmp_path, 20)
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="resend",
+        toml=_toml(url, "requests_per_second = 1000\n"),
+        RESEND_API_KEY=resend.KEY,
+    )
+    service.then(DROP)
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 10 and summary.sent == 10
+    return config
+
+
+def test_resend_unknown_asks_resends_email_list_first(
+    db_url: str, resend_service: tuple[Service, str], tmp_path: Path
+) -> None:
+    """Of 10 unknown deliveries Resend took 6: only the other 4 are sent again, in a batch of
+    their own (a new Idempotency-Key, which Resend could not have matched)."""
+    service, url = resend_service
+    config = _resend_cut_off(db_url, tmp_path, url, service)
+    engine = connect(db_url)
+    unknown = [send_id for send_id, status in _by_send_id(db_url).items() if status == "unknown"]
+    lost = set(unknown[:4])  # as if these had never reached Resend
+    service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
+    said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+    assert said == ["6 unknown deliveries are in resend's log: sent, not resent"]
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
+    assert summary.ok and summary.sent == 20
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == 20 and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"resend's log": 6}
+
+
+def test_a_resend_email_list_error_resends_nothing_and_says_why(
+    db_url: str, resend_service: tuple[Service, str], tmp_path: Path
+) -> None:
+    service, url = resend_service
+    config = _resend_cut_off(db_url, tmp_path, url, service)
+    service.then(JSONResponse({"name": "application_error", "message": "Boom"}, 500))
+    with pytest.raises(ProviderError, match="email list answered 500: Boom; nothing was resent"):
+        recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
+    assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
+    assert len(service.delivered) == 20
 
 
 def _by_send_id(db_url: str) -> dict[str, str]:
