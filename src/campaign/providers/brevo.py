@@ -11,6 +11,15 @@ character reference `&#123;`, which shows the same; the subject and text have no
 escape, so such a message fails that recipient with the reason. Names are cut to
 Brevo's 70 characters with an ellipsis; a name with a comma is left out (the address
 alone), so that no relay reads it as a list of addresses.
+
+Brevo's API cannot say which unknown deliveries it took, so `known` is not implemented and
+`--resend-unknown` resends them all. Its list of transactional emails (GET /v3/smtp/emails)
+must be filtered by recipient, template or message id, by whole days, and gives back the
+address, subject, message id, date and the request's tags; its event report (GET
+/v3/smtp/statistics/events) gives the same per event. Neither returns a custom header such
+as X-Mailin-custom (only webhooks report it), tags are the request's, shared by its 1,000
+versions (a version has none of its own), and the message ids were in the answer that was
+lost. Matching by address and day would take another email to that address for ours.
 """
 
 from __future__ import annotations
