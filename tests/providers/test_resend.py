@@ -290,6 +290,7 @@ async def test_reads_share_the_pace_of_sends() -> None:
         (JSONResponse({"message": "Too many requests"}, 429), "answered 429: Too many requests"),
         (DROP, "did not answer (RemoteProtocolError)"),
         (JSONResponse({"object": "list", "data": "x"}), "unreadable page"),
+        (JSONResponse({"object": "list", "has_more": True, "data": []}), "unreadable page"),
     ],
 )
 async def test_an_email_list_that_cannot_answer_knows_nothing_and_says_so(

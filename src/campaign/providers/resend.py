@@ -42,8 +42,8 @@ LIST_MAX_PAGES = 10
 """Pages read back to the earliest window (1,000 emails, then as many reads at most: some
 ten minutes at 2 requests a second) before giving up: beyond, the account is too busy."""
 RETENTION = timedelta(days=1)
-"""The shortest time Resend keeps sent emails (its free plan): a list that ends without
-reaching back to a window may only do so for a younger one."""
+"""The shortest time Resend keeps sent emails (its free plan's data retention; its API reference
+says none): a list that ends without reaching back to a window is trusted only for a younger one."""
 
 
 class Options(base.HTTPOptions):
@@ -216,7 +216,10 @@ def _page(page: Any) -> tuple[list[tuple[str, datetime]], bool]:
     """A page of GET /emails: each email's id and creation time, and whether more follow."""
     try:
         emails = [(str(e["id"]), _time(e["created_at"])) for e in page["data"]]
-        return emails, bool(page["has_more"])
+        more = page["has_more"]
+        if not isinstance(more, bool) or (more and not emails):
+            raise ValueError  # no cursor to go on from
+        return emails, more
     except (KeyError, TypeError, ValueError):
         raise ProviderError(
             f"resend's email list answered an unreadable page: {str(page)[:200]}; nothing was resent"
