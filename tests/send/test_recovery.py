@@ -1,6 +1,6 @@
 """After a send: failed rows sent again by kind, exactly once; unknowns settled by a webhook or
 by the service's own log before anything is resent (the local Postmark's message search, the
-local Mailgun's Events API)."""
+local Mailgun's Events API, the local Mandrill's message search)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender, run_cli
 from tests.send.conftest import compiled, make_config, populate
-from tests.servers import mailgun, serve
+from tests.servers import mailgun, mandrill, serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
 from tests.servers.scripted import DROP, Service
 
@@ -253,6 +253,62 @@ def test_a_dead_senders_window_ends_when_its_lease_ran_out(
         str(math.floor((claimed_at - CLOCK_MARGIN).timestamp())),
         str(math.ceil((lease_until + CLOCK_MARGIN).timestamp())),
     )
+
+
+def _mandrill_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+    """10 subscribers through the local Mandrill, one message a request: it took the first
+    five, but each reply was cut off midway: 5 sent, 5 unknown."""
+    populate(db_url, tmp_path, 10)
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="mandrill",
+        toml=_toml(f"{url}/api/1.0"),
+        MANDRILL_API_KEY=mandrill.KEY,
+    )
+    service.then(*[DROP] * 5)
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 5 and summary.sent == 5
+    return config
+
+
+def test_resend_unknown_asks_mandrills_message_search_first(db_url: str, tmp_path: Path) -> None:
+    """Of 5 unknown deliveries Mandrill took 3: one search finds them, only the other 2 are sent
+    again, and every address gets its message once."""
+    service = mandrill.mandrill()
+    with serve(service) as url:
+        config = _mandrill_cut_off(db_url, tmp_path, url, service)
+        engine = connect(db_url)
+        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
+        lost = set(unknown[:2])  # as if these requests had never reached Mandrill
+        service.state["messages"] = [
+            m for m in service.state["messages"] if m["metadata"]["send_id"] not in lost
+        ]
+        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
+        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+        assert said == ["3 unknown deliveries are in mandrill's log: sent, not resent"]
+        assert sum(r.path.endswith("/messages/search.json") for r in service.received) == 1
+        summary = asyncio.run(
+            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
+        )
+    assert summary.ok and summary.sent == 10
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == 10 and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"mandrill's log": 3}
+
+
+def test_a_mandrill_account_without_send_id_indexed_resends_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    service = mandrill.mandrill()
+    with serve(service) as url:
+        config = _mandrill_cut_off(db_url, tmp_path, url, service)
+        service.state["indexed"] = {}
+        with pytest.raises(ProviderError, match="Custom Metadata.*nothing was resent"):
+            recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
+    assert Counter(_by_send_id(db_url).values()) == {"sent": 5, "unknown": 5}
+    assert len(service.delivered) == 10
 
 
 def _by_send_id(db_url: str) -> dict[str, str]:

@@ -303,11 +303,21 @@ class HTTPProvider(Provider):
             )
         return self.parse_response(batch, response)
 
-    async def lookup(self, what: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The JSON of a GET from the service's log (`what` names it in errors). ProviderError
-        when it does not answer 200 with JSON: `known` must not guess, or a message is sent twice."""
+    async def lookup(
+        self,
+        what: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The JSON of a GET from the service's log, or of a POST of `json` for services that
+        take their searches in the body (`what` names it in errors). ProviderError when it does
+        not answer 200 with JSON: `known` must not guess, or a message is sent twice."""
         try:
-            response = await self.client.get(url, params=params)
+            response = await self.client.request(
+                "GET" if json is None else "POST", url, params=params, json=json
+            )
         except httpx.TransportError as exc:
             raise ProviderError(
                 f"{self.name}'s {what} did not answer ({type(exc).__name__}); nothing was resent"
