@@ -117,7 +117,10 @@ def test_configuration() -> None:
 
 def _unknown(send_ids: list[str], since: datetime | None = None) -> list[Unknown]:
     since = since or datetime.now(UTC) - timedelta(minutes=5)
-    return [Unknown(send_id, since, since + timedelta(seconds=30)) for send_id in send_ids]
+    return [
+        Unknown(send_id, since, since + timedelta(seconds=30), f"{send_id}@example.com")
+        for send_id in send_ids
+    ]
 
 
 def _calls(service: Service, path: str) -> list[dict[str, Any]]:
