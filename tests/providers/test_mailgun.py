@@ -182,7 +182,7 @@ async def test_403_is_mailguns_refusal_in_its_words_not_bad_credentials() -> Non
 
 
 def _unknown(messages: Sequence[Message], since: datetime, until: datetime) -> list[Unknown]:
-    return [Unknown(m.send_id, since, until) for m in messages]
+    return [Unknown(m.send_id, since, until, m.to_email) for m in messages]
 
 
 def _event_pages(received: list[Received]) -> list[dict[str, str]]:
@@ -273,10 +273,10 @@ def test_windows_merge_overlapping_requests_and_keep_distant_ones_apart() -> Non
     at = datetime(2026, 11, 30, 12, tzinfo=UTC)
     second = timedelta(seconds=1)
     unknown = [
-        Unknown("c", at + 2 * CLOCK_MARGIN, at + 2 * CLOCK_MARGIN + second),
-        Unknown("a", at, at + second),
-        Unknown("b", at + second, at + 30 * second),
-        Unknown("d", at + timedelta(hours=3), at + timedelta(hours=3, seconds=5)),
+        Unknown("c", at + 2 * CLOCK_MARGIN, at + 2 * CLOCK_MARGIN + second, "c@example.com"),
+        Unknown("a", at, at + second, "a@example.com"),
+        Unknown("b", at + second, at + 30 * second, "b@example.com"),
+        Unknown("d", at + timedelta(hours=3), at + timedelta(hours=3, seconds=5), "d@example.com"),
     ]
     assert list(windows(unknown)) == [
         (at - CLOCK_MARGIN, at + 3 * CLOCK_MARGIN + second, {"a", "b", "c"}),

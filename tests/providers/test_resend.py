@@ -182,7 +182,7 @@ FAST = {"requests_per_second": 1000}
 
 
 def _unknown(messages: Sequence[Message], since: datetime, until: datetime) -> list[Unknown]:
-    return [Unknown(m.send_id, since, until) for m in messages]
+    return [Unknown(m.send_id, since, until, m.to_email) for m in messages]
 
 
 def _reads(service: Service) -> tuple[list[dict[str, str]], list[str]]:

@@ -1,17 +1,22 @@
 """SendGrid provider against a SendGrid double: the exact JSON, each recipient's copy,
-429 with X-RateLimit-Reset, errors, configuration."""
+429 with X-RateLimit-Reset, errors, configuration; which unknown deliveries it took, from
+its Email Activity API."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from starlette.responses import JSONResponse, Response
 
 from campaign.errors import ConfigError, ProviderError
-from campaign.providers.base import Status
+from campaign.message import Message
+from campaign.providers.base import Status, Unknown
 from campaign.providers.sendgrid import SendGridProvider
 from tests.providers.samples import batch, message, passed, running
+from tests.servers.scripted import DROP, Service
 from tests.servers.sendgrid import KEY, sendgrid
 
 ENV = {"SENDGRID_API_KEY": KEY}
@@ -143,3 +148,88 @@ def test_configuration() -> None:
         SendGridProvider({}, {})
     with pytest.raises(ConfigError, match="unknown"):
         SendGridProvider({"unknown": 1}, ENV)
+
+
+# which unknown deliveries SendGrid took (its Email Activity API)
+
+
+def _unknown(messages: Sequence[Message]) -> list[Unknown]:
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    return [Unknown(m.send_id, since, since + timedelta(seconds=30), m.to_email) for m in messages]
+
+
+def _queries(service: Service) -> list[dict[str, str]]:
+    return [dict(r.query) for r in service.received if r.method == "GET"]
+
+
+async def test_known_asks_the_activity_feed_by_send_id_and_matches_the_recipient() -> None:
+    """Of 120 unknown deliveries SendGrid took the first batch of 100: three queries of at most
+    50 send ids (OR), each message matched to its delivery by the address it went to."""
+    service = sendgrid()
+    messages = batch(120)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        await provider.send(messages[:100])
+        assert await provider.known(_unknown(messages)) == {m.send_id for m in messages[:100]}
+    queries = _queries(service)
+    assert [q["limit"] for q in queries] == ["1000"] * 3
+    assert queries[0]["query"] == " OR ".join(
+        f"unique_args['send_id']=\"{m.send_id}\"" for m in messages[:50]
+    )
+    assert [q["query"].count(" OR ") + 1 for q in queries] == [50, 50, 20]
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_without_the_email_activity_add_on_sendgrid_cannot_tell(status: int) -> None:
+    service = sendgrid(activity=status == 404)
+    messages = batch(2)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        await provider.send(messages)
+        if status == 404:
+            service.then(JSONResponse({"errors": [{"message": "Not Found"}]}, 404))
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages))
+    words = str(info.value)
+    assert words.startswith(f"sendgrid's Email Activity API answered {status}")
+    assert "Email Activity history add-on" in words and "cannot tell" in words
+    assert words.endswith("nothing was resent") and KEY not in words
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (JSONResponse({"errors": [{"message": "too many requests"}]}, 429), "6 requests a minute"),
+        (
+            JSONResponse(
+                {"errors": [{"message": "invalid syntax: 'x' is not a known field"}]}, 400
+            ),
+            "answered 400: request: invalid syntax",
+        ),
+        (DROP, "did not answer (RemoteProtocolError)"),
+        (JSONResponse({"result": []}), "which cannot tell"),
+    ],
+)
+async def test_an_activity_feed_that_cannot_answer_knows_nothing_and_says_so(
+    reply: JSONResponse | str, words: str
+) -> None:
+    service = sendgrid()
+    messages = batch(2)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        await provider.send(messages)
+        service.then(reply)
+        with pytest.raises(ProviderError) as info:
+            await provider.known(_unknown(messages))
+    assert str(info.value).startswith("sendgrid's Email Activity API") and words in str(info.value)
+    assert str(info.value).endswith("nothing was resent") and KEY not in str(info.value)
+
+
+async def test_a_seventh_query_within_a_minute_is_refused_as_documented() -> None:
+    """The double holds SendGrid to its 6 requests a minute: asked about more than a minute's
+    worth, the provider stops with SendGrid's 429 rather than guess."""
+    service = sendgrid()
+    messages = batch(2)
+    async with running(service, SendGridProvider, {}, ENV) as provider:
+        await provider.send(messages)
+        many = _unknown(messages) * 175  # 350 deliveries: seven queries
+        with pytest.raises(ProviderError, match="answered 429.*6 requests a minute"):
+            await provider.known(many)
+    assert len(_queries(service)) == 7

@@ -1,6 +1,7 @@
 """After a send: failed rows sent again by kind, exactly once; unknowns settled by a webhook or
 by the service's own log before anything is resent (the local Postmark's message search, the
-local Mailgun's Events API)."""
+local Mailgun's Events API, the local Resend's list of emails, the local Mandrill's message search, the
+local SendGrid's Email Activity API)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from campaign.send.lease import send_leases
 from campaign.send.ledger import deliveries
 from tests.conftest import real_sender, run_cli
 from tests.send.conftest import compiled, make_config, populate
-from tests.servers import mailgun, resend, serve
+from tests.servers import mailgun, mandrill, resend, sendgrid, serve
 from tests.servers.postmark import TOKEN, PostmarkServer, Reply
 from tests.servers.scripted import DROP, Service
 
@@ -254,6 +255,137 @@ def test_a_dead_senders_window_ends_when_its_lease_ran_out(
     )
 
 
+def _mandrill_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+    """10 subscribers through the local Mandrill, one message a request: it took the first
+    five, but each reply was cut off midway: 5 sent, 5 unknown."""
+    populate(db_url, tmp_path, 10)
+    config = make_config(
+        tmp_path / "ws",
+        db_url,
+        provider="mandrill",
+        toml=_toml(f"{url}/api/1.0"),
+        MANDRILL_API_KEY=mandrill.KEY,
+    )
+    service.then(*[DROP] * 5)
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 5 and summary.sent == 5
+    return config
+
+
+def test_resend_unknown_asks_mandrills_message_search_first(db_url: str, tmp_path: Path) -> None:
+    """Of 5 unknown deliveries Mandrill took 3: one search finds them, only the other 2 are sent
+    again, and every address gets its message once."""
+    service = mandrill.mandrill()
+    with serve(service) as url:
+        config = _mandrill_cut_off(db_url, tmp_path, url, service)
+        engine = connect(db_url)
+        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
+        lost = set(unknown[:2])  # as if these requests had never reached Mandrill
+        service.state["messages"] = [
+            m for m in service.state["messages"] if m["metadata"]["send_id"] not in lost
+        ]
+        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
+        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+        assert said == ["3 unknown deliveries are in mandrill's log: sent, not resent"]
+        assert sum(r.path.endswith("/messages/search.json") for r in service.received) == 1
+        summary = asyncio.run(
+            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
+        )
+    assert summary.ok and summary.sent == 10
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == 10 and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"mandrill's log": 3}
+
+
+def test_a_mandrill_account_without_send_id_indexed_resends_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    service = mandrill.mandrill()
+    with serve(service) as url:
+        config = _mandrill_cut_off(db_url, tmp_path, url, service)
+        service.state["indexed"] = {}
+        with pytest.raises(ProviderError, match="Custom Metadata.*nothing was resent"):
+            recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
+    assert Counter(_by_send_id(db_url).values()) == {"sent": 5, "unknown": 5}
+    assert len(service.delivered) == 10
+
+
+def _sendgrid_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+    """20 subscribers through the local SendGrid in two batches: it took the first, but the
+    reply was cut off midway: 10 sent, 10 unknown."""
+    populate(db_url, tmp_path, 20)
+    config = make_config(
+        tmp_path / "ws", db_url, provider="sendgrid", toml=_toml(url), SENDGRID_API_KEY=sendgrid.KEY
+    )
+    service.then(DROP)
+    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+    assert summary.unknown == 10 and summary.sent == 10
+    return config
+
+
+def test_resend_unknown_asks_sendgrids_email_activity_first(db_url: str, tmp_path: Path) -> None:
+    """Of 10 unknown deliveries SendGrid took 6: one Email Activity query finds them, only the
+    other 4 are sent again, and every address gets its message once."""
+    service = sendgrid.sendgrid()
+    with serve(service) as url:
+        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
+        engine = connect(db_url)
+        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
+        lost = set(unknown[:4])  # as if SendGrid had never taken these
+        service.state["messages"] = [
+            m for m in service.state["messages"] if m["unique_args"]["send_id"] not in lost
+        ]
+        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
+        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+        assert said == ["6 unknown deliveries are in sendgrid's log: sent, not resent"]
+        assert sum(r.method == "GET" for r in service.received) == 1
+        summary = asyncio.run(
+            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
+        )
+    assert summary.ok and summary.sent == 20
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == 20 and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {"sendgrid's log": 6}
+
+
+def test_the_service_is_asked_about_as_many_unknowns_at_once_as_it_takes(
+    db_url: str, tmp_path: Path
+) -> None:
+    """SendGrid's Email Activity API takes 6 requests a minute: each `known` call is given at
+    most a minute's worth (`known_at_once`, here 3 to keep the test small), all are asked."""
+    service = sendgrid.sendgrid()
+    with serve(service) as url:
+        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
+
+        async def ask() -> int:
+            async with create(config) as provider:
+                provider.known_at_once = 3  # type: ignore[misc]
+                return await recovery.resolve_unknown(connect(db_url), "c1", provider)
+
+        assert asyncio.run(ask()) == 10
+    queries = [dict(r.query)["query"] for r in service.received if r.method == "GET"]
+    assert [q.count(" OR ") + 1 for q in queries] == [3, 3, 3, 1]
+
+
+def test_sendgrid_without_the_email_activity_add_on_resends_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    service = sendgrid.sendgrid(activity=False)
+    with serve(service) as url:
+        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
+        with pytest.raises(ProviderError, match="add-on.*cannot tell.*nothing was resent"):
+            recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
+    assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
+    assert len(service.delivered) == 20
+
+
+def _by_send_id(db_url: str) -> dict[str, str]:
+    with connect(db_url).connect() as c:
+        return dict(c.execute(select(deliveries.c.send_id, deliveries.c.status)).all())
+
+
 @pytest.fixture
 def resend_service() -> Iterator[tuple[Service, str]]:
     service = resend.resend(requests_per_second=None)
@@ -322,7 +454,7 @@ def test_known_without_a_search_api_knows_nothing(tmp_path: Path) -> None:
     async def ask() -> set[str]:
         async with create(config) as provider:
             now = utcnow()
-            return await provider.known([Unknown(i, now, now) for i in "ab"])
+            return await provider.known([Unknown(i, now, now, f"{i}@example.com") for i in "ab"])
 
     assert asyncio.run(ask()) == set()
 

@@ -66,6 +66,8 @@ class Unknown:
     """When it was claimed: the request cannot have reached the service before."""
     until: datetime
     """By when the request had ended: marked unknown, or its sender's lease ran out."""
+    email: str
+    """The recipient's address, for logs that name a message's recipient but not our send id."""
 
 
 CLOCK_MARGIN = timedelta(minutes=2)
@@ -128,6 +130,8 @@ class Provider(ABC):
     """True for services that take the bodies as JSON strings: the engine then fills
     `Message.json_bodies` the same way (escaping 50 KB per message was most of a send's CPU)."""
     Options: ClassVar[type[Options]] = Options
+    known_at_once: ClassVar[int] = 500
+    """Most unknown deliveries one `known` call is asked about (its log's rate limits)."""
     smtputf8: ClassVar[bool] = False
     """True when the service delivers to addresses with non-ASCII local parts (RFC 6531)."""
 
@@ -326,19 +330,33 @@ class HTTPProvider(Provider):
             )
         return self.parse_response(batch, response)
 
-    async def lookup(self, what: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
-        """The JSON of a GET from the service's log (`what` names it in errors). ProviderError
-        when it does not answer 200 with JSON: `known` must not guess, or a message is sent twice."""
+    async def lookup(
+        self,
+        what: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
+        why: Mapping[int, str] | None = None,
+    ) -> Any:
+        """The JSON of a GET from the service's log, or of a POST of `json` for services that
+        take their searches in the body (`what` names it in errors; `why` adds what an error
+        status means there). ProviderError when it does not answer 200 with JSON: `known` must
+        not guess, or a message is sent twice."""
         try:
-            response = await self.client.get(url, params=params)
+            response = await self.client.request(
+                "GET" if json is None else "POST", url, params=params, json=json
+            )
         except httpx.TransportError as exc:
             raise ProviderError(
                 f"{self.name}'s {what} did not answer ({type(exc).__name__}); nothing was resent"
             ) from None
         if response.status_code != 200:
+            meaning = (why or {}).get(response.status_code)
             raise ProviderError(
                 f"{self.name}'s {what} answered {response.status_code}: "
-                f"{self.error_message(response)}; nothing was resent"
+                f"{self.error_message(response)}{f' ({meaning})' if meaning else ''}; "
+                "nothing was resent"
             )
         try:
             return response.json()

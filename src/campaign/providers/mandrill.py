@@ -13,11 +13,19 @@ A status is read with its reason (Mailchimp Transactional API 1.3, messages/send
 problem, not the recipient's: the message stays pending and the send stops. `queued`
 for a suspended or exhausted account is not sent: Mandrill holds it, so it is unknown
 (neither sent nor sent again) and the send stops, in Mandrill's words.
+
+Which unknown deliveries Mandrill took (`known`) is asked of its message search
+(messages/search.json: Lucene terms, by default over every indexed field, custom metadata
+included), our send ids joined by OR, many a search: it "may be called up to 20 times per
+minute". Metadata is searchable only once the account indexes its field (Settings > Custom
+Metadata; metadata/list.json says which are `active`): without `send_id` indexed the search
+finds nothing, so nothing is resent on its word. Messages stay searchable for 30 days.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -39,6 +47,18 @@ HELD_QUEUED = {
 }
 """queued_reason values under which Mandrill holds the message rather than sending it."""
 RETRYABLE_ERRORS = {"GeneralError", "ServiceUnavailable"}
+SEARCH_FIELD = "send_id"
+"""The metadata field our send id rides in, which the account must index to search by it."""
+SEARCH_IDS = 100
+"""Send ids one search asks for (OR): its results stay far below the limit of 1,000."""
+SEARCH_LIMIT = 1000
+"""Most results one search gives (its `limit` maximum); a full page may hide more."""
+SEARCHES = 19
+"""Searches one `known` call makes at most: 20 calls a minute, one of them metadata/list."""
+SEARCHABLE = timedelta(days=30)
+"""How long Mandrill keeps a delivered message searchable."""
+NOT_TAKEN = {"rejected", "canceled"}
+"""Search states of messages Mandrill did not send: sent again, they get a definite answer."""
 
 
 class Options(base.HTTPOptions):
@@ -144,3 +164,64 @@ class MandrillProvider(base.HTTPProvider):
                     )
                 )
         return results
+
+    async def known(self, unknown: Sequence[base.Unknown]) -> set[str]:
+        """The message search by our send ids, a hundred a search, over the days the requests
+        were made in (a day more each way: the search takes dates, and clocks differ)."""
+        if not unknown:
+            return set()
+        oldest = min(u.since for u in unknown)
+        if oldest < datetime.now(UTC) - SEARCHABLE:
+            raise ProviderError(
+                f"mandrill keeps messages searchable for {SEARCHABLE.days} days, and unknown "
+                f"deliveries date from {oldest:%Y-%m-%d}; nothing was resent"
+            )
+        send_ids = [u.send_id for u in unknown]
+        chunks = [send_ids[i : i + SEARCH_IDS] for i in range(0, len(send_ids), SEARCH_IDS)]
+        if len(chunks) > SEARCHES:
+            raise ProviderError(
+                f"mandrill's message search takes 20 calls a minute: {len(send_ids)} unknown "
+                f"deliveries are more than {SEARCHES * SEARCH_IDS} it can be asked about at once; "
+                "nothing was resent"
+            )
+        await self._searchable()
+        window = {
+            "date_from": (oldest - timedelta(days=1)).date().isoformat(),
+            "date_to": (max(u.until for u in unknown) + timedelta(days=1)).date().isoformat(),
+        }
+        found: set[str] = set()
+        for chunk in chunks:
+            query = " OR ".join(f'"{send_id}"' for send_id in chunk)
+            body = {"key": self._key, "query": query, "limit": SEARCH_LIMIT, **window}
+            results = await self.lookup("message search", "/messages/search.json", json=body)
+            if not isinstance(results, list) or len(results) >= SEARCH_LIMIT:
+                raise ProviderError(
+                    f"mandrill's message search answered {str(results)[:200]}, which cannot "
+                    "tell; nothing was resent"
+                )
+            wanted = set(chunk)
+            for item in results:
+                metadata = item.get("metadata") if isinstance(item, dict) else None
+                send_id = metadata.get(SEARCH_FIELD) if isinstance(metadata, dict) else None
+                if send_id in wanted and item.get("state") not in NOT_TAKEN:
+                    found.add(send_id)
+        return found
+
+    async def _searchable(self) -> None:
+        """Raise unless the account indexes `send_id`: else the search cannot find our messages,
+        and every unknown delivery would be sent again."""
+        fields = await self.lookup(
+            "metadata fields", "/metadata/list.json", json={"key": self._key}
+        )
+        states = (
+            {str(f.get("name")): f.get("state") for f in fields if isinstance(f, dict)}
+            if isinstance(fields, list)
+            else {}
+        )
+        if states.get(SEARCH_FIELD) != "active":
+            now = f" (it is {states[SEARCH_FIELD]!r})" if SEARCH_FIELD in states else ""
+            raise ProviderError(
+                f"mandrill's message search cannot find our messages: the account does not "
+                f"index the metadata field {SEARCH_FIELD!r}{now}; add it under Settings > Custom "
+                "Metadata and run again once it is active; nothing was resent"
+            )

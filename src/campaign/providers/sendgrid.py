@@ -11,6 +11,13 @@ a personalization without substitutions, so SendGrid carries it as it is
 (providers.substituting); a batch whose values pass SendGrid's 10,000 bytes of
 substitutions goes one by one. A recipient name with a comma or semicolon,
 which SendGrid's documented limits forbid, is left out (the address alone).
+
+Which unknown deliveries SendGrid took (`known`) is asked of its Email Activity API (GET
+/v3/messages), a paid add-on: our send ids as `unique_args['send_id']="..."` terms joined by
+OR, 50 a query. Its list names each message's recipient (`to_email`) but not its custom
+args, so a delivery is known when a message carrying one of the asked ids went to its
+address. The API takes 6 requests a minute: `known` is given at most 300 deliveries, and a
+429 (a second call within the minute) stops it, those already settled staying settled.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from campaign.errors import ProviderError
 from campaign.message import Message
 from campaign.providers import base
 from campaign.providers.batching import (
+    Unsendable,
     address_object,
     fit_name,
     sender_object,
@@ -43,6 +51,17 @@ NAME_FORBIDS = ",;"
 """Characters SendGrid's documented limits forbid in to.name."""
 NAME_LIMIT = 998
 """A header line's length (RFC 5322): longer names are cut with an ellipsis."""
+ACTIVITY_IDS = 50
+"""Send ids one Email Activity query asks for (OR): its URL stays under 4 KB."""
+ACTIVITY_LIMIT = 1000
+"""Most messages one query lists (its `limit` maximum); a full list may hide more."""
+ACTIVITY_QUERIES = 6
+"""Queries a minute: "The current limit is 6 requests per minute" (Email Activity API)."""
+ACTIVITY_REFUSED = (
+    "the Email Activity API needs SendGrid's paid Email Activity history add-on and a key "
+    "with Email Activity access: without it sendgrid cannot tell which unknown deliveries "
+    "it took"
+)
 
 
 class SendGridProvider(SubstitutingProvider):
@@ -50,6 +69,7 @@ class SendGridProvider(SubstitutingProvider):
     max_batch = 1000
     default_base_url = "https://api.sendgrid.com"
     """EU regional subusers set `base_url = "https://api.eu.sendgrid.com"`."""
+    known_at_once = ACTIVITY_QUERIES * ACTIVITY_IDS
     markers = ("{%", "%}")
     syntax = re.compile(r"\{%[^%}]*%\}|\{%|%\}")
 
@@ -134,3 +154,34 @@ class SendGridProvider(SubstitutingProvider):
             )
         message_id = response.headers.get("X-Message-Id")
         return [base.Result(m.send_id, base.Status.ACCEPTED, provider_id=message_id) for m in batch]
+
+    async def known(self, unknown: Sequence[base.Unknown]) -> set[str]:
+        """The Email Activity API's messages carrying the send ids, 50 a query, matched to the
+        deliveries by recipient address."""
+        found: set[str] = set()
+        why = {
+            403: ACTIVITY_REFUSED,
+            404: ACTIVITY_REFUSED,
+            429: "it takes 6 requests a minute: run again in a minute",
+        }
+        for start in range(0, len(unknown), ACTIVITY_IDS):
+            chunk = unknown[start : start + ACTIVITY_IDS]
+            query = " OR ".join(f"unique_args['send_id']=\"{u.send_id}\"" for u in chunk)
+            params = {"query": query, "limit": ACTIVITY_LIMIT}
+            page = await self.lookup("Email Activity API", "/v3/messages", params, why=why)
+            messages = page.get("messages") if isinstance(page, dict) else None
+            if not isinstance(messages, list) or len(messages) >= ACTIVITY_LIMIT:
+                raise ProviderError(
+                    f"sendgrid's Email Activity API answered {str(page)[:200]}, which cannot "
+                    "tell; nothing was resent"
+                )
+            sent_to = {str(m.get("to_email", "")).lower() for m in messages if isinstance(m, dict)}
+            found.update(u.send_id for u in chunk if self._sent_to(u.email) in sent_to)
+        return found
+
+    def _sent_to(self, email: str) -> str:
+        """The address as SendGrid lists it: as we sent it (domain in IDNA), any case."""
+        try:
+            return self.address(email).lower()
+        except Unsendable:
+            return ""  # never sent through SendGrid: it cannot have taken it

@@ -35,8 +35,6 @@ FAILURE_KINDS = ("rejected", "temporary")
 _kind = case((deliveries.c.retry_at.is_not(None), "temporary"), else_="rejected")
 """A failed row's kind: a failure still retryable keeps the time it could be retried."""
 
-_CHUNK = 500
-
 
 def parse_kinds(text: str) -> tuple[str, ...]:
     """`rejected,temporary` -> the kinds; `all` or empty: every kind. UserError for others."""
@@ -173,7 +171,7 @@ async def resolve_unknown(engine: Engine, campaign: str, provider: Provider) -> 
         unknown = [
             Unknown(*row)
             for row in connection.execute(
-                select(deliveries.c.send_id, deliveries.c.claimed_at, until)
+                select(deliveries.c.send_id, deliveries.c.claimed_at, until, deliveries.c.email)
                 .select_from(
                     deliveries.outerjoin(
                         send_leases, send_leases.c.worker_id == deliveries.c.claimed_by
@@ -184,8 +182,8 @@ async def resolve_unknown(engine: Engine, campaign: str, provider: Provider) -> 
             )
         ]
     settled = 0
-    for start in range(0, len(unknown), _CHUNK):
-        part = unknown[start : start + _CHUNK]
+    for start in range(0, len(unknown), provider.known_at_once):
+        part = unknown[start : start + provider.known_at_once]
         known = await provider.known(part)
         settled += _settle(engine, [u.send_id for u in part if u.send_id in known], provider)
     return settled
