@@ -88,10 +88,18 @@ class ResendProvider(base.HTTPProvider):
         await self._pace()
         return await super().send(batch)
 
-    async def lookup(self, what: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def lookup(
+        self,
+        what: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        json: Mapping[str, Any] | None = None,
+        why: Mapping[int, str] | None = None,
+    ) -> Any:
         """Reads share the rate limit with sends."""
         await self._pace()
-        return await super().lookup(what, url, params)
+        return await super().lookup(what, url, params, json=json, why=why)
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
         emails = []
