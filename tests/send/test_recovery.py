@@ -1,14 +1,15 @@
 """After a send: failed rows sent again by kind, exactly once; unknowns settled by a webhook or
 by the service's own log before anything is resent (the local Postmark's message search, the
-local Mailgun's Events API, the local Resend's list of emails, the local Mandrill's message search, the
-local SendGrid's Email Activity API)."""
+local Mailgun's Events API, the local Resend's list of emails, the local Mandrill's message
+search, the local SendGrid's Email Activity API)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,13 +39,6 @@ def postmark() -> Iterator[tuple[PostmarkServer, str]]:
     server = PostmarkServer()
     with serve(server.app) as url:
         yield server, url
-
-
-@pytest.fixture
-def mailgun_service() -> Iterator[tuple[Service, str]]:
-    service = mailgun.mailgun()
-    with serve(service) as url:
-        yield service, url
 
 
 def _toml(url: str, provider: str = "") -> str:
@@ -151,25 +145,118 @@ def test_resend_unknown_asks_postmark_first(
     assert found is not None and found.resolved == {"postmark's log": 6}
 
 
-def _mailgun_config(db_url: str, tmp_path: Path, url: str) -> Config:
-    return make_config(
-        tmp_path / "ws",
-        db_url,
-        provider="mailgun",
-        toml=_toml(url, f'domain = "{mailgun.DOMAIN}"\n'),
-        MAILGUN_API_KEY=mailgun.KEY,
+@dataclass(frozen=True)
+class Log:
+    """A local service whose own log `known` reads, and how a test cuts a send to it off."""
+
+    provider: str
+    service: Callable[[], Service]
+    env: dict[str, str]
+    lines: str = ""
+    """Its `[provider]` lines besides base_url."""
+    api: str = ""
+    """The path of its API under the local server's URL."""
+    people: int = 20
+    drops: int = 1
+    """Requests whose reply is cut off: half the people's messages."""
+    stored: tuple[str, str] = ("", "")
+    """The `state` list the service's log reads besides `delivered`, and where each of its
+    records carries our send id."""
+
+    def config(self, db_url: str, tmp_path: Path, url: str) -> Config:
+        return make_config(
+            tmp_path / "ws",
+            db_url,
+            provider=self.provider,
+            toml=_toml(url + self.api, self.lines),
+            **self.env,
+        )
+
+    def cut_off(self, db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
+        """`people` subscribers sent in requests of 10 at most; the service took them all, but
+        the replies to the first `drops` requests were cut off midway: half are unknown."""
+        populate(db_url, tmp_path, self.people)
+        config = self.config(db_url, tmp_path, url)
+        service.then(*[DROP] * self.drops)
+        summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
+        assert summary.unknown == summary.sent == self.people // 2
+        return config
+
+    def forget(self, service: Service, send_ids: set[str]) -> None:
+        """As if the requests of `send_ids` had never reached the service."""
+        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in send_ids]
+        key, where = self.stored
+        if key:
+            service.state[key] = [
+                m for m in service.state[key] if m[where]["send_id"] not in send_ids
+            ]
+
+
+LOGS = {
+    log.provider: log
+    for log in (
+        Log(
+            "mailgun",
+            mailgun.mailgun,
+            {"MAILGUN_API_KEY": mailgun.KEY},
+            lines=f'domain = "{mailgun.DOMAIN}"\n',
+        ),
+        Log(
+            "resend",
+            lambda: resend.resend(requests_per_second=None),
+            {"RESEND_API_KEY": resend.KEY},
+            lines="requests_per_second = 1000\n",
+        ),
+        Log(
+            "mandrill",
+            mandrill.mandrill,
+            {"MANDRILL_API_KEY": mandrill.KEY},
+            api="/api/1.0",
+            people=10,
+            drops=5,  # one message a request
+            stored=("messages", "metadata"),
+        ),
+        Log(
+            "sendgrid",
+            sendgrid.sendgrid,
+            {"SENDGRID_API_KEY": sendgrid.KEY},
+            stored=("messages", "unique_args"),
+        ),
     )
+}
+READS = {"mailgun": 2, "resend": 17, "mandrill": 2, "sendgrid": 1}
+"""Requests each lookup below makes of the service's log: Mailgun one page of events and the
+empty one after it; Resend one page of its list, then each of the 16 emails it took; Mandrill
+its metadata fields, then one search; SendGrid one Email Activity query."""
 
 
-def _mailgun_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
-    """20 subscribers sent in two batches through the local Mailgun; it took the first, but
-    the reply was cut off midway: 10 sent, 10 unknown."""
-    populate(db_url, tmp_path, 20)
-    config = _mailgun_config(db_url, tmp_path, url)
-    service.then(DROP)
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.unknown == 10 and summary.sent == 10
-    return config
+@pytest.mark.parametrize("name", LOGS)
+def test_resend_unknown_asks_the_services_log_first(db_url: str, tmp_path: Path, name: str) -> None:
+    """Of the unknown deliveries the service took all but two in five: its log says which,
+    only the others are sent again, and every address gets its message once."""
+    log = LOGS[name]
+    service = log.service()
+    with serve(service) as url:
+        config = log.cut_off(db_url, tmp_path, url, service)
+        engine = connect(db_url)
+        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
+        lost = set(unknown[: len(unknown) * 2 // 5])
+        log.forget(service, lost)
+        if name == "mailgun":
+            _an_hour_ago(db_url, service)  # past the lag of its event log
+        service.received.clear()
+        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
+        taken = len(unknown) - len(lost)
+        assert said == [f"{taken} unknown deliveries are in {name}'s log: sent, not resent"]
+        assert len(service.received) == READS[name]
+        summary = asyncio.run(
+            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
+        )
+    assert summary.ok and summary.sent == log.people
+    copies = Counter(c.to for c in service.delivered)
+    assert len(copies) == log.people and set(copies.values()) == {1}
+    found = recovery.recovery(engine, "c1")
+    assert found is not None and found.resolved == {f"{name}'s log": taken}
 
 
 def _an_hour_ago(db_url: str, service: Service) -> None:
@@ -189,56 +276,27 @@ def _an_hour_ago(db_url: str, service: Service) -> None:
         copy.timestamp -= hour.total_seconds()
 
 
-def _event_reads(service: Service) -> int:
-    return sum(r.method == "GET" and "/events" in r.path for r in service.received)
-
-
-def test_resend_unknown_asks_mailguns_event_log_first(
-    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
+@pytest.mark.parametrize("name", LOGS)
+def test_a_log_that_answers_an_error_resends_nothing_and_says_why(
+    db_url: str, tmp_path: Path, name: str
 ) -> None:
-    """Of 10 unknown deliveries Mailgun took 6: only the other 4 are sent again; one time
-    window holds them all, read in one page and the empty one after it."""
-    service, url = mailgun_service
-    config = _mailgun_cut_off(db_url, tmp_path, url, service)
-    engine = connect(db_url)
-    unknown = [send_id for send_id, status in _by_send_id(db_url).items() if status == "unknown"]
-    lost = set(unknown[:4])  # as if these had never reached Mailgun
-    service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
-    _an_hour_ago(db_url, service)
-    said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
-    assert said == ["6 unknown deliveries are in mailgun's log: sent, not resent"]
-    assert _event_reads(service) == 2
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
-    assert summary.ok and summary.sent == 20
-    copies = Counter(c.to for c in service.delivered)
-    assert len(copies) == 20 and set(copies.values()) == {1}
-    found = recovery.recovery(engine, "c1")
-    assert found is not None and found.resolved == {"mailgun's log": 6}
+    log = LOGS[name]
+    service = log.service()
+    with serve(service) as url:
+        config = log.cut_off(db_url, tmp_path, url, service)
+        service.then(JSONResponse({"message": "Internal error"}, 500))
+        with pytest.raises(ProviderError, match=f"{name}'s .* answered 500.*nothing was resent"):
+            recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
+    half = log.people // 2
+    assert Counter(_by_send_id(db_url).values()) == {"sent": half, "unknown": half}
+    assert len(service.delivered) == log.people  # those taken, and those the cut-off replies hid
 
 
-def test_an_event_log_error_resends_nothing_and_says_why(
-    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
-) -> None:
-    service, url = mailgun_service
-    config = _mailgun_cut_off(db_url, tmp_path, url, service)
-    engine = connect(db_url)
-    service.then(JSONResponse({"message": "Internal error"}, 500))
-    with pytest.raises(
-        ProviderError, match="event log answered 500: Internal error; nothing was resent"
-    ):
-        recovery.before_send(config, engine, "c1", (), resend_unknown=True)
-    assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
-    assert len(service.delivered) == 20  # the 10 taken, and the 10 the cut-off reply hid
-
-
-def test_a_dead_senders_window_ends_when_its_lease_ran_out(
-    db_url: str, mailgun_service: tuple[Service, str], tmp_path: Path
-) -> None:
+def test_a_dead_senders_window_ends_when_its_lease_ran_out(db_url: str, tmp_path: Path) -> None:
     """A sender died an hour ago mid-request; this run calls its claims unknown. Mailgun's log
     is read from the claim to when the sender's lease ran out, not to now."""
-    service, url = mailgun_service
+    service = mailgun.mailgun()
     populate(db_url, tmp_path, 3)
-    config = _mailgun_config(db_url, tmp_path, url)
     engine = connect(db_url)
     send = ledger.open_send(engine, compiled(), "news", [])
     ledger.enqueue(engine, send, Store(engine).recipient_query("news"))
@@ -247,7 +305,9 @@ def test_a_dead_senders_window_ends_when_its_lease_ran_out(
     with engine.begin() as c:
         c.execute(update(deliveries).values(claimed_at=claimed_at))
         c.execute(update(send_leases).values(lease_until=lease_until))
-    assert recovery.before_send(config, engine, "c1", (), resend_unknown=True) == []
+    with serve(service) as url:
+        config = LOGS["mailgun"].config(db_url, tmp_path, url)
+        assert recovery.before_send(config, engine, "c1", (), resend_unknown=True) == []
     (read,) = [dict(r.query) for r in service.received if r.method == "GET"]
     assert (read["begin"], read["end"]) == (
         str(math.floor((claimed_at - CLOCK_MARGIN).timestamp())),
@@ -255,99 +315,17 @@ def test_a_dead_senders_window_ends_when_its_lease_ran_out(
     )
 
 
-def _mandrill_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
-    """10 subscribers through the local Mandrill, one message a request: it took the first
-    five, but each reply was cut off midway: 5 sent, 5 unknown."""
-    populate(db_url, tmp_path, 10)
-    config = make_config(
-        tmp_path / "ws",
-        db_url,
-        provider="mandrill",
-        toml=_toml(f"{url}/api/1.0"),
-        MANDRILL_API_KEY=mandrill.KEY,
-    )
-    service.then(*[DROP] * 5)
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.unknown == 5 and summary.sent == 5
-    return config
-
-
-def test_resend_unknown_asks_mandrills_message_search_first(db_url: str, tmp_path: Path) -> None:
-    """Of 5 unknown deliveries Mandrill took 3: one search finds them, only the other 2 are sent
-    again, and every address gets its message once."""
-    service = mandrill.mandrill()
-    with serve(service) as url:
-        config = _mandrill_cut_off(db_url, tmp_path, url, service)
-        engine = connect(db_url)
-        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
-        lost = set(unknown[:2])  # as if these requests had never reached Mandrill
-        service.state["messages"] = [
-            m for m in service.state["messages"] if m["metadata"]["send_id"] not in lost
-        ]
-        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
-        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
-        assert said == ["3 unknown deliveries are in mandrill's log: sent, not resent"]
-        assert sum(r.path.endswith("/messages/search.json") for r in service.received) == 1
-        summary = asyncio.run(
-            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
-        )
-    assert summary.ok and summary.sent == 10
-    copies = Counter(c.to for c in service.delivered)
-    assert len(copies) == 10 and set(copies.values()) == {1}
-    found = recovery.recovery(engine, "c1")
-    assert found is not None and found.resolved == {"mandrill's log": 3}
-
-
 def test_a_mandrill_account_without_send_id_indexed_resends_nothing(
     db_url: str, tmp_path: Path
 ) -> None:
     service = mandrill.mandrill()
     with serve(service) as url:
-        config = _mandrill_cut_off(db_url, tmp_path, url, service)
+        config = LOGS["mandrill"].cut_off(db_url, tmp_path, url, service)
         service.state["indexed"] = {}
         with pytest.raises(ProviderError, match="Custom Metadata.*nothing was resent"):
             recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
     assert Counter(_by_send_id(db_url).values()) == {"sent": 5, "unknown": 5}
     assert len(service.delivered) == 10
-
-
-def _sendgrid_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
-    """20 subscribers through the local SendGrid in two batches: it took the first, but the
-    reply was cut off midway: 10 sent, 10 unknown."""
-    populate(db_url, tmp_path, 20)
-    config = make_config(
-        tmp_path / "ws", db_url, provider="sendgrid", toml=_toml(url), SENDGRID_API_KEY=sendgrid.KEY
-    )
-    service.then(DROP)
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.unknown == 10 and summary.sent == 10
-    return config
-
-
-def test_resend_unknown_asks_sendgrids_email_activity_first(db_url: str, tmp_path: Path) -> None:
-    """Of 10 unknown deliveries SendGrid took 6: one Email Activity query finds them, only the
-    other 4 are sent again, and every address gets its message once."""
-    service = sendgrid.sendgrid()
-    with serve(service) as url:
-        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
-        engine = connect(db_url)
-        unknown = [s for s, status in _by_send_id(db_url).items() if status == "unknown"]
-        lost = set(unknown[:4])  # as if SendGrid had never taken these
-        service.state["messages"] = [
-            m for m in service.state["messages"] if m["unique_args"]["send_id"] not in lost
-        ]
-        service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
-        said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
-        assert said == ["6 unknown deliveries are in sendgrid's log: sent, not resent"]
-        assert sum(r.method == "GET" for r in service.received) == 1
-        summary = asyncio.run(
-            send_campaign(config, compiled(), list_name="news", resend_unknown=True)
-        )
-    assert summary.ok and summary.sent == 20
-    copies = Counter(c.to for c in service.delivered)
-    assert len(copies) == 20 and set(copies.values()) == {1}
-    found = recovery.recovery(engine, "c1")
-    assert found is not None and found.resolved == {"sendgrid's log": 6}
 
 
 def test_the_service_is_asked_about_as_many_unknowns_at_once_as_it_takes(
@@ -357,7 +335,7 @@ def test_the_service_is_asked_about_as_many_unknowns_at_once_as_it_takes(
     most a minute's worth (`known_at_once`, here 3 to keep the test small), all are asked."""
     service = sendgrid.sendgrid()
     with serve(service) as url:
-        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
+        config = LOGS["sendgrid"].cut_off(db_url, tmp_path, url, service)
 
         async def ask() -> int:
             async with create(config) as provider:
@@ -374,71 +352,9 @@ def test_sendgrid_without_the_email_activity_add_on_resends_nothing(
 ) -> None:
     service = sendgrid.sendgrid(activity=False)
     with serve(service) as url:
-        config = _sendgrid_cut_off(db_url, tmp_path, url, service)
+        config = LOGS["sendgrid"].cut_off(db_url, tmp_path, url, service)
         with pytest.raises(ProviderError, match="add-on.*cannot tell.*nothing was resent"):
             recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
-    assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
-    assert len(service.delivered) == 20
-
-
-def _by_send_id(db_url: str) -> dict[str, str]:
-    with connect(db_url).connect() as c:
-        return dict(c.execute(select(deliveries.c.send_id, deliveries.c.status)).all())
-
-
-@pytest.fixture
-def resend_service() -> Iterator[tuple[Service, str]]:
-    service = resend.resend(requests_per_second=None)
-    with serve(service) as url:
-        yield service, url
-
-
-def _resend_cut_off(db_url: str, tmp_path: Path, url: str, service: Service) -> Config:
-    """20 subscribers sent in two batches through the local Resend; it took both, but the
-    first reply was cut off midway: 10 sent, 10 unknown."""
-    populate(db_url, tmp_path, 20)
-    config = make_config(
-        tmp_path / "ws",
-        db_url,
-        provider="resend",
-        toml=_toml(url, "requests_per_second = 1000\n"),
-        RESEND_API_KEY=resend.KEY,
-    )
-    service.then(DROP)
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news"))
-    assert summary.unknown == 10 and summary.sent == 10
-    return config
-
-
-def test_resend_unknown_asks_resends_email_list_first(
-    db_url: str, resend_service: tuple[Service, str], tmp_path: Path
-) -> None:
-    """Of 10 unknown deliveries Resend took 6: only the other 4 are sent again, in a batch of
-    their own (a new Idempotency-Key, which Resend could not have matched)."""
-    service, url = resend_service
-    config = _resend_cut_off(db_url, tmp_path, url, service)
-    engine = connect(db_url)
-    unknown = [send_id for send_id, status in _by_send_id(db_url).items() if status == "unknown"]
-    lost = set(unknown[:4])  # as if these had never reached Resend
-    service.delivered = [c for c in service.delivered if c.metadata["send_id"] not in lost]
-    said = recovery.before_send(config, engine, "c1", (), resend_unknown=True)
-    assert said == ["6 unknown deliveries are in resend's log: sent, not resent"]
-    summary = asyncio.run(send_campaign(config, compiled(), list_name="news", resend_unknown=True))
-    assert summary.ok and summary.sent == 20
-    copies = Counter(c.to for c in service.delivered)
-    assert len(copies) == 20 and set(copies.values()) == {1}
-    found = recovery.recovery(engine, "c1")
-    assert found is not None and found.resolved == {"resend's log": 6}
-
-
-def test_a_resend_email_list_error_resends_nothing_and_says_why(
-    db_url: str, resend_service: tuple[Service, str], tmp_path: Path
-) -> None:
-    service, url = resend_service
-    config = _resend_cut_off(db_url, tmp_path, url, service)
-    service.then(JSONResponse({"name": "application_error", "message": "Boom"}, 500))
-    with pytest.raises(ProviderError, match="email list answered 500: Boom; nothing was resent"):
-        recovery.before_send(config, connect(db_url), "c1", (), resend_unknown=True)
     assert Counter(_by_send_id(db_url).values()) == {"sent": 10, "unknown": 10}
     assert len(service.delivered) == 20
 
