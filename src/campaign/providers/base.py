@@ -295,7 +295,12 @@ class HTTPProvider(Provider):
     ) -> list[Result]:
         return [Result(m.send_id, status, reason=reason, retry_after=retry_after) for m in batch]
 
+    async def pace(self) -> None:
+        """Wait for this provider's turn to start a request (a send or a read of its log):
+        at once here; a service that limits its requests per second overrides it."""
+
     async def send(self, batch: Sequence[Message]) -> list[Result]:
+        await self.pace()
         request = self.build_request(batch)
         try:
             response = await self.client.send(request)
@@ -343,6 +348,7 @@ class HTTPProvider(Provider):
         take their searches in the body (`what` names it in errors; `why` adds what an error
         status means there). ProviderError when it does not answer 200 with JSON: `known` must
         not guess, or a message is sent twice."""
+        await self.pace()
         try:
             response = await self.client.request(
                 "GET" if json is None else "POST", url, params=params, json=json

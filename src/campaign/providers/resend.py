@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -76,30 +76,14 @@ class ResendProvider(base.HTTPProvider):
         self._next_start = 0.0
         self._pace_lock = asyncio.Lock()
 
-    async def _pace(self) -> None:
-        """Start requests at most `requests_per_second`, however many batches are in flight."""
+    async def pace(self) -> None:
+        """Start requests, sends and reads of the email list alike, at most
+        `requests_per_second`, however many are in flight."""
         async with self._pace_lock:
             now = time.monotonic()
             if self._next_start > now:
                 await asyncio.sleep(self._next_start - now)
             self._next_start = max(now, self._next_start) + self._interval
-
-    async def send(self, batch: Sequence[Message]) -> list[base.Result]:
-        await self._pace()
-        return await super().send(batch)
-
-    async def lookup(
-        self,
-        what: str,
-        url: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        json: Mapping[str, Any] | None = None,
-        why: Mapping[int, str] | None = None,
-    ) -> Any:
-        """Reads share the rate limit with sends."""
-        await self._pace()
-        return await super().lookup(what, url, params, json=json, why=why)
 
     def build_request(self, batch: Sequence[Message]) -> httpx.Request:
         emails = []
